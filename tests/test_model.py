@@ -1,0 +1,307 @@
+"""Tests of bert.config, bert.layers and bert.models."""
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bert
+from bert import layers as bert_layers
+
+TINY = dict(vocab_size=97, hidden_size=32, num_hidden_layers=2,
+            num_attention_heads=4, intermediate_size=48,
+            max_position_embeddings=24, type_vocab_size=2)
+
+
+def _inputs(batch=3, seq=16, vocab=97, positions=4, seed=0):
+    """Random ids; rows after the first are padded (input_mask 0)."""
+    rng = np.random.default_rng(seed)
+    lengths = [seq] + list(rng.integers(seq // 2, seq, size=batch - 1))
+    mask = (np.arange(seq)[None, :] < np.array(lengths)[:, None])
+    return {
+        "input_ids": (rng.integers(1, vocab, (batch, seq)) * mask).astype(
+            np.int32),
+        "input_mask": mask.astype(np.int32),
+        "segment_ids": (np.arange(seq)[None, :] >= seq // 3).astype(
+            np.int32).repeat(batch, 0) * mask.astype(np.int32),
+        "masked_lm_positions": np.sort(
+            rng.integers(0, seq // 2, (batch, positions)), axis=1).astype(
+                np.int32),
+    }
+
+
+def _encoder_inputs(inputs):
+    return {k: inputs[k] for k in ("input_ids", "input_mask", "segment_ids")}
+
+
+def _expected_params(config, pooler=True):
+    """Closed-form parameter count of the BERT encoder."""
+    h, i = config.hidden_size, config.intermediate_size
+    embeddings = ((config.vocab_size + config.max_position_embeddings +
+                   config.type_vocab_size) * h + 2 * h)
+    layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * 2 * h
+    return (embeddings + config.num_hidden_layers * layer +
+            (h * h + h if pooler else 0))
+
+
+# ------------------------------------------------------------------ config
+def test_presets_match_the_published_sizes():
+    sizes = {name: (c.num_hidden_layers, c.hidden_size,
+                    c.num_attention_heads, c.intermediate_size)
+             for name in ("tiny", "mini", "small", "medium", "base", "large")
+             for c in [bert.BertConfig.preset(name)]}
+    assert sizes == {"tiny": (2, 128, 2, 512), "mini": (4, 256, 4, 1024),
+                     "small": (4, 512, 8, 2048), "medium": (8, 512, 8, 2048),
+                     "base": (12, 768, 12, 3072),
+                     "large": (24, 1024, 16, 4096)}
+    large = bert.BertConfig.preset("large")
+    assert (large.vocab_size, large.max_position_embeddings,
+            large.type_vocab_size) == (30522, 512, 2)
+
+
+def test_config_reads_google_and_hugging_face_files(tmp_path, shared_data):
+    google = {"attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
+              "hidden_dropout_prob": 0.1, "hidden_size": 768,
+              "initializer_range": 0.02, "intermediate_size": 3072,
+              "max_position_embeddings": 512, "num_attention_heads": 12,
+              "num_hidden_layers": 12, "type_vocab_size": 2,
+              "vocab_size": 30522}
+    (tmp_path / "bert_config.json").write_text(json.dumps(google))
+    config = bert.BertConfig.from_json_file(tmp_path / "bert_config.json")
+    assert config == bert.BertConfig.preset("base")
+    assert config.layer_norm_eps == 1e-12
+
+    hf_path = shared_data / "reference" / "minilm_config.json"
+    hf = bert.BertConfig.from_json_file(hf_path)
+    raw = json.loads(hf_path.read_text())
+    for field, value in hf.to_dict().items():
+        assert raw[field] == value, field
+
+    config.to_json_file(tmp_path / "out.json")
+    assert bert.BertConfig.from_json_file(tmp_path / "out.json") == config
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"hidden_act": "swishy"}, "hidden_act"),
+    ({"hidden_size": "768"}, "hidden_size"),
+    ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob"),
+    ({"num_attention_heads": 7}, "num_attention_heads"),
+    ({"vocab_size": None}, "vocab_size"),
+])
+def test_bad_config_field_names_file_and_field(tmp_path, change, field):
+    values = bert.BertConfig.preset("base").to_dict()
+    values.update(change)
+    path = tmp_path / "bert_config.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(ValueError) as error:
+        bert.BertConfig.from_json_file(path)
+    assert str(path) in str(error.value)
+    assert f"'{field}'" in str(error.value)
+
+
+def test_missing_config_field_names_file_and_field(tmp_path):
+    values = bert.BertConfig.preset("base").to_dict()
+    del values["num_hidden_layers"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=r"config\.json.*'num_hidden_layers'"):
+        bert.BertConfig.from_json_file(path)
+
+
+# ---------------------------------------------------------------- encoder
+def test_exact_parameter_counts_of_base_and_large():
+    for name, expected in (("base", 109_482_240), ("large", 335_141_888)):
+        config = bert.BertConfig.preset(name)
+        encoder = bert.build_encoder(config)
+        assert encoder.count_params() == expected == _expected_params(config)
+        del encoder
+        keras.backend.clear_session()
+
+
+def test_activations_match_their_formulas():
+    x = np.linspace(-5, 5, 101).astype(np.float32)
+    erf = np.vectorize(math.erf)
+    exact = 0.5 * x * (1 + erf(x / np.sqrt(2)))
+    tanh = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) *
+                                  (x + 0.044715 * x ** 3)))
+    np.testing.assert_allclose(bert_layers.get_activation("gelu")(x), exact,
+                               atol=1e-6)
+    np.testing.assert_allclose(bert_layers.get_activation("gelu_new")(x),
+                               tanh, atol=1e-6)
+    assert np.abs(exact - tanh).max() > 1e-4  # the two really differ
+
+
+def test_outputs_ignore_padded_positions():
+    """Changing ids under input_mask == 0 must not change the valid rows."""
+    encoder = bert.build_encoder(bert.BertConfig(**TINY))
+    inputs = _encoder_inputs(_inputs())
+    changed = dict(inputs)
+    pad = inputs["input_mask"] == 0
+    assert pad.any()
+    changed["input_ids"] = np.where(pad, 7, inputs["input_ids"]).astype(
+        np.int32)
+    a = encoder(inputs)["sequence_output"].numpy()
+    b = encoder(changed)["sequence_output"].numpy()
+    np.testing.assert_allclose(a[~pad], b[~pad], atol=1e-5)
+    assert np.abs(a[pad] - b[pad]).max() > 1e-3
+
+
+def test_dropout_only_when_training():
+    encoder = bert.build_encoder(bert.BertConfig(**TINY))
+    inputs = _encoder_inputs(_inputs())
+    default = encoder(inputs)["sequence_output"].numpy()
+    inference = encoder(inputs, training=False)["sequence_output"].numpy()
+    train_1 = encoder(inputs, training=True)["sequence_output"].numpy()
+    train_2 = encoder(inputs, training=True)["sequence_output"].numpy()
+    np.testing.assert_array_equal(default, inference)
+    assert np.abs(train_1 - inference).max() > 1e-3
+    assert np.abs(train_1 - train_2).max() > 1e-3
+
+
+def test_dropout_layer_rate_and_scale():
+    layer = bert_layers.Dropout(0.1, seed=1)
+    x = tf.ones([400, 500])
+    np.testing.assert_array_equal(layer(x), x)  # inference: identity
+    for run in (lambda v: layer(v, training=True),
+                tf.function(lambda v: layer(v, training=True),
+                            jit_compile=True)):
+        y = run(x).numpy()
+        dropped = (y == 0).mean()
+        assert abs(dropped - 0.1) < 0.005  # 200k draws: 6 sigma is 0.004
+        np.testing.assert_allclose(y[y != 0], 1 / 0.9, rtol=1e-6)
+    assert not np.array_equal(layer(x, training=True),
+                              layer(x, training=True))  # a new mask per call
+
+
+def _encoder_outputs(model, inputs):
+    """(sequence_output, pooled_output) of the model's encoder as numpy."""
+    outputs = model.encoder(_encoder_inputs(inputs))
+    seq = outputs["sequence_output"].numpy()
+    pooled = outputs["pooled_output"].numpy()
+    return seq, pooled
+
+
+def _layer_norm(x, gamma, beta, eps):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def test_pretraining_heads_match_numpy():
+    config = bert.BertConfig(**TINY)
+    model = bert.build_pretraining_model(config)
+    inputs = _inputs()
+    out = model(inputs)
+    assert out["mlm_logits"].dtype == tf.float32
+    assert out["nsp_logits"].dtype == tf.float32
+    seq, pooled = _encoder_outputs(model, inputs)
+
+    head = model.mlm_head
+    gathered = np.take_along_axis(
+        seq, inputs["masked_lm_positions"][..., None], axis=1)
+    h = gathered @ head.transform.kernel.numpy() + head.transform.bias.numpy()
+    h = bert_layers.get_activation("gelu")(h).numpy()
+    h = _layer_norm(h, head.layer_norm.gamma.numpy(),
+                    head.layer_norm.beta.numpy(), config.layer_norm_eps)
+    table = bert.get_word_embeddings(model.encoder).embeddings.numpy()
+    mlm = h @ table.T + head.output_bias.numpy()
+    np.testing.assert_allclose(out["mlm_logits"], mlm, atol=1e-4)
+
+    nsp = pooled @ model.nsp_head.kernel.numpy() + model.nsp_head.bias.numpy()
+    np.testing.assert_allclose(out["nsp_logits"], nsp, atol=1e-5)
+
+    # The output matrix is the word-embedding table itself, counted once.
+    ids = [id(v) for v in model.trainable_variables]
+    assert len(ids) == len(set(ids))
+    assert model.count_params() == (
+        _expected_params(config) + (config.hidden_size + 3) *
+        config.hidden_size + config.vocab_size + 2 * config.hidden_size + 2)
+
+
+def test_squad_head_matches_numpy():
+    model = bert.build_squad_model(bert.BertConfig(**TINY))
+    inputs = _encoder_inputs(_inputs())
+    out = model(inputs)
+    seq, _ = _encoder_outputs(model, inputs)
+    logits = seq @ model.span_head.kernel.numpy() + model.span_head.bias.numpy()
+    assert out["start_logits"].dtype == tf.float32
+    np.testing.assert_allclose(out["start_logits"], logits[..., 0], atol=1e-5)
+    np.testing.assert_allclose(out["end_logits"], logits[..., 1], atol=1e-5)
+
+
+def _mlm_nsp_loss(model, inputs, training):
+    out = model(inputs, training=training)
+    mlm_ids = tf.gather(inputs["input_ids"], inputs["masked_lm_positions"],
+                        batch_dims=1)
+    mlm = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        mlm_ids, out["mlm_logits"]))
+    nsp = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        tf.zeros([tf.shape(mlm_ids)[0]], tf.int32), out["nsp_logits"]))
+    return mlm + nsp
+
+
+def test_forward_and_backward_compile_with_xla():
+    model = bert.build_pretraining_model(bert.BertConfig.preset(
+        "tiny", vocab_size=97, max_position_embeddings=32))
+    inputs = {k: tf.constant(v) for k, v in _inputs().items()}
+
+    @tf.function(jit_compile=True)
+    def step(inputs, training):
+        with tf.GradientTape() as tape:
+            loss = _mlm_nsp_loss(model, inputs, training)
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    loss_xla, grads = step(inputs, training=False)
+    loss_eager = _mlm_nsp_loss(model, inputs, training=False)
+    np.testing.assert_allclose(loss_xla, loss_eager, rtol=1e-5)
+    assert len(grads) == len(model.trainable_variables)
+    assert all(g is not None and
+               np.isfinite(tf.convert_to_tensor(g).numpy()).all()
+               for g in grads)
+
+    loss_train, grads = step(inputs, training=True)  # dropout under XLA
+    assert np.isfinite(loss_train.numpy())
+    assert abs(float(loss_train) - float(loss_xla)) > 1e-6
+    assert all(np.isfinite(tf.convert_to_tensor(g).numpy()).all()
+               for g in grads)
+
+
+def test_mixed_bfloat16_policy():
+    config = bert.BertConfig(**TINY)
+    inputs = _inputs()
+    reference = bert.build_pretraining_model(config)
+    expected = reference(inputs)
+    expected_seq = reference.encoder(_encoder_inputs(inputs))["sequence_output"]
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = bert.build_pretraining_model(config)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    model.set_weights(reference.get_weights())
+    assert all(v.dtype == "float32" for v in model.weights)
+
+    seq = model.encoder(_encoder_inputs(inputs))["sequence_output"]
+    assert seq.dtype == tf.bfloat16
+    out = model(inputs)
+    for key in ("mlm_logits", "nsp_logits"):
+        assert out[key].dtype == tf.float32
+        assert np.isfinite(out[key].numpy()).all()
+        np.testing.assert_allclose(out[key], expected[key], atol=0.15)
+    np.testing.assert_allclose(tf.cast(seq, tf.float32), expected_seq,
+                               atol=0.15)
+    assert np.abs(tf.cast(seq, tf.float32) - expected_seq).max() > 0
+
+    @tf.function(jit_compile=True)
+    def step(inputs):
+        with tf.GradientTape() as tape:
+            loss = _mlm_nsp_loss(model, inputs, training=True)
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    loss, grads = step({k: tf.constant(v) for k, v in inputs.items()})
+    assert np.isfinite(loss.numpy())
+    assert all(g.dtype == tf.float32 and
+               np.isfinite(tf.convert_to_tensor(g).numpy()).all()
+               for g in grads)

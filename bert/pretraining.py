@@ -34,6 +34,8 @@ class TrainerOptions:
   keep_checkpoint_max: int = 5
   jit_compile: bool = True
   mixed_precision: str = "none"          # "bf16", "fp16" or "none"
+  initial_loss_scale: float = 2.0 ** 15  # fp16 only: dynamic loss scaling starts here
+  loss_scale_growth_interval: int = 2000  # fp16: double the scale after this many finite steps
 
 
 def pretraining_losses(outputs: dict, batch: dict, global_mlm_weight: tf.Tensor,
@@ -112,17 +114,27 @@ class PretrainingTrainer:
         strategy, (tf.distribute.OneDeviceStrategy, tf.distribute.TPUStrategy))
     if not isinstance(strategy, tf.distribute.OneDeviceStrategy) and not hasattr(strategy, "extended"):
       raise ValueError("strategy must be a tf.distribute.Strategy")
+    self.loss_scale = None
+    trackables = {}
     if options.mixed_precision == "fp16":
-      raise NotImplementedError(
-          "--mixed_precision=fp16 needs dynamic loss scaling, which this trainer does not "
-          "implement yet; use bf16 (TPU) or none")
+      # Dynamic loss scaling: the optimizer skips updates whose gradient overflowed, the
+      # trainer halves the scale after such a step and doubles it after a run of good ones.
+      if not getattr(optimizer, "hparams", {}).get("skip_nonfinite"):
+        raise ValueError("fp16 training needs an optimizer created with skip_nonfinite=True")
+      with strategy.scope():
+        sync = dict(synchronization=tf.VariableSynchronization.ON_WRITE,
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA, trainable=False)
+        self.loss_scale = tf.Variable(options.initial_loss_scale, dtype=tf.float32,
+                                      name="loss_scale", **sync)
+        self.good_steps = tf.Variable(0, dtype=tf.int64, name="good_steps", **sync)
+      trackables = {"loss_scale": self.loss_scale, "good_steps": self.good_steps}
 
     if not optimizer.built:
       # Slots must exist before tracing: creating them lazily inside the loop breaks
       # under MirroredStrategy, and restoring a checkpoint needs them too.
       with strategy.scope():
         optimizer.build(model.trainable_variables)
-    self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **trackables)
     ckpt_dir = options.model_dir if self.is_chief else os.path.join(
         options.model_dir, f"worker_tmp_{strategy.cluster_resolver.task_id}")
     self.manager = tf.train.CheckpointManager(
@@ -174,13 +186,29 @@ class PretrainingTrainer:
                                    tf.reduce_sum(batch["masked_lm_weights"]))
     grads, losses = self._grad_fn(batch, global_weight)
     self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    if self.loss_scale is not None:
+      self._update_loss_scale(ctx, losses["local_grad_sq"])
     return losses
+
+  def _update_loss_scale(self, ctx, local_grad_sq):
+    overflow = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(
+        tf.logical_not(tf.math.is_finite(local_grad_sq)), tf.float32))
+    finite = tf.equal(overflow, 0.0)
+    good = tf.where(finite, self.good_steps + 1, 0)
+    grow = good >= self.options.loss_scale_growth_interval
+    scale = tf.where(finite, tf.where(grow, self.loss_scale * 2.0, self.loss_scale),
+                     tf.maximum(self.loss_scale / 2.0, 1.0))
+    self.loss_scale.assign(scale)
+    self.good_steps.assign(tf.where(grow, tf.zeros_like(good), good))
 
   def _compute_grads(self, batch, global_weight):
     with tf.GradientTape() as tape:
       outputs = self.model(model_inputs(batch), training=True)
       losses = pretraining_losses(outputs, batch, global_weight, self.micro_batch_size)
-    grads = tape.gradient(losses["loss"], self.model.trainable_variables)
+      scaled_loss = losses["loss"] if self.loss_scale is None else losses["loss"] * self.loss_scale
+    grads = tape.gradient(scaled_loss, self.model.trainable_variables)
+    if self.loss_scale is not None:
+      grads = [tf.convert_to_tensor(g) / self.loss_scale for g in grads]
     losses["local_grad_sq"] = tf.square(_global_norm(grads))
     return grads, losses
 
@@ -274,6 +302,8 @@ class PretrainingTrainer:
         "steps_per_second": num_steps / loop_time,
         "step_time": loop_time / num_steps,
     }
+    if self.loss_scale is not None:
+      metrics["loss_scale"] = float(self.loss_scale.numpy())
     done = step - start_step
     remaining = self.options.num_train_steps - step
     eta = (time.time() - start_time) / max(done, 1) * remaining

@@ -116,6 +116,8 @@ def run_phase(experiment: str, phase: int, model_dir: str, input_file: str = Non
     name = optimizer_args.pop("name")
     if phase.gradient_accumulation_steps > 1:
       optimizer_args["gradient_accumulation_steps"] = phase.gradient_accumulation_steps
+    if mixed_precision == "fp16":
+      optimizer_args["skip_nonfinite"] = True  # dynamic loss scaling skips overflowed steps
     optimizer = optimization.create_optimizer(name, schedule, **optimizer_args)
 
   micro_batch = phase.train_batch_size // phase.gradient_accumulation_steps

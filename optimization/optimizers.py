@@ -11,6 +11,8 @@ a loss already scaled to the global batch) does, in this order:
      `tf.where`, so it works under XLA and inside merge_call;
   3. clip the final gradient by its GLOBAL norm (clipnorm), i.e. the norm of
      the whole global batch's gradient, after the reduction;
+     with skip_nonfinite=True (fp16 dynamic loss scaling), an update whose final
+     gradient has an inf or NaN is skipped: no weight, moment or step changes;
   4. apply the update rule (a chain of transforms) with the learning rate of
      the schedule evaluated at `iterations` = number of updates applied so far.
 
@@ -31,6 +33,7 @@ from optimization import transforms as tx
 _COMMON = {
     "clipnorm": None,
     "gradient_accumulation_steps": 1,
+    "skip_nonfinite": False,
 }
 _ADAM = {
     "beta_1": 0.9,
@@ -161,6 +164,7 @@ _CHECKS = {
     "trust_ratio_bounds": _check_bounds,
     "clipnorm": _check_clipnorm,
     "gradient_accumulation_steps": _check_accumulation,
+    "skip_nonfinite": _check_bool,
 }
 
 
@@ -278,20 +282,28 @@ class ChainOptimizer(keras.optimizers.Optimizer):
       grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
 
     k = self.accumulation_steps
-    is_update = None
+    is_update = None  # None: every call updates.
     if k > 1:
       micro_step = self._micro_step + 1
       is_update = tf.equal(micro_step, k)
       sums = [tf.convert_to_tensor(_tf_variable(self._accumulators[i])) + g
               for i, g in zip(indices, grads)]
       grads = [s / k for s in sums]
+    applied = is_update
+    if self.hparams["skip_nonfinite"]:
+      finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+      applied = finite if is_update is None else tf.logical_and(is_update, finite)
+      # A skipped step must not write inf/NaN through the masked arithmetic below.
+      grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
     if self.global_clip_norm is not None:
       grads = clip_by_global_norm(grads, self.global_clip_norm)
     learning_rate = tf.cast(self._get_current_learning_rate(), tf.float32)
     count = tf.cast(self._iterations + 1, tf.float32)
 
     if k > 1:
-      per_variable = [(g, (s, is_update)) for g, s in zip(grads, sums)]
+      per_variable = [(g, (s, is_update, applied)) for g, s in zip(grads, sums)]
+    elif applied is not None:
+      per_variable = [(g, (None, None, applied)) for g in grads]
     else:
       per_variable = [(g, ()) for g in grads]
     tf.__internal__.distribute.interim.maybe_merge_call(
@@ -300,7 +312,8 @@ class ChainOptimizer(keras.optimizers.Optimizer):
 
     if k > 1:
       self._micro_step.assign(tf.where(is_update, tf.constant(0, tf.int64), micro_step))
-      self._iterations.assign_add(tf.cast(is_update, self._iterations.dtype))
+    if applied is not None:
+      self._iterations.assign_add(tf.cast(applied, self._iterations.dtype))
     else:
       self._iterations.assign_add(1)
 
@@ -312,7 +325,7 @@ class ChainOptimizer(keras.optimizers.Optimizer):
           args=(grad, learning_rate, count) + tuple(extra), group=False)
 
   def _update_variable(self, variable, grad, learning_rate, count, summed=None, is_update=None,
-                       *, index):
+                       applied=None, *, index):
     """Runs on each device copy of `variable` (tf.distribute update context)."""
     grad = tf.cast(grad, variable.dtype)
     slots = {s: _tf_variable(self._slots[s][index]) for s in self._transform.slots}
@@ -320,10 +333,12 @@ class ChainOptimizer(keras.optimizers.Optimizer):
     update, new_state = self._transform.update(
         grad, state, tf.convert_to_tensor(variable), tx.StepInfo(count, learning_rate),
         self._variable_names[index])
+    if applied is not None:
+      # Branch-free: keep the old state unless this call applies an update (the k-th
+      # micro-step with accumulation; a finite gradient with skip_nonfinite).
+      new_state = {s: tf.where(applied, new_state[s], state[s]) for s in state}
+      update = tf.where(applied, update, tf.zeros_like(update))
     if is_update is not None:
-      # Branch-free accumulation: keep the old state unless this is the k-th micro-step.
-      new_state = {s: tf.where(is_update, new_state[s], state[s]) for s in state}
-      update = tf.where(is_update, update, tf.zeros_like(update))
       accumulator = _tf_variable(self._accumulators[index])
       accumulator.assign(tf.where(is_update, tf.zeros_like(summed), summed))
     for s, v in slots.items():

@@ -437,3 +437,21 @@ def test_benchmark_function_runs_on_tiny_variables():
   rows = optimizer_step.run_benchmark(optimizer_step.tiny_shapes(), num_steps=2, warmup_steps=1)
   assert {r["optimizer"] for r in rows} >= {"ours adamw", "keras AdamW", "ours lamb", "keras Lamb"}
   assert all(r["ms_per_step"] > 0 for r in rows)
+
+
+def test_skip_nonfinite_leaves_weights_moments_and_step_untouched():
+  """With skip_nonfinite (fp16 loss scaling), an inf/NaN gradient changes nothing at all."""
+  w = tf.Variable([[1.0, -2.0], [0.5, 3.0]], name="dense/kernel")
+  optimizer = optimization.create_optimizer("lamb", 1e-2, skip_nonfinite=True)
+  optimizer.build([w])
+  good = tf.constant([[0.1, -0.2], [0.3, 0.4]])
+  optimizer.apply_gradients([(good, w)])
+  state = [v.numpy().copy() for v in optimizer.variables] + [w.numpy().copy()]
+  for bad in (np.inf, np.nan):
+    optimizer.apply_gradients([(tf.constant([[0.1, bad], [0.3, 0.4]]), w)])
+    after = [v.numpy() for v in optimizer.variables] + [w.numpy()]
+    for before, now in zip(state, after):
+      np.testing.assert_array_equal(before, now)
+  assert int(optimizer.iterations.numpy()) == 1
+  optimizer.apply_gradients([(good, w)])
+  assert int(optimizer.iterations.numpy()) == 2 and not np.array_equal(w.numpy(), state[-1])

@@ -192,6 +192,8 @@ def train_in_process(strategy, model_dir, global_batch, accumulation, steps, ini
         "warmup_poly", init_lr=0.0, peak_lr=learning_rate, final_lr=0.0, warmup_steps=2,
         total_steps=steps, warmup_power=1, decay_power=1)
     kwargs = {"gradient_accumulation_steps": accumulation} if accumulation > 1 else {}
+    if trainer_kw.get("mixed_precision") == "fp16":
+      kwargs["skip_nonfinite"] = True
     optimizer = optimization.create_optimizer(optimizer_name, schedule, weight_decay=0.01,
                                               clipnorm=1.0, **kwargs)
   micro = global_batch // accumulation
@@ -203,7 +205,9 @@ def train_in_process(strategy, model_dir, global_batch, accumulation, steps, ini
   options = pretraining.TrainerOptions(
       model_dir=str(model_dir), num_train_steps=steps, train_batch_size=global_batch,
       gradient_accumulation_steps=accumulation, steps_per_loop=trainer_kw.pop("steps_per_loop", 2),
-      save_checkpoints_steps=trainer_kw.pop("save_checkpoints_steps", 100), jit_compile=True)
+      save_checkpoints_steps=trainer_kw.pop("save_checkpoints_steps", 100), jit_compile=True,
+      mixed_precision=trainer_kw.pop("mixed_precision", "none"),
+      initial_loss_scale=trainer_kw.pop("initial_loss_scale", 2.0 ** 15))
   trainer = pretraining.PretrainingTrainer(strategy, model, optimizer, schedule, options,
                                            dataset_fn, **trainer_kw)
   trainer.train()
@@ -272,6 +276,29 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path
   assert latest is not None and latest in str(info.value)
   values = checkpoint_values(str(tmp_path))
   assert all(np.isfinite(v).all() for v in values.values() if v.dtype.kind == "f")
+
+
+def test_fp16_dynamic_loss_scaling_skips_overflowed_steps(tmp_path, initial_weights):
+  """An absurd initial scale overflows fp16: those updates are skipped and the scale halves."""
+  one = tf.distribute.OneDeviceStrategy("/cpu:0")
+  keras.mixed_precision.set_global_policy("mixed_float16")
+  try:
+    weights, trainer = train_in_process(
+        one, tmp_path, 8, 1, 6, initial_weights, mixed_precision="fp16",
+        initial_loss_scale=2.0 ** 80, steps_per_loop=1)
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+  log = read_log(tmp_path)
+  scales = [entry["loss_scale"] for entry in log]
+  # fp16 overflows past 65504, so 2^80 and its halvings down to about 2^60 always overflow
+  # and are skipped; each skip halves the scale and leaves the update count unchanged.
+  assert scales[0] == 2.0 ** 79
+  skipped = sum(1 for a, b in zip([2.0 ** 80] + scales, scales) if b == a / 2)
+  assert skipped >= 15
+  assert trainer.current_step() == 6
+  assert all(np.isfinite(w).all() for w in weights)
+  assert any(not np.array_equal(w, w0) for w, w0 in zip(weights, initial_weights))
+  assert trainer.model.encoder.compute_dtype == "float16"
 
 
 # -----------------------------------------------------------------------------------------

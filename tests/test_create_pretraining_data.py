@@ -352,3 +352,30 @@ def test_large_ids_round_trip_through_tf_parser():
     np.testing.assert_array_equal(parsed["masked_lm_weights"], instances.masked_lm_weights)
     np.testing.assert_array_equal(parsed["next_sentence_labels"][:, 0], instances.is_random_next)
     np.testing.assert_array_equal(parsed["input_mask"].sum(axis=1), instances.lengths)
+
+
+def test_hugging_face_source_is_read_as_documents_of_sentences(monkeypatch, shared_data):
+  """The `datasets` path (online only) on records rebuilt from the real text, no network."""
+  import datasets
+  from data import text_corpus
+  documents = list(text_corpus.read_text_file(
+      str(shared_data / "text" / "wiki_squad_contexts.txt")))[:3]
+  records = [{"text": " ".join(doc), "title": f"doc{i}"} for i, doc in enumerate(documents)]
+  calls = []
+
+  def fake_load_dataset(name, config=None, split=None, streaming=False):
+    calls.append((name, config, split, streaming))
+    return iter(records)
+
+  monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+  read = text_corpus.read_documents(hf_datasets=["wikimedia/wikipedia:20231101.en"])
+  assert calls == [("wikimedia/wikipedia", "20231101.en", "train", True)]
+  assert len(read) == 3
+  for original, got in zip(documents, read):
+    # Same text, re-split into sentences by the heuristic splitter.
+    assert " ".join(got) == " ".join(original)
+    assert len(got) >= 0.8 * len(original)
+  monkeypatch.setattr(datasets, "load_dataset",
+                      lambda *a, **k: iter([{"content": "x"}]))
+  with pytest.raises(KeyError, match="no field 'text'"):
+    text_corpus.read_documents(hf_datasets=["some/dataset"])

@@ -10,6 +10,7 @@ masks (masked records) and dynamic masking (unmasked records):
 `examples_per_second(...)` is the function to reuse (e.g. next to a trainer's
 step rate).
 """
+
 import json
 import os
 import tempfile
@@ -23,13 +24,20 @@ import numpy as np
 FLAGS = flags.FLAGS
 
 
-def write_generated_records(directory: str, num_files: int = 4, records_per_file: int = 2048,
-                            seq_length: int = 128, max_predictions_per_seq: int = 20,
-                            masked: bool = True, vocab_size: int = 30522,
-                            seed: int = 0) -> str:
+def write_generated_records(
+    directory: str,
+    num_files: int = 4,
+    records_per_file: int = 2048,
+    seq_length: int = 128,
+    max_predictions_per_seq: int = 20,
+    masked: bool = True,
+    vocab_size: int = 30522,
+    seed: int = 0,
+) -> str:
     """Writes random pretraining records; returns a glob pattern for them."""
     import tensorflow as tf
     from data import create_pretraining_data as cpd
+
     rng = np.random.default_rng(seed)
     name = "masked" if masked else "unmasked"
     for shard in range(num_files):
@@ -45,30 +53,51 @@ def write_generated_records(directory: str, num_files: int = 4, records_per_file
         p = max_predictions_per_seq
         if masked:
             options = cpd.InstanceOptions(max_seq_length=seq_length, max_predictions_per_seq=p)
-            vocab = cpd.Vocab(size=vocab_size, cls_id=101, sep_id=102, mask_id=103, pad_id=0,
-                              is_continuation=np.zeros([vocab_size], bool))
-            ids, positions, labels, weights = cpd.mask_instances(ids, lengths, options, vocab,
-                                                                 rng)
+            vocab = cpd.Vocab(
+                size=vocab_size,
+                cls_id=101,
+                sep_id=102,
+                mask_id=103,
+                pad_id=0,
+                is_continuation=np.zeros([vocab_size], bool),
+            )
+            ids, positions, labels, weights = cpd.mask_instances(ids, lengths, options, vocab, rng)
         else:
             positions = labels = np.zeros((n, p), np.int32)
             weights = np.zeros((n, p), np.float32)
-        instances = cpd.Instances(ids, lengths, a_lengths, rng.random(n) < 0.5, positions,
-                                  labels, weights)
+        instances = cpd.Instances(
+            ids, lengths, a_lengths, rng.random(n) < 0.5, positions, labels, weights
+        )
         with tf.io.TFRecordWriter(os.path.join(directory, f"{name}-{shard:05d}")) as writer:
             for record in cpd.serialize_instances(instances):
                 writer.write(record)
     return os.path.join(directory, f"{name}-*")
 
 
-def examples_per_second(file_pattern: str, batch_size: int = 32, seq_length: int = 128,
-                        max_predictions_per_seq: int = 20, dynamic_masking: bool = False,
-                        num_batches: int = 300, warmup_batches: int = 30,
-                        vocab_size: int = 30522, seed: int = 1) -> float:
+def examples_per_second(
+    file_pattern: str,
+    batch_size: int = 32,
+    seq_length: int = 128,
+    max_predictions_per_seq: int = 20,
+    dynamic_masking: bool = False,
+    num_batches: int = 300,
+    warmup_batches: int = 30,
+    vocab_size: int = 30522,
+    seed: int = 1,
+) -> float:
     """Examples/s of build_dataset(is_training=True) over `num_batches` batches."""
     from data import pretraining_input
+
     dataset = pretraining_input.build_dataset(
-        file_pattern, batch_size, seq_length, max_predictions_per_seq, is_training=True,
-        seed=seed, dynamic_masking=dynamic_masking, vocab_size=vocab_size)
+        file_pattern,
+        batch_size,
+        seq_length,
+        max_predictions_per_seq,
+        is_training=True,
+        seed=seed,
+        dynamic_masking=dynamic_masking,
+        vocab_size=vocab_size,
+    )
     iterator = iter(dataset)
     for _ in range(warmup_batches):
         next(iterator)
@@ -78,34 +107,59 @@ def examples_per_second(file_pattern: str, batch_size: int = 32, seq_length: int
     return num_batches * batch_size / (time.perf_counter() - start)
 
 
-def benchmark(batch_size: int = 32, seq_length: int = 128, max_predictions_per_seq: int = 20,
-              num_batches: int = 300) -> List[dict]:
+def benchmark(
+    batch_size: int = 32,
+    seq_length: int = 128,
+    max_predictions_per_seq: int = 20,
+    num_batches: int = 300,
+) -> List[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for dynamic in (False, True):
-            pattern = write_generated_records(tmp, seq_length=seq_length,
-                                              max_predictions_per_seq=max_predictions_per_seq,
-                                              masked=not dynamic)
-            rate = examples_per_second(pattern, batch_size, seq_length, max_predictions_per_seq,
-                                       dynamic_masking=dynamic, num_batches=num_batches)
-            rows.append(dict(masking="dynamic (in tf.data)" if dynamic else "static (in records)",
-                             batch_size=batch_size, seq_length=seq_length,
-                             examples_per_second=rate))
+            pattern = write_generated_records(
+                tmp,
+                seq_length=seq_length,
+                max_predictions_per_seq=max_predictions_per_seq,
+                masked=not dynamic,
+            )
+            rate = examples_per_second(
+                pattern,
+                batch_size,
+                seq_length,
+                max_predictions_per_seq,
+                dynamic_masking=dynamic,
+                num_batches=num_batches,
+            )
+            rows.append(
+                dict(
+                    masking="dynamic (in tf.data)" if dynamic else "static (in records)",
+                    batch_size=batch_size,
+                    seq_length=seq_length,
+                    examples_per_second=rate,
+                )
+            )
     return rows
 
 
 def format_table(rows: List[dict], title: str) -> str:
-    lines = [f"### {title}", "", "| masking | batch | seq | examples/s |",
-             "| --- | ---: | ---: | ---: |"]
+    lines = [
+        f"### {title}",
+        "",
+        "| masking | batch | seq | examples/s |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for r in rows:
-        lines.append(f"| {r['masking']} | {r['batch_size']} | {r['seq_length']} | "
-                     f"{r['examples_per_second']:.0f} |")
+        lines.append(
+            f"| {r['masking']} | {r['batch_size']} | {r['seq_length']} | "
+            f"{r['examples_per_second']:.0f} |"
+        )
     return "\n".join(lines)
 
 
 def main(_):
-    rows = benchmark(FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions_per_seq,
-                     FLAGS.num_batches)
+    rows = benchmark(
+        FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions_per_seq, FLAGS.num_batches
+    )
     title = f"Pretraining input pipeline ({os.cpu_count()} CPU cores)"
     table = format_table(rows, title)
     print(table)

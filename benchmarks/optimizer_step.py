@@ -9,6 +9,7 @@ ms/step and the ratio to Keras's own optimizer of the same family.
   python -m benchmarks.optimizer_step --num_steps=10 \
       --output_json=/tmp/optimizer_step.json --output_markdown=/tmp/optimizer_step.md
 """
+
 import json
 import os
 import tempfile
@@ -20,6 +21,8 @@ from absl import flags
 from absl import logging
 
 FLAGS = flags.FLAGS
+
+
 def define_flags():
     """Command-line flags (defined only when run as a program)."""
     flags.DEFINE_integer("num_steps", 10, "Timed steps per optimizer.")
@@ -27,133 +30,177 @@ def define_flags():
     flags.DEFINE_string("output_json", None, "Where to write the results as JSON.")
     flags.DEFINE_string("output_markdown", None, "Where to write the results as a markdown table.")
 
+
 Shapes = List[Tuple[str, Tuple[int, ...]]]
 
 
-def bert_shapes(vocab_size=30522, hidden=768, layers=12, intermediate=3072, max_positions=512,
-                type_vocab=2) -> Shapes:
-  """(name, shape) of every BERT encoder variable (BERT-Base by default, 109.5M parameters)."""
-  shapes = [("embeddings/word_embeddings", (vocab_size, hidden)),
-            ("embeddings/position_embeddings", (max_positions, hidden)),
-            ("embeddings/token_type_embeddings", (type_vocab, hidden)),
-            ("embeddings/LayerNorm/gamma", (hidden,)), ("embeddings/LayerNorm/beta", (hidden,))]
-  for i in range(layers):
-    p = f"encoder/layer_{i}"
-    for part in ("attention/self/query", "attention/self/key", "attention/self/value",
-                 "attention/output/dense"):
-      shapes += [(f"{p}/{part}/kernel", (hidden, hidden)), (f"{p}/{part}/bias", (hidden,))]
-    shapes += [(f"{p}/attention/output/LayerNorm/gamma", (hidden,)),
-               (f"{p}/attention/output/LayerNorm/beta", (hidden,)),
-               (f"{p}/intermediate/dense/kernel", (hidden, intermediate)),
-               (f"{p}/intermediate/dense/bias", (intermediate,)),
-               (f"{p}/output/dense/kernel", (intermediate, hidden)),
-               (f"{p}/output/dense/bias", (hidden,)),
-               (f"{p}/output/LayerNorm/gamma", (hidden,)),
-               (f"{p}/output/LayerNorm/beta", (hidden,))]
-  shapes += [("pooler/dense/kernel", (hidden, hidden)), ("pooler/dense/bias", (hidden,))]
-  return shapes
+def bert_shapes(
+    vocab_size=30522, hidden=768, layers=12, intermediate=3072, max_positions=512, type_vocab=2
+) -> Shapes:
+    """(name, shape) of every BERT encoder variable (BERT-Base by default, 109.5M parameters)."""
+    shapes = [
+        ("embeddings/word_embeddings", (vocab_size, hidden)),
+        ("embeddings/position_embeddings", (max_positions, hidden)),
+        ("embeddings/token_type_embeddings", (type_vocab, hidden)),
+        ("embeddings/LayerNorm/gamma", (hidden,)),
+        ("embeddings/LayerNorm/beta", (hidden,)),
+    ]
+    for i in range(layers):
+        p = f"encoder/layer_{i}"
+        for part in (
+            "attention/self/query",
+            "attention/self/key",
+            "attention/self/value",
+            "attention/output/dense",
+        ):
+            shapes += [(f"{p}/{part}/kernel", (hidden, hidden)), (f"{p}/{part}/bias", (hidden,))]
+        shapes += [
+            (f"{p}/attention/output/LayerNorm/gamma", (hidden,)),
+            (f"{p}/attention/output/LayerNorm/beta", (hidden,)),
+            (f"{p}/intermediate/dense/kernel", (hidden, intermediate)),
+            (f"{p}/intermediate/dense/bias", (intermediate,)),
+            (f"{p}/output/dense/kernel", (intermediate, hidden)),
+            (f"{p}/output/dense/bias", (hidden,)),
+            (f"{p}/output/LayerNorm/gamma", (hidden,)),
+            (f"{p}/output/LayerNorm/beta", (hidden,)),
+        ]
+    shapes += [("pooler/dense/kernel", (hidden, hidden)), ("pooler/dense/bias", (hidden,))]
+    return shapes
 
 
 def tiny_shapes() -> Shapes:
-  return bert_shapes(vocab_size=50, hidden=8, layers=1, intermediate=16, max_positions=16)
+    return bert_shapes(vocab_size=50, hidden=8, layers=1, intermediate=16, max_positions=16)
 
 
 def _optimizers():
-  """(label, family, factory) with matching hyperparameters (BERT/LAMB values)."""
-  import keras
-  import optimization
-  exclude = ["LayerNorm", "layer_norm", "bias"]
+    """(label, family, factory) with matching hyperparameters (BERT/LAMB values)."""
+    import keras
+    import optimization
 
-  def keras_adamw():
-    opt = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01, beta_1=0.9,
-                                 beta_2=0.999, epsilon=1e-6, global_clipnorm=1.0)
-    opt.exclude_from_weight_decay(var_names=exclude)
-    return opt
+    exclude = ["LayerNorm", "layer_norm", "bias"]
 
-  def keras_lamb():
-    opt = keras.optimizers.Lamb(learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
-                                epsilon=1e-6, global_clipnorm=1.0)
-    opt.exclude_from_weight_decay(var_names=exclude)
-    return opt
+    def keras_adamw():
+        opt = keras.optimizers.AdamW(
+            learning_rate=1e-3,
+            weight_decay=0.01,
+            beta_1=0.9,
+            beta_2=0.999,
+            epsilon=1e-6,
+            global_clipnorm=1.0,
+        )
+        opt.exclude_from_weight_decay(var_names=exclude)
+        return opt
 
-  return [
-      ("keras AdamW", "adamw", keras_adamw),
-      ("ours adamw", "adamw",
-       lambda: optimization.create_optimizer("adamw", 1e-3, weight_decay=0.01, clipnorm=1.0)),
-      ("keras Lamb", "lamb", keras_lamb),
-      ("ours lamb", "lamb",
-       lambda: optimization.create_optimizer("lamb", 1e-3, weight_decay=0.01, clipnorm=1.0)),
-  ]
+    def keras_lamb():
+        opt = keras.optimizers.Lamb(
+            learning_rate=1e-3,
+            weight_decay=0.01,
+            beta_1=0.9,
+            beta_2=0.999,
+            epsilon=1e-6,
+            global_clipnorm=1.0,
+        )
+        opt.exclude_from_weight_decay(var_names=exclude)
+        return opt
+
+    return [
+        ("keras AdamW", "adamw", keras_adamw),
+        (
+            "ours adamw",
+            "adamw",
+            lambda: optimization.create_optimizer("adamw", 1e-3, weight_decay=0.01, clipnorm=1.0),
+        ),
+        ("keras Lamb", "lamb", keras_lamb),
+        (
+            "ours lamb",
+            "lamb",
+            lambda: optimization.create_optimizer("lamb", 1e-3, weight_decay=0.01, clipnorm=1.0),
+        ),
+    ]
 
 
 def run_benchmark(shapes: Shapes, num_steps: int = 10, warmup_steps: int = 2) -> List[Dict]:
-  """Times one jit-compiled `apply_gradients` per optimizer; returns table rows."""
-  import numpy as np
-  import tensorflow as tf
+    """Times one jit-compiled `apply_gradients` per optimizer; returns table rows."""
+    import numpy as np
+    import tensorflow as tf
 
-  num_params = int(sum(np.prod(s) for _, s in shapes))
-  rng = np.random.default_rng(0)
-  grads = [tf.constant(rng.normal(scale=1e-3, size=s).astype(np.float32)) for _, s in shapes]
-  rows = []
-  baseline = {}
-  for label, family, factory in _optimizers():
-    # tf.Variable names keep the BERT paths so the exclusion regexes apply.
-    variables = [tf.Variable(tf.random.normal(s, stddev=0.02, seed=1), name=n)
-                 for n, s in shapes]
-    opt = factory()
-    opt.build(variables)
+    num_params = int(sum(np.prod(s) for _, s in shapes))
+    rng = np.random.default_rng(0)
+    grads = [tf.constant(rng.normal(scale=1e-3, size=s).astype(np.float32)) for _, s in shapes]
+    rows = []
+    baseline = {}
+    for label, family, factory in _optimizers():
+        # tf.Variable names keep the BERT paths so the exclusion regexes apply.
+        variables = [
+            tf.Variable(tf.random.normal(s, stddev=0.02, seed=1), name=n) for n, s in shapes
+        ]
+        opt = factory()
+        opt.build(variables)
 
-    @tf.function(jit_compile=True)
-    def step():
-      opt.apply_gradients(zip(grads, variables))
+        @tf.function(jit_compile=True)
+        def step():
+            opt.apply_gradients(zip(grads, variables))
 
-    for _ in range(warmup_steps):
-      step()
-    float(tf.reduce_sum(variables[-1]))  # Wait for the device.
-    start = time.perf_counter()
-    for i in range(num_steps):
-      step()
-      logging.log_every_n(logging.INFO, "%s: step %d/%d", 5, label, i + 1, num_steps)
-    float(tf.reduce_sum(variables[-1]))
-    ms = 1000.0 * (time.perf_counter() - start) / num_steps
-    baseline.setdefault(family, ms)
-    rows.append({"optimizer": label, "family": family, "ms_per_step": ms,
-                 "ratio_to_keras": ms / baseline[family], "num_params": num_params,
-                 "num_variables": len(shapes), "num_steps": num_steps})
-    print(f"{label:12s} {ms:9.2f} ms/step  ratio {ms / baseline[family]:.2f}", flush=True)
-  return rows
+        for _ in range(warmup_steps):
+            step()
+        float(tf.reduce_sum(variables[-1]))  # Wait for the device.
+        start = time.perf_counter()
+        for i in range(num_steps):
+            step()
+            logging.log_every_n(logging.INFO, "%s: step %d/%d", 5, label, i + 1, num_steps)
+        float(tf.reduce_sum(variables[-1]))
+        ms = 1000.0 * (time.perf_counter() - start) / num_steps
+        baseline.setdefault(family, ms)
+        rows.append(
+            {
+                "optimizer": label,
+                "family": family,
+                "ms_per_step": ms,
+                "ratio_to_keras": ms / baseline[family],
+                "num_params": num_params,
+                "num_variables": len(shapes),
+                "num_steps": num_steps,
+            }
+        )
+        print(f"{label:12s} {ms:9.2f} ms/step  ratio {ms / baseline[family]:.2f}", flush=True)
+    return rows
 
 
 def to_markdown(rows: List[Dict]) -> str:
-  lines = [f"One optimizer step, {rows[0]['num_params']:,} parameters in "
-           f"{rows[0]['num_variables']} variables, XLA-compiled, {rows[0]['num_steps']} timed "
-           "steps (global-norm clip 1.0, weight decay 0.01, LayerNorm/bias excluded).", "",
-           "| optimizer | ms/step | ratio to Keras |", "|---|---:|---:|"]
-  lines += [f"| {r['optimizer']} | {r['ms_per_step']:.2f} | {r['ratio_to_keras']:.2f} |"
-            for r in rows]
-  return "\n".join(lines) + "\n"
+    lines = [
+        f"One optimizer step, {rows[0]['num_params']:,} parameters in "
+        f"{rows[0]['num_variables']} variables, XLA-compiled, {rows[0]['num_steps']} timed "
+        "steps (global-norm clip 1.0, weight decay 0.01, LayerNorm/bias excluded).",
+        "",
+        "| optimizer | ms/step | ratio to Keras |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {r['optimizer']} | {r['ms_per_step']:.2f} | {r['ratio_to_keras']:.2f} |" for r in rows
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _write_atomic(path: str, text: str):
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
-  with os.fdopen(fd, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def main(argv):
-  del argv
-  rows = run_benchmark(bert_shapes(), FLAGS.num_steps, FLAGS.warmup_steps)
-  table = to_markdown(rows)
-  print(table)
-  if FLAGS.output_json:
-    _write_atomic(FLAGS.output_json, json.dumps(rows, indent=2) + "\n")
-  if FLAGS.output_markdown:
-    _write_atomic(FLAGS.output_markdown, table)
+    del argv
+    rows = run_benchmark(bert_shapes(), FLAGS.num_steps, FLAGS.warmup_steps)
+    table = to_markdown(rows)
+    print(table)
+    if FLAGS.output_json:
+        _write_atomic(FLAGS.output_json, json.dumps(rows, indent=2) + "\n")
+    if FLAGS.output_markdown:
+        _write_atomic(FLAGS.output_markdown, table)
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+    define_flags()
+    app.run(main)

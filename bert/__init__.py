@@ -1,12 +1,26 @@
 """BERT in Keras 3: model, heads and pretrained-checkpoint loading."""
+
 from bert.config import BertConfig
-from bert.models import (BertEncoder, BertPretrainingModel, BertSquadModel,
-                         build_encoder, build_pretraining_model,
-                         build_squad_model, get_word_embeddings)
+from bert.models import (
+    BertEncoder,
+    BertPretrainingModel,
+    BertSquadModel,
+    build_encoder,
+    build_pretraining_model,
+    build_squad_model,
+    get_word_embeddings,
+)
 from bert.checkpoints import load_pretrained, save_tf1_checkpoint
 
 __all__ = [
-    "BertConfig", "BertEncoder", "BertPretrainingModel", "BertSquadModel",
-    "build_encoder", "build_pretraining_model", "build_squad_model",
-    "get_word_embeddings", "load_pretrained", "save_tf1_checkpoint",
+    "BertConfig",
+    "BertEncoder",
+    "BertPretrainingModel",
+    "BertSquadModel",
+    "build_encoder",
+    "build_pretraining_model",
+    "build_squad_model",
+    "get_word_embeddings",
+    "load_pretrained",
+    "save_tf1_checkpoint",
 ]

@@ -16,6 +16,7 @@ conversion. `save_tf1_checkpoint` walks the same table backwards.
 
 All paths go through `tf.io.gfile`, so `gs://` works.
 """
+
 import collections
 import dataclasses
 import logging
@@ -60,6 +61,7 @@ class _Entry:
     "transpose" (TF1 `output_weights` are [2, H], a Dense kernel is [H, 2]).
     `required` entries must be in a checkpoint; others only warn if missing.
     """
+
     name: str
     variable: "keras.Variable"
     layout: str = "same"
@@ -102,8 +104,9 @@ def _variable_table(model):
     """TF1 name -> `_Entry` for an encoder, pretraining or SQuAD model."""
     encoder = getattr(model, "encoder", model)
     if not isinstance(encoder, models.BertEncoder):
-        raise TypeError(f"Expected a BERT encoder or a model with an "
-                        f".encoder, got {type(model).__name__}")
+        raise TypeError(
+            f"Expected a BERT encoder or a model with an .encoder, got {type(model).__name__}"
+        )
     entries = []
 
     def add(name, variable, layout="same", required=True):
@@ -119,21 +122,16 @@ def _variable_table(model):
 
     emb = encoder.embeddings
     add("bert/embeddings/word_embeddings", emb.word_embeddings.embeddings)
-    add("bert/embeddings/token_type_embeddings",
-        emb.token_type_embeddings.embeddings)
+    add("bert/embeddings/token_type_embeddings", emb.token_type_embeddings.embeddings)
     add("bert/embeddings/position_embeddings", emb.position_embeddings)
     add_layer_norm("bert/embeddings/LayerNorm", emb.layer_norm)
     for i, layer in enumerate(encoder.transformer_layers):
         prefix = f"bert/encoder/layer_{i}"
         for part in ("query", "key", "value"):
-            add_dense(f"{prefix}/attention/self/{part}", getattr(layer, part),
-                      "reshape")
-        add(f"{prefix}/attention/output/dense/kernel",
-            layer.attention_output.kernel, "reshape")
-        add(f"{prefix}/attention/output/dense/bias",
-            layer.attention_output.bias)
-        add_layer_norm(f"{prefix}/attention/output/LayerNorm",
-                       layer.attention_layer_norm)
+            add_dense(f"{prefix}/attention/self/{part}", getattr(layer, part), "reshape")
+        add(f"{prefix}/attention/output/dense/kernel", layer.attention_output.kernel, "reshape")
+        add(f"{prefix}/attention/output/dense/bias", layer.attention_output.bias)
+        add_layer_norm(f"{prefix}/attention/output/LayerNorm", layer.attention_layer_norm)
         add_dense(f"{prefix}/intermediate/dense", layer.intermediate)
         add_dense(f"{prefix}/output/dense", layer.output_dense)
         add_layer_norm(f"{prefix}/output/LayerNorm", layer.output_layer_norm)
@@ -142,18 +140,18 @@ def _variable_table(model):
 
     if isinstance(model, models.BertPretrainingModel):
         head = model.mlm_head
-        add_dense("cls/predictions/transform/dense", head.transform,
-                  required=False)
-        add_layer_norm("cls/predictions/transform/LayerNorm", head.layer_norm,
-                       required=False)
+        add_dense("cls/predictions/transform/dense", head.transform, required=False)
+        add_layer_norm("cls/predictions/transform/LayerNorm", head.layer_norm, required=False)
         add("cls/predictions/output_bias", head.output_bias, required=False)
-        add("cls/seq_relationship/output_weights", model.nsp_head.kernel,
-            "transpose", required=False)
-        add("cls/seq_relationship/output_bias", model.nsp_head.bias,
-            required=False)
+        add(
+            "cls/seq_relationship/output_weights",
+            model.nsp_head.kernel,
+            "transpose",
+            required=False,
+        )
+        add("cls/seq_relationship/output_bias", model.nsp_head.bias, required=False)
     if isinstance(model, models.BertSquadModel):
-        add("cls/squad/output_weights", model.span_head.kernel, "transpose",
-            required=False)
+        add("cls/squad/output_weights", model.span_head.kernel, "transpose", required=False)
         add("cls/squad/output_bias", model.span_head.bias, required=False)
     return collections.OrderedDict((e.name, e) for e in entries)
 
@@ -166,7 +164,7 @@ def hf_to_tf1_name(name):
     the tied decoder copies). Unknown names map to themselves so they are
     reported as unused.
     """
-    name = name[len("bert."):] if name.startswith("bert.") else name
+    name = name[len("bert.") :] if name.startswith("bert.") else name
     if name in _HF_IGNORED:
         return None
     if name in _HF_SPECIAL:
@@ -178,8 +176,7 @@ def hf_to_tf1_name(name):
         parts = ["encoder", f"layer_{parts[2]}"] + parts[3:]
     transpose = False
     if parts[-2:-1] == ["LayerNorm"]:
-        parts[-1] = {"weight": "gamma", "bias": "beta"}.get(parts[-1],
-                                                           parts[-1])
+        parts[-1] = {"weight": "gamma", "bias": "beta"}.get(parts[-1], parts[-1])
     elif parts[-2].endswith("_embeddings") and parts[-1] == "weight":
         parts = parts[:-1]  # nn.Embedding: [vocab, hidden] as in TF1
     elif parts[-1] == "weight":
@@ -191,6 +188,7 @@ def hf_to_tf1_name(name):
 def _read_safetensors(path):
     """name -> numpy array, through tf.io.gfile for non-local paths."""
     from safetensors import numpy as safetensors_numpy
+
     if "://" in path:
         with tf.io.gfile.GFile(path, "rb") as f:
             return safetensors_numpy.load(f.read())
@@ -229,8 +227,7 @@ def _hf_source(path):
 
 def _tf1_source(prefix):
     reader = tf.train.load_checkpoint(prefix)
-    shapes = {name: tuple(shape) for name, shape
-              in reader.get_variable_to_shape_map().items()}
+    shapes = {name: tuple(shape) for name, shape in reader.get_variable_to_shape_map().items()}
     return _Source(prefix, shapes, reader.get_tensor)
 
 
@@ -251,29 +248,30 @@ def _find_checkpoint(model_dir):
     if tf.io.gfile.exists(google_config):
         prefix = os.path.join(model_dir, GOOGLE_CHECKPOINT)
         if not tf.io.gfile.exists(prefix + ".index"):
-            indexes = sorted(tf.io.gfile.glob(
-                os.path.join(model_dir, "*.ckpt*.index")))
+            indexes = sorted(tf.io.gfile.glob(os.path.join(model_dir, "*.ckpt*.index")))
             if not indexes:
                 raise FileNotFoundError(
                     f"{model_dir}: has {GOOGLE_CONFIG} but no "
-                    f"{GOOGLE_CHECKPOINT}.index (a TF1 checkpoint)")
-            prefix = indexes[-1][:-len(".index")]
+                    f"{GOOGLE_CHECKPOINT}.index (a TF1 checkpoint)"
+                )
+            prefix = indexes[-1][: -len(".index")]
         return google_config, "tf1", prefix
     if tf.io.gfile.exists(hf_config):
         weights = os.path.join(model_dir, HF_WEIGHTS)
         if not tf.io.gfile.exists(weights):
             raise FileNotFoundError(
                 f"{model_dir}: has {HF_CONFIG} but no {HF_WEIGHTS} (only "
-                "safetensors weights are read, PyTorch .bin files are not)")
+                "safetensors weights are read, PyTorch .bin files are not)"
+            )
         return hf_config, "hf", weights
     raise FileNotFoundError(
         f"{model_dir}: expected {GOOGLE_CONFIG} + {GOOGLE_CHECKPOINT}.* "
-        f"(Google) or {HF_CONFIG} + {HF_WEIGHTS} (Hugging Face)")
+        f"(Google) or {HF_CONFIG} + {HF_WEIGHTS} (Hugging Face)"
+    )
 
 
 # ------------------------------------------------------------------ loading
-LoadResult = collections.namedtuple("LoadResult",
-                                    ["loaded", "missing", "unused"])
+LoadResult = collections.namedtuple("LoadResult", ["loaded", "missing", "unused"])
 
 
 def restore_weights(model, source):
@@ -295,28 +293,34 @@ def restore_weights(model, source):
             raise ValueError(
                 f"{source.path}: variable {source.describe(entry.name)} has "
                 f"shape {list(shape)} in the checkpoint but the model expects "
-                f"{list(entry.tf1_shape)}")
+                f"{list(entry.tf1_shape)}"
+            )
     missing = sorted(name for name in table if name not in source.shapes)
     missing_required = [name for name in missing if table[name].required]
     if missing_required:
-        raise ValueError(
-            f"{source.path}: missing encoder variables: {missing_required}")
+        raise ValueError(f"{source.path}: missing encoder variables: {missing_required}")
     for entry in present:
         entry.variable.assign(entry.to_keras(source.get(entry.name)))
     unused = sorted(name for name in source.shapes if name not in table)
     if missing:
-        logger.warning("%s: variables not in the checkpoint (left as "
-                       "initialized): %s", source.path, missing)
+        logger.warning(
+            "%s: variables not in the checkpoint (left as initialized): %s", source.path, missing
+        )
     if unused:
-        logger.warning("%s: checkpoint tensors not used: %s", source.path,
-                       unused)
+        logger.warning("%s: checkpoint tensors not used: %s", source.path, unused)
     logger.info("%s: restored %d variables", source.path, len(present))
     return LoadResult(sorted(e.name for e in present), missing, unused)
 
 
-_ARCHITECTURE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers",
-                        "num_attention_heads", "intermediate_size",
-                        "max_position_embeddings", "type_vocab_size")
+_ARCHITECTURE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
 
 
 def load_pretrained(model_dir, model=None):
@@ -345,9 +349,9 @@ def load_pretrained(model_dir, model=None):
                 raise ValueError(
                     f"{config_path}: field '{field}' is "
                     f"{getattr(config, field)!r} but the model has "
-                    f"{getattr(model_config, field)!r}")
-    source = (_hf_source(weights_path) if kind == "hf"
-              else _tf1_source(weights_path))
+                    f"{getattr(model_config, field)!r}"
+                )
+    source = _hf_source(weights_path) if kind == "hf" else _tf1_source(weights_path)
     restore_weights(model, source)
     return config, getattr(model, "encoder", model)
 
@@ -382,15 +386,17 @@ def save_tf1_checkpoint(model, config=None, out_dir=None):
     tf.io.gfile.makedirs(tmp_dir)
     try:
         names = list(table)
-        tensors = [tf.constant(table[n].to_tf1(table[n].variable.numpy()))
-                   for n in names]
+        tensors = [tf.constant(table[n].to_tf1(table[n].variable.numpy())) for n in names]
         tf.raw_ops.SaveV2(
             prefix=os.path.join(tmp_dir, GOOGLE_CHECKPOINT),
-            tensor_names=names, shape_and_slices=[""] * len(names),
-            tensors=tensors)
+            tensor_names=names,
+            shape_and_slices=[""] * len(names),
+            tensors=tensors,
+        )
         for path in tf.io.gfile.listdir(tmp_dir):
-            tf.io.gfile.rename(os.path.join(tmp_dir, path),
-                               os.path.join(out_dir, path), overwrite=True)
+            tf.io.gfile.rename(
+                os.path.join(tmp_dir, path), os.path.join(out_dir, path), overwrite=True
+            )
     finally:
         tf.io.gfile.rmtree(tmp_dir)
     config.to_json_file(os.path.join(out_dir, GOOGLE_CONFIG))

@@ -6,6 +6,7 @@
 every field, and offers the presets of the BERT paper and of the 24 smaller
 BERT models (Turc et al., 2019).
 """
+
 import dataclasses
 import json
 import logging
@@ -16,12 +17,17 @@ import uuid
 import tensorflow as tf
 
 # Activation names accepted in `hidden_act`; see `bert.layers.get_activation`.
-ACTIVATIONS = ("gelu", "gelu_new", "gelu_tanh", "gelu_pytorch_tanh", "relu",
-               "tanh")
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_tanh", "gelu_pytorch_tanh", "relu", "tanh")
 
-_INT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers",
-               "num_attention_heads", "intermediate_size",
-               "max_position_embeddings", "type_vocab_size")
+_INT_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
 
 _PRESETS = {
     # name: (num_hidden_layers, hidden_size, num_attention_heads,
@@ -54,6 +60,7 @@ class BertConfig:
         initializer_range: Stddev of the truncated-normal initializer.
         layer_norm_eps: LayerNorm epsilon (1e-12 in the original code).
     """
+
     vocab_size: int
     hidden_size: int
     num_hidden_layers: int
@@ -73,32 +80,41 @@ class BertConfig:
     # ---------------------------------------------------------------- checks
     def validate(self, source="BertConfig"):
         """Raises ValueError naming `source` and the first invalid field."""
-        def is_number(value):
-            return (isinstance(value, (int, float)) and
-                    not isinstance(value, bool) and math.isfinite(value))
 
-        checks = [(name, "a positive integer",
-                   lambda v: isinstance(v, int) and not isinstance(v, bool)
-                   and v > 0) for name in _INT_FIELDS]
-        checks += [(name, "a number in [0, 1)",
-                    lambda v: is_number(v) and 0 <= v < 1)
-                   for name in ("hidden_dropout_prob",
-                                "attention_probs_dropout_prob")]
-        checks += [(name, "a positive number",
-                    lambda v: is_number(v) and v > 0)
-                   for name in ("initializer_range", "layer_norm_eps")]
-        checks += [("hidden_act", f"one of {list(ACTIVATIONS)}",
-                    lambda v: v in ACTIVATIONS)]
+        def is_number(value):
+            return (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+
+        checks = [
+            (
+                name,
+                "a positive integer",
+                lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+            )
+            for name in _INT_FIELDS
+        ]
+        checks += [
+            (name, "a number in [0, 1)", lambda v: is_number(v) and 0 <= v < 1)
+            for name in ("hidden_dropout_prob", "attention_probs_dropout_prob")
+        ]
+        checks += [
+            (name, "a positive number", lambda v: is_number(v) and v > 0)
+            for name in ("initializer_range", "layer_norm_eps")
+        ]
+        checks += [("hidden_act", f"one of {list(ACTIVATIONS)}", lambda v: v in ACTIVATIONS)]
         for name, expected, is_valid in checks:
             value = getattr(self, name)
             if not is_valid(value):
-                raise ValueError(f"{source}: field '{name}' must be "
-                                 f"{expected}, got {value!r}")
+                raise ValueError(f"{source}: field '{name}' must be {expected}, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"{source}: field 'num_attention_heads' must divide "
                 f"hidden_size={self.hidden_size}, got "
-                f"{self.num_attention_heads}")
+                f"{self.num_attention_heads}"
+            )
 
     # --------------------------------------------------------------- presets
     @classmethod
@@ -109,12 +125,15 @@ class BertConfig:
         types, GELU and dropout 0.1. `overrides` replace individual fields.
         """
         if name not in _PRESETS:
-            raise ValueError(f"Unknown BERT preset {name!r}; expected one "
-                             f"of {list(_PRESETS)}")
+            raise ValueError(f"Unknown BERT preset {name!r}; expected one of {list(_PRESETS)}")
         layers, hidden, heads, intermediate = _PRESETS[name]
-        fields = dict(vocab_size=30522, hidden_size=hidden,
-                      num_hidden_layers=layers, num_attention_heads=heads,
-                      intermediate_size=intermediate)
+        fields = dict(
+            vocab_size=30522,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=intermediate,
+        )
         fields.update(overrides)
         return cls(**fields)
 
@@ -127,16 +146,16 @@ class BertConfig:
         missing required keys raise ValueError naming `source` and the key.
         """
         if not isinstance(values, dict):
-            raise ValueError(f"{source}: expected a JSON object, got "
-                             f"{type(values).__name__}")
+            raise ValueError(f"{source}: expected a JSON object, got {type(values).__name__}")
         model_type = values.get("model_type", "bert")
         if model_type != "bert":
-            raise ValueError(f"{source}: field 'model_type' must be 'bert', "
-                             f"got {model_type!r}")
+            raise ValueError(f"{source}: field 'model_type' must be 'bert', got {model_type!r}")
         position_type = values.get("position_embedding_type", "absolute")
         if position_type != "absolute":
-            raise ValueError(f"{source}: field 'position_embedding_type' "
-                             f"must be 'absolute', got {position_type!r}")
+            raise ValueError(
+                f"{source}: field 'position_embedding_type' "
+                f"must be 'absolute', got {position_type!r}"
+            )
         fields = {}
         for field in dataclasses.fields(cls):
             if field.name in values:
@@ -144,8 +163,7 @@ class BertConfig:
             elif field.name == "layer_norm_eps":
                 fields[field.name] = field.default  # Google's files omit it.
             else:
-                raise ValueError(
-                    f"{source}: required field '{field.name}' is missing")
+                raise ValueError(f"{source}: required field '{field.name}' is missing")
         ignored = sorted(set(values) - set(fields))
         if ignored:
             logging.debug("%s: ignoring fields %s", source, ignored)

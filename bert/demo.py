@@ -16,6 +16,7 @@ questions whose answers are spans of their paragraphs), so nothing is downloaded
 --data_dir, text is read from DATA_DIR/text/*.txt (BERT format: one sentence per line,
 blank line between documents) and SQuAD from DATA_DIR/squad/ (see --squad_train_file).
 """
+
 import glob
 import json
 import os
@@ -25,276 +26,366 @@ import time
 
 from absl import app, flags, logging
 
+
 def define_flags():
-  """Command-line flags (defined only when run as a program)."""
-  flags.DEFINE_string("output_dir", "out/demo", "Where everything is written.")
-  flags.DEFINE_string("data_dir", None,
-                      "Real data instead of the embedded default: DATA_DIR/text/*.txt and "
-                      "DATA_DIR/squad/*.json (e.g. ../shared/data).")
-  flags.DEFINE_string("squad_train_file", None, "SQuAD training JSON (or a Hugging Face name).")
-  flags.DEFINE_string("squad_predict_file", None, "SQuAD evaluation JSON (or a Hugging Face name).")
-  flags.DEFINE_list("hf_dataset", [], "Hugging Face pretraining sources (when online), e.g. "
-                    "wikimedia/wikipedia:20231101.en; passed to data.create_pretraining_data.")
-  flags.DEFINE_string("optimizer", "lamb", "Pretraining optimizer: a recipe configs/<model>_<optimizer>.json.")
-  flags.DEFINE_bool("compare", False, "Run LAMB and AdamW and print them side by side.")
-  flags.DEFINE_enum("model", "tiny", ["tiny", "mini"], "Model size of the demo recipes.")
-  flags.DEFINE_integer("vocab_size", 2000, "WordPiece vocabulary to learn.")
-  flags.DEFINE_integer("dupe_factor", 5, "Duplications of the corpus with different masks.")
-  flags.DEFINE_float("phase_steps_scale", 1.0, "Multiply both phases' steps (quick runs, tests).")
-  flags.DEFINE_float("squad_epochs", 3.0, "Fine-tuning epochs.")
-  flags.DEFINE_float("squad_learning_rate", 3e-4, "Fine-tuning peak learning rate.")
-  flags.DEFINE_integer("squad_max_seq_length", 192, "Fine-tuning window length.")
-  flags.DEFINE_integer("seed", 0, "Seed of data generation and training.")
+    """Command-line flags (defined only when run as a program)."""
+    flags.DEFINE_string("output_dir", "out/demo", "Where everything is written.")
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "Real data instead of the embedded default: DATA_DIR/text/*.txt and "
+        "DATA_DIR/squad/*.json (e.g. ../shared/data).",
+    )
+    flags.DEFINE_string("squad_train_file", None, "SQuAD training JSON (or a Hugging Face name).")
+    flags.DEFINE_string(
+        "squad_predict_file", None, "SQuAD evaluation JSON (or a Hugging Face name)."
+    )
+    flags.DEFINE_list(
+        "hf_dataset",
+        [],
+        "Hugging Face pretraining sources (when online), e.g. "
+        "wikimedia/wikipedia:20231101.en; passed to data.create_pretraining_data.",
+    )
+    flags.DEFINE_string(
+        "optimizer", "lamb", "Pretraining optimizer: a recipe configs/<model>_<optimizer>.json."
+    )
+    flags.DEFINE_bool("compare", False, "Run LAMB and AdamW and print them side by side.")
+    flags.DEFINE_enum("model", "tiny", ["tiny", "mini"], "Model size of the demo recipes.")
+    flags.DEFINE_integer("vocab_size", 2000, "WordPiece vocabulary to learn.")
+    flags.DEFINE_integer("dupe_factor", 5, "Duplications of the corpus with different masks.")
+    flags.DEFINE_float("phase_steps_scale", 1.0, "Multiply both phases' steps (quick runs, tests).")
+    flags.DEFINE_float("squad_epochs", 3.0, "Fine-tuning epochs.")
+    flags.DEFINE_float("squad_learning_rate", 3e-4, "Fine-tuning peak learning rate.")
+    flags.DEFINE_integer("squad_max_seq_length", 192, "Fine-tuning window length.")
+    flags.DEFINE_integer("seed", 0, "Seed of data generation and training.")
+
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(stage: str, args: list) -> float:
-  """Runs one stage as its own command (as a user would), streaming its output."""
-  cmd = [sys.executable, "-m", *args]
-  print(f"\n=== {stage}\n$ {' '.join(cmd[1:])}", flush=True)
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-  start = time.time()
-  proc = subprocess.run(cmd, cwd=REPO, env=env)
-  if proc.returncode:
-    raise RuntimeError(f"stage '{stage}' failed with exit code {proc.returncode}: {' '.join(cmd)}")
-  return time.time() - start
+    """Runs one stage as its own command (as a user would), streaming its output."""
+    cmd = [sys.executable, "-m", *args]
+    print(f"\n=== {stage}\n$ {' '.join(cmd[1:])}", flush=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=REPO, env=env)
+    if proc.returncode:
+        raise RuntimeError(
+            f"stage '{stage}' failed with exit code {proc.returncode}: {' '.join(cmd)}"
+        )
+    return time.time() - start
 
 
 def prepare_data(out: str) -> dict:
-  """Corpus files and SQuAD files: the embedded default, or --data_dir."""
-  if FLAGS.data_dir:
-    text = sorted(glob.glob(os.path.join(FLAGS.data_dir, "text", "*.txt")))
-    squad_dir = os.path.join(FLAGS.data_dir, "squad")
-    train = FLAGS.squad_train_file or os.path.join(squad_dir, "train-v1.1-subset.json")
-    dev = FLAGS.squad_predict_file or os.path.join(squad_dir, "dev-v1.1-answerable-subset.json")
-    if not text and not FLAGS.hf_dataset:
-      raise FileNotFoundError(f"no pretraining text: {FLAGS.data_dir}/text/*.txt is empty")
-    return {"text": text, "squad_train": train, "squad_dev": dev}
-  from data import synthetic
-  paths = synthetic.generate_default_dataset(os.path.join(out, "data"), seed=FLAGS.seed)
-  return {"text": [paths["corpus"]], "squad_train": FLAGS.squad_train_file or paths["squad_train"],
-          "squad_dev": FLAGS.squad_predict_file or paths["squad_dev"]}
+    """Corpus files and SQuAD files: the embedded default, or --data_dir."""
+    if FLAGS.data_dir:
+        text = sorted(glob.glob(os.path.join(FLAGS.data_dir, "text", "*.txt")))
+        squad_dir = os.path.join(FLAGS.data_dir, "squad")
+        train = FLAGS.squad_train_file or os.path.join(squad_dir, "train-v1.1-subset.json")
+        dev = FLAGS.squad_predict_file or os.path.join(squad_dir, "dev-v1.1-answerable-subset.json")
+        if not text and not FLAGS.hf_dataset:
+            raise FileNotFoundError(f"no pretraining text: {FLAGS.data_dir}/text/*.txt is empty")
+        return {"text": text, "squad_train": train, "squad_dev": dev}
+    from data import synthetic
+
+    paths = synthetic.generate_default_dataset(os.path.join(out, "data"), seed=FLAGS.seed)
+    return {
+        "text": [paths["corpus"]],
+        "squad_train": FLAGS.squad_train_file or paths["squad_train"],
+        "squad_dev": FLAGS.squad_predict_file or paths["squad_dev"],
+    }
 
 
 def learn_vocab(text_files: list, out: str) -> str:
-  from data import learn_vocab as learn_vocab_lib
-  vocab_file = os.path.join(out, "vocab.txt")
-  if os.path.exists(vocab_file):
+    from data import learn_vocab as learn_vocab_lib
+
+    vocab_file = os.path.join(out, "vocab.txt")
+    if os.path.exists(vocab_file):
+        return vocab_file
+    lines = []
+    for path in text_files:
+        with open(path, encoding="utf-8") as f:
+            lines.extend(line for line in f.read().split("\n") if line)
+    vocab = learn_vocab_lib.learn_wordpiece_vocab(lines, FLAGS.vocab_size, do_lower_case=True)
+    tmp = vocab_file + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    os.replace(tmp, vocab_file)
+    print(f"learned a WordPiece vocabulary of {len(vocab)} entries -> {vocab_file}")
     return vocab_file
-  lines = []
-  for path in text_files:
-    with open(path, encoding="utf-8") as f:
-      lines.extend(line for line in f.read().split("\n") if line)
-  vocab = learn_vocab_lib.learn_wordpiece_vocab(lines, FLAGS.vocab_size, do_lower_case=True)
-  tmp = vocab_file + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write("\n".join(vocab) + "\n")
-  os.replace(tmp, vocab_file)
-  print(f"learned a WordPiece vocabulary of {len(vocab)} entries -> {vocab_file}")
-  return vocab_file
 
 
 def write_experiment(optimizer: str, vocab_file: str, out: str) -> tuple:
-  """The demo recipe (configs/<model>_<optimizer>.json) with the learned vocabulary size."""
-  from bert import experiment as experiment_lib
-  from bert.config import BertConfig
-  base = experiment_lib.resolve_config_path(f"{FLAGS.model}_{optimizer}")
-  with open(base) as f:
-    recipe = json.load(f)
-  with open(vocab_file, encoding="utf-8") as f:
-    vocab_size = sum(1 for line in f if line.strip())
-  config = BertConfig.preset(FLAGS.model)
-  config.vocab_size = vocab_size
-  config_file = os.path.join(out, f"bert_config_{FLAGS.model}.json")
-  config.to_json_file(config_file)
-  recipe["model"] = config_file
-  for phase in recipe["phases"]:
-    steps = max(2, int(round(phase["num_train_steps"] * FLAGS.phase_steps_scale)))
-    phase["num_train_steps"] = steps
-    schedule = phase["schedule"]
-    for total, warm in (("total_steps", "warmup_steps"), ("num_train_steps", "num_warmup_steps")):
-      if total in schedule:  # Keep the warmup fraction.
-        fraction = schedule[warm] / schedule[total]
-        schedule[warm] = min(steps - 1, max(1, int(round(fraction * steps))))
-        schedule[total] = steps
-  path = os.path.join(out, f"experiment_{optimizer}.json")
-  with open(path, "w") as f:
-    json.dump(recipe, f, indent=2)
-  return path, recipe
+    """The demo recipe (configs/<model>_<optimizer>.json) with the learned vocabulary size."""
+    from bert import experiment as experiment_lib
+    from bert.config import BertConfig
+
+    base = experiment_lib.resolve_config_path(f"{FLAGS.model}_{optimizer}")
+    with open(base) as f:
+        recipe = json.load(f)
+    with open(vocab_file, encoding="utf-8") as f:
+        vocab_size = sum(1 for line in f if line.strip())
+    config = BertConfig.preset(FLAGS.model)
+    config.vocab_size = vocab_size
+    config_file = os.path.join(out, f"bert_config_{FLAGS.model}.json")
+    config.to_json_file(config_file)
+    recipe["model"] = config_file
+    for phase in recipe["phases"]:
+        steps = max(2, int(round(phase["num_train_steps"] * FLAGS.phase_steps_scale)))
+        phase["num_train_steps"] = steps
+        schedule = phase["schedule"]
+        for total, warm in (
+            ("total_steps", "warmup_steps"),
+            ("num_train_steps", "num_warmup_steps"),
+        ):
+            if total in schedule:  # Keep the warmup fraction.
+                fraction = schedule[warm] / schedule[total]
+                schedule[warm] = min(steps - 1, max(1, int(round(fraction * steps))))
+                schedule[total] = steps
+    path = os.path.join(out, f"experiment_{optimizer}.json")
+    with open(path, "w") as f:
+        json.dump(recipe, f, indent=2)
+    return path, recipe
 
 
 def create_records(text_files: list, vocab_file: str, out: str, recipe: dict) -> dict:
-  """Pretraining TFRecords for each phase's sequence length."""
-  from data import create_pretraining_data as cpd
-  from data import tokenization
-  tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
-  records = {}
-  for phase in recipe["phases"]:
-    seq, pred = phase["max_seq_length"], phase["max_predictions_per_seq"]
-    prefix = os.path.join(out, "records", f"seq{seq}")
-    files = [f"{prefix}-{i:02d}-of-02.tfrecord" for i in range(2)]
-    records[phase["name"]] = f"{prefix}-*.tfrecord"
-    if all(os.path.exists(p) for p in files):
-      continue
-    os.makedirs(os.path.dirname(prefix), exist_ok=True)
-    stats = cpd.create_pretraining_data(
-        text_files, files, tokenizer,
-        cpd.InstanceOptions(max_seq_length=seq, max_predictions_per_seq=pred,
-                            dupe_factor=FLAGS.dupe_factor, random_seed=FLAGS.seed),
-        num_workers=2, hf_datasets=FLAGS.hf_dataset)
-    print(f"sequence {seq}: {stats['instances']} instances from {stats['documents']} documents "
-          f"in {stats['seconds']:.1f}s")
-  return records
+    """Pretraining TFRecords for each phase's sequence length."""
+    from data import create_pretraining_data as cpd
+    from data import tokenization
+
+    tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
+    records = {}
+    for phase in recipe["phases"]:
+        seq, pred = phase["max_seq_length"], phase["max_predictions_per_seq"]
+        prefix = os.path.join(out, "records", f"seq{seq}")
+        files = [f"{prefix}-{i:02d}-of-02.tfrecord" for i in range(2)]
+        records[phase["name"]] = f"{prefix}-*.tfrecord"
+        if all(os.path.exists(p) for p in files):
+            continue
+        os.makedirs(os.path.dirname(prefix), exist_ok=True)
+        stats = cpd.create_pretraining_data(
+            text_files,
+            files,
+            tokenizer,
+            cpd.InstanceOptions(
+                max_seq_length=seq,
+                max_predictions_per_seq=pred,
+                dupe_factor=FLAGS.dupe_factor,
+                random_seed=FLAGS.seed,
+            ),
+            num_workers=2,
+            hf_datasets=FLAGS.hf_dataset,
+        )
+        print(
+            f"sequence {seq}: {stats['instances']} instances from {stats['documents']} documents "
+            f"in {stats['seconds']:.1f}s"
+        )
+    return records
 
 
 def read_jsonl(path: str) -> list:
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def run_optimizer(optimizer: str, data: dict, vocab_file: str, out: str) -> dict:
-  """Phase 1, phase 2 and SQuAD for one optimizer; returns report rows and logs."""
-  run_dir = os.path.join(out, optimizer)
-  os.makedirs(run_dir, exist_ok=True)
-  experiment, recipe = write_experiment(optimizer, vocab_file, run_dir)
-  records = create_records(data["text"], vocab_file, out, recipe)
-  rows, logs = [], {}
-  previous = None
-  for number, phase in enumerate(recipe["phases"], start=1):
-    model_dir = os.path.join(run_dir, phase["name"])
-    args = ["bert.run_pretraining", f"--experiment={experiment}", f"--phase={number}",
-            f"--input_file={records[phase['name']]}", f"--model_dir={model_dir}",
+    """Phase 1, phase 2 and SQuAD for one optimizer; returns report rows and logs."""
+    run_dir = os.path.join(out, optimizer)
+    os.makedirs(run_dir, exist_ok=True)
+    experiment, recipe = write_experiment(optimizer, vocab_file, run_dir)
+    records = create_records(data["text"], vocab_file, out, recipe)
+    rows, logs = [], {}
+    previous = None
+    for number, phase in enumerate(recipe["phases"], start=1):
+        model_dir = os.path.join(run_dir, phase["name"])
+        args = [
+            "bert.run_pretraining",
+            f"--experiment={experiment}",
+            f"--phase={number}",
+            f"--input_file={records[phase['name']]}",
+            f"--model_dir={model_dir}",
             f"--steps_per_loop={max(1, min(25, phase['num_train_steps'] // 4))}",
-            f"--save_checkpoints_steps={phase['num_train_steps']}", "--max_eval_steps=10",
-            f"--seed={FLAGS.seed}"]
-    if previous:
-      args.append(f"--init_checkpoint={previous}")
-    seconds = run(f"{optimizer}: pretraining {phase['name']}", args)
-    log = read_jsonl(os.path.join(model_dir, "train_log.jsonl"))
-    with open(os.path.join(model_dir, "eval_results.json")) as f:
-      evaluation = json.load(f)
-    logs[phase["name"]] = log
-    rows.append({"optimizer": optimizer, "stage": phase["name"], "steps": phase["num_train_steps"],
-                 "batch": phase["train_batch_size"], "seq_len": phase["max_seq_length"],
-                 "final_loss": log[-1]["loss"], "mlm_accuracy": evaluation["mlm_accuracy"],
-                 "exact_match": None, "f1": None, "seconds": seconds})
-    previous = model_dir
+            f"--save_checkpoints_steps={phase['num_train_steps']}",
+            "--max_eval_steps=10",
+            f"--seed={FLAGS.seed}",
+        ]
+        if previous:
+            args.append(f"--init_checkpoint={previous}")
+        seconds = run(f"{optimizer}: pretraining {phase['name']}", args)
+        log = read_jsonl(os.path.join(model_dir, "train_log.jsonl"))
+        with open(os.path.join(model_dir, "eval_results.json")) as f:
+            evaluation = json.load(f)
+        logs[phase["name"]] = log
+        rows.append(
+            {
+                "optimizer": optimizer,
+                "stage": phase["name"],
+                "steps": phase["num_train_steps"],
+                "batch": phase["train_batch_size"],
+                "seq_len": phase["max_seq_length"],
+                "final_loss": log[-1]["loss"],
+                "mlm_accuracy": evaluation["mlm_accuracy"],
+                "exact_match": None,
+                "f1": None,
+                "seconds": seconds,
+            }
+        )
+        previous = model_dir
 
-  squad_dir = os.path.join(run_dir, "squad")
-  args = ["bert.run_squad", f"--init_checkpoint={previous}",
-          f"--bert_config_file={recipe['model']}", f"--vocab_file={vocab_file}",
-          "--do_lower_case=true", f"--train_file={data['squad_train']}",
-          f"--predict_file={data['squad_dev']}", "--do_train", "--do_predict",
-          f"--output_dir={squad_dir}", "--train_batch_size=32", "--predict_batch_size=64",
-          f"--learning_rate={FLAGS.squad_learning_rate}", f"--num_train_epochs={FLAGS.squad_epochs}",
-          "--warmup_proportion=0.1", f"--max_seq_length={FLAGS.squad_max_seq_length}",
-          f"--doc_stride={FLAGS.squad_max_seq_length // 2}", "--max_query_length=48",
-          f"--seed={FLAGS.seed}"]
-  seconds = run(f"{optimizer}: SQuAD fine-tuning and evaluation", args)
-  with open(os.path.join(squad_dir, "eval_results.json")) as f:
-    squad = json.load(f)
-  rows.append({"optimizer": optimizer, "stage": "squad", "steps": squad.get("train_steps"),
-               "batch": 32, "seq_len": FLAGS.squad_max_seq_length,
-               "final_loss": squad.get("final_loss"), "mlm_accuracy": None,
-               "exact_match": squad["exact_match"], "f1": squad["f1"], "seconds": seconds})
-  return {"rows": rows, "logs": logs, "recipe": recipe}
+    squad_dir = os.path.join(run_dir, "squad")
+    args = [
+        "bert.run_squad",
+        f"--init_checkpoint={previous}",
+        f"--bert_config_file={recipe['model']}",
+        f"--vocab_file={vocab_file}",
+        "--do_lower_case=true",
+        f"--train_file={data['squad_train']}",
+        f"--predict_file={data['squad_dev']}",
+        "--do_train",
+        "--do_predict",
+        f"--output_dir={squad_dir}",
+        "--train_batch_size=32",
+        "--predict_batch_size=64",
+        f"--learning_rate={FLAGS.squad_learning_rate}",
+        f"--num_train_epochs={FLAGS.squad_epochs}",
+        "--warmup_proportion=0.1",
+        f"--max_seq_length={FLAGS.squad_max_seq_length}",
+        f"--doc_stride={FLAGS.squad_max_seq_length // 2}",
+        "--max_query_length=48",
+        f"--seed={FLAGS.seed}",
+    ]
+    seconds = run(f"{optimizer}: SQuAD fine-tuning and evaluation", args)
+    with open(os.path.join(squad_dir, "eval_results.json")) as f:
+        squad = json.load(f)
+    rows.append(
+        {
+            "optimizer": optimizer,
+            "stage": "squad",
+            "steps": squad.get("global_step"),
+            "batch": 32,
+            "seq_len": FLAGS.squad_max_seq_length,
+            "final_loss": squad.get("final_loss"),
+            "mlm_accuracy": None,
+            "exact_match": squad["exact_match"],
+            "f1": squad["f1"],
+            "seconds": seconds,
+        }
+    )
+    return {"rows": rows, "logs": logs, "recipe": recipe}
 
 
 def format_table(rows: list) -> str:
-  def fmt(value, spec):
-    return "-" if value is None else format(value, spec)
-  header = ("| optimizer | stage | steps | batch | seq len | final loss | MLM acc | EM | F1 | "
-            "wall s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-  lines = [header]
-  for r in rows:
-    lines.append(f"| {r['optimizer']} | {r['stage']} | {fmt(r['steps'], 'd')} | {r['batch']} | "
-                 f"{r['seq_len']} | {fmt(r['final_loss'], '.3f')} | "
-                 f"{fmt(r['mlm_accuracy'], '.3f')} | {fmt(r['exact_match'], '.1f')} | "
-                 f"{fmt(r['f1'], '.1f')} | {r['seconds']:.0f} |")
-  return "\n".join(lines)
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    header = (
+        "| optimizer | stage | steps | batch | seq len | final loss | MLM acc | EM | F1 | "
+        "wall s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [header]
+    for r in rows:
+        lines.append(
+            f"| {r['optimizer']} | {r['stage']} | {fmt(r['steps'], 'd')} | {r['batch']} | "
+            f"{r['seq_len']} | {fmt(r['final_loss'], '.3f')} | "
+            f"{fmt(r['mlm_accuracy'], '.3f')} | {fmt(r['exact_match'], '.1f')} | "
+            f"{fmt(r['f1'], '.1f')} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def plot(results: dict, out: str) -> list:
-  """Training loss per phase, and the learning rate over both phases (original vs corrected)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  import numpy as np
-  import tensorflow as tf
-  from optimization.plot_schedule import counterparts
+    """Training loss per phase, and the learning rate over both phases (original vs corrected)."""
+    import matplotlib
 
-  paths = []
-  fig, axes = plt.subplots(1, 2, figsize=(12, 4), squeeze=False)
-  for optimizer, result in results.items():
-    for ax, (phase, log) in zip(axes[0], result["logs"].items()):
-      ax.plot([e["step"] for e in log], [e["loss"] for e in log], marker=".", label=optimizer)
-      ax.set_title(f"{phase}: training loss (masked-LM + next-sentence)")
-      ax.set_xlabel("update step")
-      ax.set_ylabel("loss")
-      ax.grid(alpha=0.3)
-      ax.legend()
-  paths.append(os.path.join(out, "training_loss.png"))
-  _save(fig, paths[-1], plt)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import tensorflow as tf
+    from optimization.plot_schedule import counterparts
 
-  fig, ax = plt.subplots(figsize=(12, 4))
-  for optimizer, result in results.items():
-    start = 0
-    for phase in result["recipe"]["phases"]:
-      steps = phase["num_train_steps"]
-      x = start + np.arange(steps + 1)
-      for (label, schedule), style in zip(counterparts(phase["schedule"]), ["-", "--"]):
-        y = np.asarray(schedule(tf.range(steps + 1, dtype=tf.int64)))
-        ax.plot(x, y, style, label=f"{optimizer} {phase['name']}: {label}")
-      logged = result["logs"].get(phase["name"], [])
-      ax.plot([start + e["step"] - 1 for e in logged], [e["learning_rate"] for e in logged], "k.",
-              markersize=4)
-      start += steps
-      ax.axvline(start, color="gray", linewidth=0.8, linestyle=":")
-  ax.set_title("learning rate over both phases (dots: logged by the trainer; phase 2 re-warms)")
-  ax.set_xlabel("global update step")
-  ax.set_ylabel("learning rate")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
-  paths.append(os.path.join(out, "learning_rate.png"))
-  _save(fig, paths[-1], plt)
-  return paths
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), squeeze=False)
+    for optimizer, result in results.items():
+        for ax, (phase, log) in zip(axes[0], result["logs"].items()):
+            ax.plot([e["step"] for e in log], [e["loss"] for e in log], marker=".", label=optimizer)
+            ax.set_title(f"{phase}: training loss (masked-LM + next-sentence)")
+            ax.set_xlabel("update step")
+            ax.set_ylabel("loss")
+            ax.grid(alpha=0.3)
+            ax.legend()
+    paths.append(os.path.join(out, "training_loss.png"))
+    _save(fig, paths[-1], plt)
+
+    fig, ax = plt.subplots(figsize=(12, 4))
+    for optimizer, result in results.items():
+        start = 0
+        for phase in result["recipe"]["phases"]:
+            steps = phase["num_train_steps"]
+            x = start + np.arange(steps + 1)
+            for (label, schedule), style in zip(counterparts(phase["schedule"]), ["-", "--"]):
+                y = np.asarray(schedule(tf.range(steps + 1, dtype=tf.int64)))
+                ax.plot(x, y, style, label=f"{optimizer} {phase['name']}: {label}")
+            logged = result["logs"].get(phase["name"], [])
+            ax.plot(
+                [start + e["step"] - 1 for e in logged],
+                [e["learning_rate"] for e in logged],
+                "k.",
+                markersize=4,
+            )
+            start += steps
+            ax.axvline(start, color="gray", linewidth=0.8, linestyle=":")
+    ax.set_title("learning rate over both phases (dots: logged by the trainer; phase 2 re-warms)")
+    ax.set_xlabel("global update step")
+    ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    paths.append(os.path.join(out, "learning_rate.png"))
+    _save(fig, paths[-1], plt)
+    return paths
 
 
 def _save(fig, path, plt):
-  fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, path)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def main(argv):
-  del argv
-  start = time.time()
-  out = os.path.abspath(FLAGS.output_dir)
-  os.makedirs(out, exist_ok=True)
-  optimizers = ["lamb", "adamw"] if FLAGS.compare else [FLAGS.optimizer]
-  print(f"=== data ({'embedded default' if not FLAGS.data_dir else FLAGS.data_dir})")
-  data = prepare_data(out)
-  vocab_file = learn_vocab(data["text"], out)
-  results = {opt: run_optimizer(opt, data, vocab_file, out) for opt in optimizers}
-  rows = [row for result in results.values() for row in result["rows"]]
-  table = format_table(rows)
-  plots = plot(results, out)
-  summary = {"rows": rows, "plots": plots, "seconds": time.time() - start,
-             "data": data, "optimizers": optimizers}
-  with open(os.path.join(out, "report.json"), "w") as f:
-    json.dump(summary, f, indent=2)
-  with open(os.path.join(out, "report.md"), "w") as f:
-    f.write(table + "\n")
-  print("\n" + table)
-  print(f"\nplots: {', '.join(plots)}\nreport: {os.path.join(out, 'report.md')}\n"
-        f"total wall time {summary['seconds'] / 60:.1f} min")
+    del argv
+    start = time.time()
+    out = os.path.abspath(FLAGS.output_dir)
+    os.makedirs(out, exist_ok=True)
+    optimizers = ["lamb", "adamw"] if FLAGS.compare else [FLAGS.optimizer]
+    print(f"=== data ({'embedded default' if not FLAGS.data_dir else FLAGS.data_dir})")
+    data = prepare_data(out)
+    vocab_file = learn_vocab(data["text"], out)
+    results = {opt: run_optimizer(opt, data, vocab_file, out) for opt in optimizers}
+    rows = [row for result in results.values() for row in result["rows"]]
+    table = format_table(rows)
+    plots = plot(results, out)
+    summary = {
+        "rows": rows,
+        "plots": plots,
+        "seconds": time.time() - start,
+        "data": data,
+        "optimizers": optimizers,
+    }
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(table + "\n")
+    print("\n" + table)
+    print(
+        f"\nplots: {', '.join(plots)}\nreport: {os.path.join(out, 'report.md')}\n"
+        f"total wall time {summary['seconds'] / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":
-  logging.set_verbosity(logging.WARNING)
-  define_flags()
-  app.run(main)
+    logging.set_verbosity(logging.WARNING)
+    define_flags()
+    app.run(main)

@@ -17,6 +17,7 @@ An experiment file describes the model and one entry per pretraining phase:
 `optimizer` holds the keyword arguments of `optimization.create_optimizer` (plus
 "name"), `schedule` those of `optimization.create_schedule` (plus "kind").
 """
+
 import dataclasses
 import json
 import os
@@ -29,134 +30,164 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 @dataclasses.dataclass
 class PhaseConfig:
-  """One pretraining phase: data shape, batch, length, optimizer and schedule."""
-  name: str
-  train_batch_size: int
-  max_seq_length: int
-  max_predictions_per_seq: int
-  num_train_steps: int
-  optimizer: dict
-  schedule: dict
-  gradient_accumulation_steps: int = 1
+    """One pretraining phase: data shape, batch, length, optimizer and schedule."""
 
-  def validate(self, where: str) -> None:
-    for field in ("train_batch_size", "max_seq_length", "max_predictions_per_seq",
-                  "num_train_steps", "gradient_accumulation_steps"):
-      value = getattr(self, field)
-      if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{where}: field '{field}' must be a positive integer, got {value!r}")
-    if self.train_batch_size % self.gradient_accumulation_steps:
-      raise ValueError(
-          f"{where}: train_batch_size {self.train_batch_size} is not divisible by "
-          f"gradient_accumulation_steps {self.gradient_accumulation_steps}")
-    if "name" not in self.optimizer:
-      raise ValueError(f"{where}: field 'optimizer.name' is missing (e.g. \"lamb\" or \"adamw\")")
-    if "kind" not in self.schedule:
-      raise ValueError(f"{where}: field 'schedule.kind' is missing (e.g. \"warmup_poly\")")
-    total = self.schedule.get("total_steps", self.schedule.get("num_train_steps"))
-    if total is not None and total != self.num_train_steps:
-      raise ValueError(
-          f"{where}: schedule total steps {total} differ from num_train_steps {self.num_train_steps}")
+    name: str
+    train_batch_size: int
+    max_seq_length: int
+    max_predictions_per_seq: int
+    num_train_steps: int
+    optimizer: dict
+    schedule: dict
+    gradient_accumulation_steps: int = 1
+
+    def validate(self, where: str) -> None:
+        for field in (
+            "train_batch_size",
+            "max_seq_length",
+            "max_predictions_per_seq",
+            "num_train_steps",
+            "gradient_accumulation_steps",
+        ):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(
+                    f"{where}: field '{field}' must be a positive integer, got {value!r}"
+                )
+        if self.train_batch_size % self.gradient_accumulation_steps:
+            raise ValueError(
+                f"{where}: train_batch_size {self.train_batch_size} is not divisible by "
+                f"gradient_accumulation_steps {self.gradient_accumulation_steps}"
+            )
+        if "name" not in self.optimizer:
+            raise ValueError(
+                f'{where}: field \'optimizer.name\' is missing (e.g. "lamb" or "adamw")'
+            )
+        if "kind" not in self.schedule:
+            raise ValueError(f"{where}: field 'schedule.kind' is missing (e.g. \"warmup_poly\")")
+        total = self.schedule.get("total_steps", self.schedule.get("num_train_steps"))
+        if total is not None and total != self.num_train_steps:
+            raise ValueError(
+                f"{where}: schedule total steps {total} differ from num_train_steps {self.num_train_steps}"
+            )
 
 
 @dataclasses.dataclass
 class ExperimentConfig:
-  """A whole recipe: model size and its phases in order."""
-  model: str
-  phases: list
-  description: str = ""
-  sources: list = dataclasses.field(default_factory=list)
+    """A whole recipe: model size and its phases in order."""
 
-  def phase(self, number: int) -> PhaseConfig:
-    if not 1 <= number <= len(self.phases):
-      raise ValueError(f"phase {number} requested but the experiment has {len(self.phases)} phase(s)")
-    return self.phases[number - 1]
+    model: str
+    phases: list
+    description: str = ""
+    sources: list = dataclasses.field(default_factory=list)
+
+    def phase(self, number: int) -> PhaseConfig:
+        if not 1 <= number <= len(self.phases):
+            raise ValueError(
+                f"phase {number} requested but the experiment has {len(self.phases)} phase(s)"
+            )
+        return self.phases[number - 1]
 
 
-def apply_overrides(phase: PhaseConfig, learning_rate: float = None,
-                    num_warmup_steps: int = None, optimizer: str = None,
-                    **fields) -> PhaseConfig:
-  """Returns `phase` with fields replaced (e.g. from the command line), validated again.
+def apply_overrides(
+    phase: PhaseConfig,
+    learning_rate: float = None,
+    num_warmup_steps: int = None,
+    optimizer: str = None,
+    **fields,
+) -> PhaseConfig:
+    """Returns `phase` with fields replaced (e.g. from the command line), validated again.
 
-  `num_train_steps` also sets the schedule's total steps, `num_warmup_steps` its warmup,
-  `learning_rate` its peak rate and `optimizer` the optimizer's name.
-  """
-  schedule, opt = dict(phase.schedule), dict(phase.optimizer)
-  if optimizer:
-    opt["name"] = optimizer
-  if fields.get("num_train_steps") is not None:
-    for key in ("total_steps", "num_train_steps"):
-      if key in schedule:
-        schedule[key] = fields["num_train_steps"]
-  if num_warmup_steps is not None:
-    for key in ("warmup_steps", "num_warmup_steps"):
-      if key in schedule:
-        schedule[key] = num_warmup_steps
-  if learning_rate is not None:
-    key = "peak_lr" if "peak_lr" in schedule else "init_lr"
-    schedule[key] = learning_rate
-  phase = dataclasses.replace(phase, optimizer=opt, schedule=schedule,
-                              **{k: v for k, v in fields.items() if v is not None})
-  phase.validate(f"phase '{phase.name}' after overrides")
-  return phase
+    `num_train_steps` also sets the schedule's total steps, `num_warmup_steps` its warmup,
+    `learning_rate` its peak rate and `optimizer` the optimizer's name.
+    """
+    schedule, opt = dict(phase.schedule), dict(phase.optimizer)
+    if optimizer:
+        opt["name"] = optimizer
+    if fields.get("num_train_steps") is not None:
+        for key in ("total_steps", "num_train_steps"):
+            if key in schedule:
+                schedule[key] = fields["num_train_steps"]
+    if num_warmup_steps is not None:
+        for key in ("warmup_steps", "num_warmup_steps"):
+            if key in schedule:
+                schedule[key] = num_warmup_steps
+    if learning_rate is not None:
+        key = "peak_lr" if "peak_lr" in schedule else "init_lr"
+        schedule[key] = learning_rate
+    phase = dataclasses.replace(
+        phase,
+        optimizer=opt,
+        schedule=schedule,
+        **{k: v for k, v in fields.items() if v is not None},
+    )
+    phase.validate(f"phase '{phase.name}' after overrides")
+    return phase
 
 
 def _phase_from_dict(raw: Any, where: str) -> PhaseConfig:
-  if not isinstance(raw, dict):
-    raise ValueError(f"{where}: expected an object, got {type(raw).__name__}")
-  names = {f.name for f in dataclasses.fields(PhaseConfig)}
-  unknown = sorted(set(raw) - names)
-  if unknown:
-    raise ValueError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(names)}")
-  required = {f.name for f in dataclasses.fields(PhaseConfig)
-              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-  missing = sorted(required - set(raw))
-  if missing:
-    raise ValueError(f"{where}: missing field(s) {missing}")
-  phase = PhaseConfig(**raw)
-  phase.validate(where)
-  return phase
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected an object, got {type(raw).__name__}")
+    names = {f.name for f in dataclasses.fields(PhaseConfig)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(names)}")
+    required = {
+        f.name
+        for f in dataclasses.fields(PhaseConfig)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    missing = sorted(required - set(raw))
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {missing}")
+    phase = PhaseConfig(**raw)
+    phase.validate(where)
+    return phase
 
 
 def experiment_from_dict(raw: Any, source: str = "<dict>") -> ExperimentConfig:
-  """Builds and validates an ExperimentConfig; errors name `source` and the field."""
-  if not isinstance(raw, dict):
-    raise ValueError(f"{source}: expected a JSON object at the top level")
-  for field in ("model", "phases"):
-    if field not in raw:
-      raise ValueError(f"{source}: missing field '{field}'")
-  if not isinstance(raw["phases"], list) or not raw["phases"]:
-    raise ValueError(f"{source}: field 'phases' must be a non-empty list")
-  unknown = sorted(set(raw) - {"model", "phases", "description", "sources"})
-  if unknown:
-    raise ValueError(f"{source}: unknown field(s) {unknown}")
-  phases = [_phase_from_dict(p, f"{source}: phases[{i}]") for i, p in enumerate(raw["phases"])]
-  return ExperimentConfig(model=raw["model"], phases=phases,
-                          description=raw.get("description", ""),
-                          sources=list(raw.get("sources", [])))
+    """Builds and validates an ExperimentConfig; errors name `source` and the field."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source}: expected a JSON object at the top level")
+    for field in ("model", "phases"):
+        if field not in raw:
+            raise ValueError(f"{source}: missing field '{field}'")
+    if not isinstance(raw["phases"], list) or not raw["phases"]:
+        raise ValueError(f"{source}: field 'phases' must be a non-empty list")
+    unknown = sorted(set(raw) - {"model", "phases", "description", "sources"})
+    if unknown:
+        raise ValueError(f"{source}: unknown field(s) {unknown}")
+    phases = [_phase_from_dict(p, f"{source}: phases[{i}]") for i, p in enumerate(raw["phases"])]
+    return ExperimentConfig(
+        model=raw["model"],
+        phases=phases,
+        description=raw.get("description", ""),
+        sources=list(raw.get("sources", [])),
+    )
 
 
 def resolve_config_path(name_or_path: str) -> str:
-  """Accepts a path, or the bare name of a file in configs/ (with or without .json)."""
-  if tf.io.gfile.exists(name_or_path):
-    return name_or_path
-  for candidate in (name_or_path, name_or_path + ".json"):
-    path = os.path.join(CONFIG_DIR, candidate)
-    if os.path.exists(path):
-      return path
-  raise FileNotFoundError(
-      f"experiment config '{name_or_path}' not found (neither a path nor a file in {CONFIG_DIR})")
+    """Accepts a path, or the bare name of a file in configs/ (with or without .json)."""
+    if tf.io.gfile.exists(name_or_path):
+        return name_or_path
+    for candidate in (name_or_path, name_or_path + ".json"):
+        path = os.path.join(CONFIG_DIR, candidate)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(
+        f"experiment config '{name_or_path}' not found (neither a path nor a file in {CONFIG_DIR})"
+    )
 
 
 def load_experiment(name_or_path: str) -> ExperimentConfig:
-  path = resolve_config_path(name_or_path)
-  with tf.io.gfile.GFile(path, "r") as f:
-    try:
-      raw = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f"{path}: not valid JSON: {e}") from None
-  return experiment_from_dict(raw, path)
+    path = resolve_config_path(name_or_path)
+    with tf.io.gfile.GFile(path, "r") as f:
+        try:
+            raw = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON: {e}") from None
+    return experiment_from_dict(raw, path)
 
 
 def list_experiments() -> list:
-  return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".json"))
+    return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".json"))

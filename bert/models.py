@@ -6,6 +6,7 @@ All models take a dict of int32 tensors:
 
 and return dicts. Head logits are float32 under any dtype policy.
 """
+
 import keras
 
 from bert import layers as bert_layers
@@ -15,8 +16,7 @@ ENCODER_INPUTS = ("input_ids", "input_mask", "segment_ids")
 
 
 def _int_inputs(names):
-    return {name: keras.Input(shape=(None,), dtype="int32", name=name)
-            for name in names}
+    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in names}
 
 
 class BertEncoder(keras.Model):
@@ -44,7 +44,8 @@ class BertEncoder(keras.Model):
             initializer_range=config.initializer_range,
             layer_norm_eps=config.layer_norm_eps,
             dropout_rate=config.hidden_dropout_prob,
-            name="embeddings")
+            name="embeddings",
+        )
         self.transformer_layers = [
             bert_layers.TransformerLayer(
                 hidden_size=config.hidden_size,
@@ -52,17 +53,19 @@ class BertEncoder(keras.Model):
                 intermediate_size=config.intermediate_size,
                 hidden_act=config.hidden_act,
                 hidden_dropout_prob=config.hidden_dropout_prob,
-                attention_probs_dropout_prob=(
-                    config.attention_probs_dropout_prob),
+                attention_probs_dropout_prob=(config.attention_probs_dropout_prob),
                 initializer_range=config.initializer_range,
                 layer_norm_eps=config.layer_norm_eps,
-                name=f"layer_{i}")
-            for i in range(config.num_hidden_layers)]
+                name=f"layer_{i}",
+            )
+            for i in range(config.num_hidden_layers)
+        ]
         self.pooler = keras.layers.Dense(
-            config.hidden_size, activation="tanh",
-            kernel_initializer=bert_layers.truncated_normal(
-                config.initializer_range),
-            name="pooler")
+            config.hidden_size,
+            activation="tanh",
+            kernel_initializer=bert_layers.truncated_normal(config.initializer_range),
+            name="pooler",
+        )
 
         # === Functional model ===
         inputs = _int_inputs(ENCODER_INPUTS)
@@ -73,7 +76,9 @@ class BertEncoder(keras.Model):
         super().__init__(
             inputs=inputs,
             outputs={"sequence_output": x, "pooled_output": pooled},
-            name=name, **kwargs)
+            name=name,
+            **kwargs,
+        )
 
     def get_config(self):
         return {"config": self.bert_config.to_dict(), "name": self.name}
@@ -91,8 +96,7 @@ class BertPretrainingModel(keras.Model):
         nsp_head: Dense(2) on the pooled output, in float32.
     """
 
-    def __init__(self, config=None, encoder=None, name="bert_pretraining",
-                 **kwargs):
+    def __init__(self, config=None, encoder=None, name="bert_pretraining", **kwargs):
         if isinstance(config, dict):
             config = BertConfig(**config)
         encoder = encoder or BertEncoder(config)
@@ -101,22 +105,27 @@ class BertPretrainingModel(keras.Model):
         # === Layers ===
         self.encoder = encoder
         self.mlm_head = bert_layers.MaskedLMHead(
-            get_word_embeddings(encoder), hidden_act=config.hidden_act,
+            get_word_embeddings(encoder),
+            hidden_act=config.hidden_act,
             initializer_range=config.initializer_range,
-            layer_norm_eps=config.layer_norm_eps, name="mlm_head")
+            layer_norm_eps=config.layer_norm_eps,
+            name="mlm_head",
+        )
         self.nsp_head = keras.layers.Dense(
-            2, kernel_initializer=init, dtype="float32", name="nsp_head")
+            2, kernel_initializer=init, dtype="float32", name="nsp_head"
+        )
 
         # === Functional model ===
         inputs = _int_inputs(ENCODER_INPUTS + ("masked_lm_positions",))
         outputs = encoder({k: inputs[k] for k in ENCODER_INPUTS})
-        mlm_logits = self.mlm_head(outputs["sequence_output"],
-                                   inputs["masked_lm_positions"])
+        mlm_logits = self.mlm_head(outputs["sequence_output"], inputs["masked_lm_positions"])
         nsp_logits = self.nsp_head(outputs["pooled_output"])
         super().__init__(
             inputs=inputs,
             outputs={"mlm_logits": mlm_logits, "nsp_logits": nsp_logits},
-            name=name, **kwargs)
+            name=name,
+            **kwargs,
+        )
         self.bert_config = config
 
     def get_config(self):
@@ -141,9 +150,11 @@ class BertSquadModel(keras.Model):
         # === Layers ===
         self.encoder = encoder
         self.span_head = keras.layers.Dense(
-            2, kernel_initializer=bert_layers.truncated_normal(
-                config.initializer_range),
-            dtype="float32", name="span_head")
+            2,
+            kernel_initializer=bert_layers.truncated_normal(config.initializer_range),
+            dtype="float32",
+            name="span_head",
+        )
 
         # === Functional model ===
         inputs = _int_inputs(ENCODER_INPUTS)
@@ -151,9 +162,10 @@ class BertSquadModel(keras.Model):
         logits = self.span_head(sequence_output)
         super().__init__(
             inputs=inputs,
-            outputs={"start_logits": logits[:, :, 0],
-                     "end_logits": logits[:, :, 1]},
-            name=name, **kwargs)
+            outputs={"start_logits": logits[:, :, 0], "end_logits": logits[:, :, 1]},
+            name=name,
+            **kwargs,
+        )
         self.bert_config = config
 
     def get_config(self):

@@ -27,6 +27,7 @@ With `--no_masking` (or --masked_lm_prob=0) records are written unmasked for
 dynamic masking in `data.pretraining_input`; each output file then gets a
 `<file>.info.json` describing how it was made (vocab size, special ids, ...).
 """
+
 import dataclasses
 import functools
 import gc
@@ -51,6 +52,7 @@ INFO_SUFFIX = ".info.json"
 @dataclasses.dataclass(frozen=True)
 class InstanceOptions:
     """How training instances are made from documents (original flag names)."""
+
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
     masked_lm_prob: float = 0.15
@@ -76,6 +78,7 @@ class InstanceOptions:
 @dataclasses.dataclass(frozen=True)
 class Vocab:
     """The vocabulary facts that instance creation needs."""
+
     size: int
     cls_id: int
     sep_id: int
@@ -86,10 +89,14 @@ class Vocab:
     @classmethod
     def from_tokenizer(cls, tokenizer) -> "Vocab":
         tokens = list(tokenizer.vocab)
-        return cls(size=len(tokens), cls_id=tokenizer.vocab["[CLS]"],
-                   sep_id=tokenizer.vocab["[SEP]"], mask_id=tokenizer.vocab["[MASK]"],
-                   pad_id=tokenizer.vocab["[PAD]"],
-                   is_continuation=np.array([t.startswith("##") for t in tokens]))
+        return cls(
+            size=len(tokens),
+            cls_id=tokenizer.vocab["[CLS]"],
+            sep_id=tokenizer.vocab["[SEP]"],
+            mask_id=tokenizer.vocab["[MASK]"],
+            pad_id=tokenizer.vocab["[PAD]"],
+            is_continuation=np.array([t.startswith("##") for t in tokens]),
+        )
 
 
 @dataclasses.dataclass
@@ -101,6 +108,7 @@ class TokenizedCorpus:
     so the sentences of a document are contiguous in `token_ids`. Empty
     sentences and documents are dropped, as in the original.
     """
+
     token_ids: np.ndarray
     sentence_starts: np.ndarray
     document_starts: np.ndarray
@@ -132,27 +140,37 @@ def _fast_ascii_tokenizer(tokenizer):
     """
     import tensorflow as tf
     import tensorflow_text as tf_text
+
     return tf_text.FastBertTokenizer(
-        list(tokenizer.vocab), suffix_indicator="##", max_bytes_per_word=100,
-        token_out_type=tf.int32, unknown_token="[UNK]",
-        lower_case_nfd_strip_accents=bool(tokenizer.do_lower_case))
+        list(tokenizer.vocab),
+        suffix_indicator="##",
+        max_bytes_per_word=100,
+        token_out_type=tf.int32,
+        unknown_token="[UNK]",
+        lower_case_nfd_strip_accents=bool(tokenizer.do_lower_case),
+    )
 
 
 @functools.lru_cache(maxsize=4)
 def _compiled_tokenizers(tokenizer):
     """(ASCII fast path, exact path) as tf.functions over [batch] strings."""
     import tensorflow as tf
+
     spec = [tf.TensorSpec([None], tf.string)]
     fast = _fast_ascii_tokenizer(tokenizer)
     exact = tokenizer.in_graph_tokenizer
-    return (tf.function(lambda s: fast.tokenize(s), input_signature=spec),
-            tf.function(lambda s: exact.tokenize(s), input_signature=spec))
+    return (
+        tf.function(lambda s: fast.tokenize(s), input_signature=spec),
+        tf.function(lambda s: exact.tokenize(s), input_signature=spec),
+    )
 
 
-def tokenize_sentences(sentences: Sequence[str], tokenizer,
-                       batch_size: int = 8192) -> Tuple[np.ndarray, np.ndarray]:
+def tokenize_sentences(
+    sentences: Sequence[str], tokenizer, batch_size: int = 8192
+) -> Tuple[np.ndarray, np.ndarray]:
     """Token ids of many sentences: (flat int32 ids, int64 lengths)."""
     import tensorflow as tf  # Only the main process uses TensorFlow.
+
     # Printable ASCII only: control characters take the exact path.
     is_ascii = np.array([s.isascii() and s.isprintable() for s in sentences], bool)
     lengths = np.zeros([len(sentences)], np.int64)
@@ -162,7 +180,7 @@ def tokenize_sentences(sentences: Sequence[str], tokenizer,
     progress = Progress("tokenize", total=len(sentences), unit="sentences")
     for indices, tokenize in groups:
         for start in range(0, len(indices), batch_size):
-            batch = indices[start:start + batch_size]
+            batch = indices[start : start + batch_size]
             ragged = tokenize(tf.constant([sentences[i] for i in batch], tf.string))
             lengths[batch] = ragged.row_lengths().numpy()
             pieces.append((batch, ragged.flat_values.numpy().astype(np.int32)))
@@ -186,15 +204,16 @@ def tokenize_corpus(documents: Sequence[Sequence[str]], tokenizer) -> TokenizedC
     keep = sentence_lengths > 0
     sentence_lengths = sentence_lengths[keep]
     sentences_per_doc = np.bincount(doc_of_sentence[keep], minlength=len(documents))
-    doc_bytes = np.array([sum(len(s.encode("utf-8")) + 1 for s in d) for d in documents],
-                         np.int64)
+    doc_bytes = np.array([sum(len(s.encode("utf-8")) + 1 for s in d) for d in documents], np.int64)
     non_empty = sentences_per_doc > 0
     return TokenizedCorpus(
         token_ids=token_ids,
         sentence_starts=np.concatenate([[0], np.cumsum(sentence_lengths)]).astype(np.int64),
-        document_starts=np.concatenate(
-            [[0], np.cumsum(sentences_per_doc[non_empty])]).astype(np.int64),
-        document_bytes=doc_bytes[non_empty])
+        document_starts=np.concatenate([[0], np.cumsum(sentences_per_doc[non_empty])]).astype(
+            np.int64
+        ),
+        document_bytes=doc_bytes[non_empty],
+    )
 
 
 # -----------------------------------------------------------------------------
@@ -205,17 +224,17 @@ def tokenize_corpus(documents: Sequence[Sequence[str]], tokenizer) -> TokenizedC
 @dataclasses.dataclass
 class Instances:
     """Training instances as padded arrays."""
-    input_ids: np.ndarray          # int32 [n, max_seq_length], 0-padded.
-    lengths: np.ndarray            # int64 [n]: tokens incl. [CLS]/[SEP].
+
+    input_ids: np.ndarray  # int32 [n, max_seq_length], 0-padded.
+    lengths: np.ndarray  # int64 [n]: tokens incl. [CLS]/[SEP].
     segment_a_lengths: np.ndarray  # int64 [n]: [CLS] A [SEP] = segment 0.
-    is_random_next: np.ndarray     # bool [n].
+    is_random_next: np.ndarray  # bool [n].
     masked_lm_positions: np.ndarray  # int32 [n, max_predictions_per_seq].
-    masked_lm_ids: np.ndarray        # int32 [n, max_predictions_per_seq].
-    masked_lm_weights: np.ndarray    # float32 [n, max_predictions_per_seq].
+    masked_lm_ids: np.ndarray  # int32 [n, max_predictions_per_seq].
+    masked_lm_weights: np.ndarray  # float32 [n, max_predictions_per_seq].
 
 
-def truncate_seq_pairs(a_lo, a_hi, b_lo, b_hi, max_num_tokens: int,
-                       rng: np.random.Generator):
+def truncate_seq_pairs(a_lo, a_hi, b_lo, b_hi, max_num_tokens: int, rng: np.random.Generator):
     """The original `truncate_seq_pair`, vectorized over token ranges.
 
     The original drops one token at a time from the longer of A and B, from
@@ -233,8 +252,7 @@ def truncate_seq_pairs(a_lo, a_hi, b_lo, b_hi, max_num_tokens: int,
     from_b += rest - rest // 2
     front_a = rng.binomial(from_a, 0.5)
     front_b = rng.binomial(from_b, 0.5)
-    return (a_lo + front_a, a_hi - (from_a - front_a),
-            b_lo + front_b, b_hi - (from_b - front_b))
+    return (a_lo + front_a, a_hi - (from_a - front_a), b_lo + front_b, b_hi - (from_b - front_b))
 
 
 def _randint(rng: random.Random, low: int, high: int) -> int:
@@ -242,8 +260,9 @@ def _randint(rng: random.Random, low: int, high: int) -> int:
     return low + int(rng.random() * (high - low + 1))
 
 
-def create_document_pairs(corpus: TokenizedCorpus, document_index: int,
-                          options: InstanceOptions, rng: random.Random):
+def create_document_pairs(
+    corpus: TokenizedCorpus, document_index: int, options: InstanceOptions, rng: random.Random
+):
     """Packs one document into sentence pairs, as in the original.
 
     Returns a list of (a_lo, a_hi, b_lo, b_hi, is_random_next): segments A
@@ -308,8 +327,13 @@ def _choose_whole_words(order, word_start, num_to_predict, num_candidates):
     return chosen
 
 
-def mask_instances(input_ids: np.ndarray, lengths: np.ndarray, options: InstanceOptions,
-                   vocab: Vocab, rng: np.random.Generator):
+def mask_instances(
+    input_ids: np.ndarray,
+    lengths: np.ndarray,
+    options: InstanceOptions,
+    vocab: Vocab,
+    rng: np.random.Generator,
+):
     """Masks a batch of instances (the original rule, vectorized).
 
     Candidates are all tokens but [CLS]/[SEP]; num_to_predict =
@@ -322,10 +346,14 @@ def mask_instances(input_ids: np.ndarray, lengths: np.ndarray, options: Instance
     n, seq_length = input_ids.shape
     max_predictions = options.max_predictions_per_seq
     grid = np.arange(seq_length)
-    candidate = ((grid[None, :] < lengths[:, None])
-                 & (input_ids != vocab.cls_id) & (input_ids != vocab.sep_id))
+    candidate = (
+        (grid[None, :] < lengths[:, None])
+        & (input_ids != vocab.cls_id)
+        & (input_ids != vocab.sep_id)
+    )
     num_to_predict = np.minimum(
-        max_predictions, np.maximum(1, np.rint(lengths * options.masked_lm_prob).astype(np.int64)))
+        max_predictions, np.maximum(1, np.rint(lengths * options.masked_lm_prob).astype(np.int64))
+    )
     keys = rng.random((n, seq_length))
     if options.do_whole_word_mask:
         previous_candidate = np.pad(candidate[:, :-1], ((0, 0), (1, 0)))
@@ -339,18 +367,21 @@ def mask_instances(input_ids: np.ndarray, lengths: np.ndarray, options: Instance
     if options.do_whole_word_mask:
         order = np.argsort(keys, axis=1, kind="stable")  # A word's pieces stay together.
         for row in range(n):
-            chosen = _choose_whole_words(order[row], word_start[row], num_to_predict[row],
-                                         num_candidates[row])
-            positions[row, :len(chosen)] = chosen
+            chosen = _choose_whole_words(
+                order[row], word_start[row], num_to_predict[row], num_candidates[row]
+            )
+            positions[row, : len(chosen)] = chosen
     else:
         # The num_to_predict smallest keys: a random subset of the candidates.
         width = min(max_predictions, seq_length)
         smallest = np.argpartition(keys, width - 1, axis=1)[:, :width]
         smallest = np.take_along_axis(
-            smallest, np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1), axis=1)
+            smallest, np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1), axis=1
+        )
         take = np.minimum(num_to_predict, num_candidates)
-        positions[:, :width] = np.where(np.arange(width)[None, :] < take[:, None],
-                                        smallest, seq_length)
+        positions[:, :width] = np.where(
+            np.arange(width)[None, :] < take[:, None], smallest, seq_length
+        )
     positions.sort(axis=1)
     valid = positions < seq_length
     positions = np.where(valid, positions, 0)
@@ -362,12 +393,17 @@ def mask_instances(input_ids: np.ndarray, lengths: np.ndarray, options: Instance
     masked = input_ids.copy()
     rows, cols = np.nonzero(valid)
     masked[rows, positions[rows, cols]] = replacement[rows, cols]
-    return (masked, positions.astype(np.int32), labels.astype(np.int32),
-            valid.astype(np.float32))
+    return (masked, positions.astype(np.int32), labels.astype(np.int32), valid.astype(np.float32))
 
 
-def create_instances(corpus: TokenizedCorpus, dupe: int, first_document: int,
-                     end_document: int, options: InstanceOptions, vocab: Vocab) -> Instances:
+def create_instances(
+    corpus: TokenizedCorpus,
+    dupe: int,
+    first_document: int,
+    end_document: int,
+    options: InstanceOptions,
+    vocab: Vocab,
+) -> Instances:
     """All instances of documents [first_document, end_document) in one dupe.
 
     A pure function of its arguments: pairs come from one generator per
@@ -380,40 +416,57 @@ def create_instances(corpus: TokenizedCorpus, dupe: int, first_document: int,
         rng = random.Random("%d/%d/%d" % (options.random_seed, dupe, document))
         pairs.extend(create_document_pairs(corpus, document, options, rng))
     n, seq_length = len(pairs), options.max_seq_length
-    a_lo, a_hi, b_lo, b_hi, is_random_next = (np.array(column).reshape([n]) for column in
-                                              (zip(*pairs) if pairs else [[]] * 5))
+    a_lo, a_hi, b_lo, b_hi, is_random_next = (
+        np.array(column).reshape([n]) for column in (zip(*pairs) if pairs else [[]] * 5)
+    )
     np_rng = np.random.default_rng([options.random_seed, dupe, first_document])
     a_lo, a_hi, b_lo, b_hi = truncate_seq_pairs(a_lo, a_hi, b_lo, b_hi, seq_length - 3, np_rng)
     len_a, len_b = (a_hi - a_lo)[:, None], (b_hi - b_lo)[:, None]
     # [CLS] A [SEP] B [SEP] [PAD]...: where each position's token comes from.
     p = np.arange(seq_length)[None, :]
-    source = np.where((p >= 1) & (p <= len_a), a_lo[:, None] + p - 1,
-                      np.where((p >= len_a + 2) & (p <= len_a + len_b + 1),
-                               b_lo[:, None] + p - len_a - 2, 0))
-    input_ids = np.where(p == 0, vocab.cls_id,
-                         np.where((p == len_a + 1) | (p == len_a + len_b + 2), vocab.sep_id,
-                                  np.where(p < len_a + len_b + 3,
-                                           corpus.token_ids[source], vocab.pad_id)))
+    source = np.where(
+        (p >= 1) & (p <= len_a),
+        a_lo[:, None] + p - 1,
+        np.where((p >= len_a + 2) & (p <= len_a + len_b + 1), b_lo[:, None] + p - len_a - 2, 0),
+    )
+    input_ids = np.where(
+        p == 0,
+        vocab.cls_id,
+        np.where(
+            (p == len_a + 1) | (p == len_a + len_b + 2),
+            vocab.sep_id,
+            np.where(p < len_a + len_b + 3, corpus.token_ids[source], vocab.pad_id),
+        ),
+    )
     input_ids = input_ids.astype(np.int32)
     lengths = (len_a + len_b + 3)[:, 0]
     num_predictions = options.max_predictions_per_seq
     if options.is_masked and n:
         input_ids, positions, labels, weights = mask_instances(
-            input_ids, lengths, options, vocab, np_rng)
+            input_ids, lengths, options, vocab, np_rng
+        )
     else:
         positions = np.zeros((n, num_predictions), np.int32)
         labels = np.zeros((n, num_predictions), np.int32)
         weights = np.zeros((n, num_predictions), np.float32)
-    return Instances(input_ids, lengths, len_a[:, 0] + 2, is_random_next.astype(bool),
-                     positions, labels, weights)
+    return Instances(
+        input_ids, lengths, len_a[:, 0] + 2, is_random_next.astype(bool), positions, labels, weights
+    )
 
 
 # -----------------------------------------------------------------------------
 # Serialization: exactly the original tf.train.Example features.
 # -----------------------------------------------------------------------------
 
-FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
-                 "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
+FEATURE_NAMES = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "masked_lm_weights",
+    "next_sentence_labels",
+)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -430,8 +483,7 @@ def _varint(value: int) -> bytes:
 def _varint_words(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Varint bytes (little-endian in a uint32) and byte counts of `values`."""
     values = values.astype(np.uint32)
-    num_bytes = (1 + (values >= 1 << 7).astype(np.uint8) + (values >= 1 << 14)
-                 + (values >= 1 << 21))
+    num_bytes = 1 + (values >= 1 << 7).astype(np.uint8) + (values >= 1 << 14) + (values >= 1 << 21)
     words = np.zeros(values.shape, np.uint32)
     for i in range(4):  # 7-bit groups, low first, with continuation bits.
         group = (values >> 7 * i) & 0x7F
@@ -496,8 +548,7 @@ class _FeatureHeaders:
 # Map entries in sorted key order: the bytes equal protobuf's deterministic
 # serialization of the same tf.train.Example (checked in the tests).
 _SORTED_FEATURES = sorted(FEATURE_NAMES)
-_HEADERS = {name: _FeatureHeaders(name, name == "masked_lm_weights")
-            for name in FEATURE_NAMES}
+_HEADERS = {name: _FeatureHeaders(name, name == "masked_lm_weights") for name in FEATURE_NAMES}
 
 
 def serialize_instances(instances: Instances) -> List[bytes]:
@@ -551,7 +602,7 @@ def serialize_instances(instances: Instances) -> List[bytes]:
         for part in parts:
             if part[0] == "block":
                 width = part[2]
-                pieces.append(part[1][row * width:(row + 1) * width])
+                pieces.append(part[1][row * width : (row + 1) * width])
             else:
                 _, header, data, offsets = part
                 start, end = offsets[row], offsets[row + 1]
@@ -573,8 +624,9 @@ _WORKER_STATE: Dict[str, object] = {}
 def _process_chunk(task: Tuple[int, int, int]):
     """Worker: serialized records of documents [start, end) for one dupe."""
     dupe, start, end = task
-    instances = create_instances(_WORKER_STATE["corpus"], dupe, start, end,
-                                 _WORKER_STATE["options"], _WORKER_STATE["vocab"])
+    instances = create_instances(
+        _WORKER_STATE["corpus"], dupe, start, end, _WORKER_STATE["options"], _WORKER_STATE["vocab"]
+    )
     records = serialize_instances(instances)
     # One blob and its lengths pickle far faster than many small bytes objects.
     return task, b"".join(records), np.array([len(r) for r in records], np.int64)
@@ -583,8 +635,9 @@ def _process_chunk(task: Tuple[int, int, int]):
 class Progress:
     """Logs items/s, MB/s and ETA at most every `interval` seconds."""
 
-    def __init__(self, name: str, total: float, unit: str, total_bytes: float = 0,
-                 interval: float = 5.0):
+    def __init__(
+        self, name: str, total: float, unit: str, total_bytes: float = 0, interval: float = 5.0
+    ):
         self.name, self.total, self.unit, self.total_bytes = name, total, unit, total_bytes
         self.interval = interval
         self.count = self.bytes = 0
@@ -603,8 +656,18 @@ class Progress:
         rate = self.count / elapsed
         eta = (self.total - self.count) / rate if rate > 0 else float("inf")
         mbps = f", {self.bytes / elapsed / 1e6:.2f} MB/s" if self.total_bytes else ""
-        logging.info("%s: %d/%d %s (%.1f %s/s%s), elapsed %.1fs, ETA %.1fs", self.name,
-                     self.count, self.total, self.unit, rate, self.unit, mbps, elapsed, eta)
+        logging.info(
+            "%s: %d/%d %s (%.1f %s/s%s), elapsed %.1fs, ETA %.1fs",
+            self.name,
+            self.count,
+            self.total,
+            self.unit,
+            rate,
+            self.unit,
+            mbps,
+            elapsed,
+            eta,
+        )
 
     def done(self):
         self._log(time.perf_counter())
@@ -615,22 +678,29 @@ class Progress:
 DOCUMENTS_PER_TASK = 16
 
 
-def generate_records(corpus: TokenizedCorpus, options: InstanceOptions, vocab: Vocab,
-                     num_workers: int = 1) -> List[bytes]:
+def generate_records(
+    corpus: TokenizedCorpus, options: InstanceOptions, vocab: Vocab, num_workers: int = 1
+) -> List[bytes]:
     """Serialized records of all dupes and documents, in (dupe, document) order."""
-    tasks = [(dupe, start, min(start + DOCUMENTS_PER_TASK, corpus.num_documents))
-             for dupe in range(options.dupe_factor)
-             for start in range(0, corpus.num_documents, DOCUMENTS_PER_TASK)]
+    tasks = [
+        (dupe, start, min(start + DOCUMENTS_PER_TASK, corpus.num_documents))
+        for dupe in range(options.dupe_factor)
+        for start in range(0, corpus.num_documents, DOCUMENTS_PER_TASK)
+    ]
     total_bytes = float(corpus.document_bytes.sum()) * options.dupe_factor
-    progress = Progress("create instances", total=corpus.num_documents * options.dupe_factor,
-                        unit="docs", total_bytes=total_bytes)
+    progress = Progress(
+        "create instances",
+        total=corpus.num_documents * options.dupe_factor,
+        unit="docs",
+        total_bytes=total_bytes,
+    )
     _WORKER_STATE.update(corpus=corpus, options=options, vocab=vocab)
     records: List[bytes] = []
 
     def consume(results):
         for (_, start, end), blob, lengths in results:
             offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
-            records.extend(blob[offsets[i]:offsets[i + 1]] for i in range(len(lengths)))
+            records.extend(blob[offsets[i] : offsets[i + 1]] for i in range(len(lengths)))
             progress.update(end - start, float(corpus.document_bytes[start:end].sum()))
 
     try:
@@ -656,21 +726,26 @@ def output_paths(output_file: str, num_output_shards: int = 0) -> List[str]:
     """A comma list of files, or `prefix-00000-of-0000N` when sharding a prefix."""
     if num_output_shards and num_output_shards > 1:
         if "," in output_file:
-            raise ValueError("Give either a comma list of output files or one prefix with "
-                             "--num_output_shards, not both.")
-        return [f"{output_file}-{i:05d}-of-{num_output_shards:05d}"
-                for i in range(num_output_shards)]
+            raise ValueError(
+                "Give either a comma list of output files or one prefix with "
+                "--num_output_shards, not both."
+            )
+        return [
+            f"{output_file}-{i:05d}-of-{num_output_shards:05d}" for i in range(num_output_shards)
+        ]
     return [p.strip() for p in output_file.split(",") if p.strip()]
 
 
-def write_records(records: Sequence[bytes], paths: Sequence[str], random_seed: int,
-                  info: Optional[dict] = None) -> List[int]:
+def write_records(
+    records: Sequence[bytes], paths: Sequence[str], random_seed: int, info: Optional[dict] = None
+) -> List[int]:
     """Shuffles the records (seeded), writes them round-robin over `paths`.
 
     Each file is written under a temporary name and renamed when complete, so
     a failure never leaves partial output under a final name.
     """
     import tensorflow as tf
+
     order = np.random.default_rng(random_seed).permutation(len(records))
     counts = []
     for shard, path in enumerate(paths):
@@ -680,7 +755,7 @@ def write_records(records: Sequence[bytes], paths: Sequence[str], random_seed: i
         temporary = f"{path}.tmp-{os.getpid()}"
         try:
             with tf.io.TFRecordWriter(temporary) as writer:
-                shard_order = order[shard::len(paths)]
+                shard_order = order[shard :: len(paths)]
                 for index in shard_order:
                     writer.write(records[index])
             if info is not None:
@@ -698,14 +773,20 @@ def write_records(records: Sequence[bytes], paths: Sequence[str], random_seed: i
     return counts
 
 
-def create_pretraining_data(input_files: Sequence[str], output_files: Sequence[str],
-                            tokenizer, options: InstanceOptions, num_workers: int = 1,
-                            hf_datasets: Sequence[str] = (),
-                            hf_max_documents: int = 0) -> dict:
+def create_pretraining_data(
+    input_files: Sequence[str],
+    output_files: Sequence[str],
+    tokenizer,
+    options: InstanceOptions,
+    num_workers: int = 1,
+    hf_datasets: Sequence[str] = (),
+    hf_max_documents: int = 0,
+) -> dict:
     """Runs the whole pipeline; returns statistics (counts, seconds, rates)."""
     start = time.perf_counter()
-    documents = text_corpus.read_documents(input_files, hf_datasets,
-                                           hf_max_documents=hf_max_documents)
+    documents = text_corpus.read_documents(
+        input_files, hf_datasets, hf_max_documents=hf_max_documents
+    )
     if not documents:
         raise ValueError(f"No documents found in {list(input_files) + list(hf_datasets)}.")
     read_seconds = time.perf_counter() - start
@@ -713,57 +794,95 @@ def create_pretraining_data(input_files: Sequence[str], output_files: Sequence[s
     tokenize_seconds = time.perf_counter() - start - read_seconds
     vocab = Vocab.from_tokenizer(tokenizer)
     records = generate_records(corpus, options, vocab, num_workers)
-    info = dict(dataclasses.asdict(options), masked=options.is_masked, vocab_size=vocab.size,
-                cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id,
-                pad_id=vocab.pad_id, do_lower_case=getattr(tokenizer, "do_lower_case", None))
-    counts = write_records(records, output_files, options.random_seed,
-                           info=None if options.is_masked else info)
+    info = dict(
+        dataclasses.asdict(options),
+        masked=options.is_masked,
+        vocab_size=vocab.size,
+        cls_id=vocab.cls_id,
+        sep_id=vocab.sep_id,
+        mask_id=vocab.mask_id,
+        pad_id=vocab.pad_id,
+        do_lower_case=getattr(tokenizer, "do_lower_case", None),
+    )
+    counts = write_records(
+        records, output_files, options.random_seed, info=None if options.is_masked else info
+    )
     seconds = time.perf_counter() - start
     input_bytes = float(corpus.document_bytes.sum())
-    stats = dict(documents=corpus.num_documents, instances=len(records), seconds=seconds,
-                 read_seconds=read_seconds, tokenize_seconds=tokenize_seconds,
-                 input_megabytes=input_bytes / 1e6, mb_per_second=input_bytes / 1e6 / seconds,
-                 instances_per_second=len(records) / seconds, records_per_file=counts)
-    logging.info("Wrote %d instances from %d documents to %d file(s) in %.1fs "
-                 "(%.2f input MB/s, %.0f instances/s).", len(records), corpus.num_documents,
-                 len(output_files), seconds, stats["mb_per_second"],
-                 stats["instances_per_second"])
+    stats = dict(
+        documents=corpus.num_documents,
+        instances=len(records),
+        seconds=seconds,
+        read_seconds=read_seconds,
+        tokenize_seconds=tokenize_seconds,
+        input_megabytes=input_bytes / 1e6,
+        mb_per_second=input_bytes / 1e6 / seconds,
+        instances_per_second=len(records) / seconds,
+        records_per_file=counts,
+    )
+    logging.info(
+        "Wrote %d instances from %d documents to %d file(s) in %.1fs "
+        "(%.2f input MB/s, %.0f instances/s).",
+        len(records),
+        corpus.num_documents,
+        len(output_files),
+        seconds,
+        stats["mb_per_second"],
+        stats["instances_per_second"],
+    )
     return stats
 
 
 def define_flags():
-    flags.DEFINE_string("input_file", None,
-                        "Input raw text file(s): comma-separated globs. One sentence per "
-                        "line, a blank line between documents.")
-    flags.DEFINE_string("output_file", None,
-                        "Output TFRecord file(s): comma-separated, or a prefix with "
-                        "--num_output_shards.")
+    flags.DEFINE_string(
+        "input_file",
+        None,
+        "Input raw text file(s): comma-separated globs. One sentence per "
+        "line, a blank line between documents.",
+    )
+    flags.DEFINE_string(
+        "output_file",
+        None,
+        "Output TFRecord file(s): comma-separated, or a prefix with --num_output_shards.",
+    )
     flags.DEFINE_string("vocab_file", None, "The vocabulary file of the BERT model.")
     flags.DEFINE_bool("do_lower_case", True, "Lower-case the input text (uncased models).")
-    flags.DEFINE_bool("do_whole_word_mask", False,
-                      "Mask all WordPieces of a word together.")
+    flags.DEFINE_bool("do_whole_word_mask", False, "Mask all WordPieces of a word together.")
     flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
     flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum masked LM predictions.")
     flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
     flags.DEFINE_integer("dupe_factor", 10, "Times to duplicate the input with different masks.")
     flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
-    flags.DEFINE_float("short_seq_prob", 0.1,
-                       "Probability of a shorter sequence than the maximum length.")
-    flags.DEFINE_bool("no_masking", False,
-                      "Write unmasked records (for dynamic masking in the input pipeline).")
-    flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
-                         "Processes creating instances (output does not depend on it).")
-    flags.DEFINE_integer("num_output_shards", 0,
-                         "If > 1, --output_file is a prefix of this many shards.")
-    flags.DEFINE_list("hf_dataset", [],
-                      "Hugging Face datasets as name[:config], e.g. wikipedia:20220301.en "
-                      "or bookcorpus; read with datasets.load_dataset (needs network).")
-    flags.DEFINE_integer("hf_max_documents", 0, "If > 0, read at most this many documents "
-                         "from each Hugging Face dataset.")
+    flags.DEFINE_float(
+        "short_seq_prob", 0.1, "Probability of a shorter sequence than the maximum length."
+    )
+    flags.DEFINE_bool(
+        "no_masking", False, "Write unmasked records (for dynamic masking in the input pipeline)."
+    )
+    flags.DEFINE_integer(
+        "num_workers",
+        os.cpu_count() or 1,
+        "Processes creating instances (output does not depend on it).",
+    )
+    flags.DEFINE_integer(
+        "num_output_shards", 0, "If > 1, --output_file is a prefix of this many shards."
+    )
+    flags.DEFINE_list(
+        "hf_dataset",
+        [],
+        "Hugging Face datasets as name[:config], e.g. wikipedia:20220301.en "
+        "or bookcorpus; read with datasets.load_dataset (needs network).",
+    )
+    flags.DEFINE_integer(
+        "hf_max_documents",
+        0,
+        "If > 0, read at most this many documents from each Hugging Face dataset.",
+    )
 
 
 def main(_):
     from data import tokenization
+
     if not FLAGS.input_file and not FLAGS.hf_dataset:
         raise app.UsageError("Give --input_file and/or --hf_dataset.")
     input_files = text_corpus.expand_file_patterns(FLAGS.input_file) if FLAGS.input_file else []
@@ -771,15 +890,29 @@ def main(_):
     options = InstanceOptions(
         max_seq_length=FLAGS.max_seq_length,
         max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-        masked_lm_prob=FLAGS.masked_lm_prob, short_seq_prob=FLAGS.short_seq_prob,
-        dupe_factor=FLAGS.dupe_factor, random_seed=FLAGS.random_seed,
-        do_whole_word_mask=FLAGS.do_whole_word_mask, masking=not FLAGS.no_masking)
+        masked_lm_prob=FLAGS.masked_lm_prob,
+        short_seq_prob=FLAGS.short_seq_prob,
+        dupe_factor=FLAGS.dupe_factor,
+        random_seed=FLAGS.random_seed,
+        do_whole_word_mask=FLAGS.do_whole_word_mask,
+        masking=not FLAGS.no_masking,
+    )
     outputs = output_paths(FLAGS.output_file, FLAGS.num_output_shards)
-    logging.info("Reading %d file(s) and %d dataset(s); writing %d file(s).",
-                 len(input_files), len(FLAGS.hf_dataset), len(outputs))
-    create_pretraining_data(input_files, outputs, tokenizer, options,
-                            num_workers=FLAGS.num_workers, hf_datasets=FLAGS.hf_dataset,
-                            hf_max_documents=FLAGS.hf_max_documents)
+    logging.info(
+        "Reading %d file(s) and %d dataset(s); writing %d file(s).",
+        len(input_files),
+        len(FLAGS.hf_dataset),
+        len(outputs),
+    )
+    create_pretraining_data(
+        input_files,
+        outputs,
+        tokenizer,
+        options,
+        num_workers=FLAGS.num_workers,
+        hf_datasets=FLAGS.hf_dataset,
+        hf_max_documents=FLAGS.hf_max_documents,
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ dynamic masking of unmasked records, prefetch.
 `batch_size` is the per-input-pipeline batch (`ctx.get_per_replica_batch_size`
 times replicas per host). A malformed record fails with its file's name.
 """
+
 import json
 import os
 import random
@@ -21,8 +22,15 @@ import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
 INFO_SUFFIX = ".info.json"  # Written next to unmasked files by create_pretraining_data.
-FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
-                 "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
+FEATURE_NAMES = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "masked_lm_weights",
+    "next_sentence_labels",
+)
 
 
 def list_files(file_pattern: Union[str, Sequence[str]]) -> List[str]:
@@ -37,8 +45,11 @@ def list_files(file_pattern: Union[str, Sequence[str]]) -> List[str]:
         pattern = os.fspath(pattern).strip()
         if not pattern:
             continue
-        matched = [f for f in tf.io.gfile.glob(pattern)
-                   if not f.endswith(INFO_SUFFIX) and ".tmp-" not in os.path.basename(f)]
+        matched = [
+            f
+            for f in tf.io.gfile.glob(pattern)
+            if not f.endswith(INFO_SUFFIX) and ".tmp-" not in os.path.basename(f)
+        ]
         if not matched:
             raise FileNotFoundError(f"No pretraining TFRecord file matches {pattern!r}.")
         files.extend(sorted(matched))
@@ -46,18 +57,24 @@ def list_files(file_pattern: Union[str, Sequence[str]]) -> List[str]:
 
 
 def _feature_lengths(seq_length: int, max_predictions_per_seq: int) -> Dict[str, int]:
-    return {"input_ids": seq_length, "input_mask": seq_length, "segment_ids": seq_length,
-            "masked_lm_positions": max_predictions_per_seq,
-            "masked_lm_ids": max_predictions_per_seq,
-            "masked_lm_weights": max_predictions_per_seq, "next_sentence_labels": 1}
+    return {
+        "input_ids": seq_length,
+        "input_mask": seq_length,
+        "segment_ids": seq_length,
+        "masked_lm_positions": max_predictions_per_seq,
+        "masked_lm_ids": max_predictions_per_seq,
+        "masked_lm_weights": max_predictions_per_seq,
+        "next_sentence_labels": 1,
+    }
 
 
 def _dtype(name: str):
     return tf.float32 if name == "masked_lm_weights" else tf.int64
 
 
-def _check_first_record(path: str, seq_length: int, max_predictions_per_seq: int,
-                        dynamic_masking: bool):
+def _check_first_record(
+    path: str, seq_length: int, max_predictions_per_seq: int, dynamic_masking: bool
+):
     """Parses the first record of `path` eagerly; raises ValueError naming the
     file and the feature when it is unreadable or does not match the spec."""
     try:
@@ -73,23 +90,31 @@ def _check_first_record(path: str, seq_length: int, max_predictions_per_seq: int
         raise ValueError(f"{path}: first record is not a tf.train.Example.") from None
     for name, length in _feature_lengths(seq_length, max_predictions_per_seq).items():
         if name not in example.features.feature:
-            raise ValueError(f"{path}: record 0 has no feature {name!r}; expected the BERT "
-                             f"pretraining features {list(FEATURE_NAMES)}.")
+            raise ValueError(
+                f"{path}: record 0 has no feature {name!r}; expected the BERT "
+                f"pretraining features {list(FEATURE_NAMES)}."
+            )
         feature = example.features.feature[name]
         is_float = _dtype(name) == tf.float32
         values = feature.float_list.value if is_float else feature.int64_list.value
         if len(values) != length:
             kind = "float" if is_float else "int64"
-            raise ValueError(f"{path}: record 0 feature {name!r} has {len(values)} {kind} values; "
-                             f"expected {length} (seq_length={seq_length}, "
-                             f"max_predictions_per_seq={max_predictions_per_seq}).")
+            raise ValueError(
+                f"{path}: record 0 feature {name!r} has {len(values)} {kind} values; "
+                f"expected {length} (seq_length={seq_length}, "
+                f"max_predictions_per_seq={max_predictions_per_seq})."
+            )
     has_masks = any(example.features.feature["masked_lm_weights"].float_list.value)
     if dynamic_masking and has_masks:
-        raise ValueError(f"{path}: records are already masked (masked_lm_weights are set), but "
-                         "dynamic_masking=True expects unmasked records (--no_masking).")
+        raise ValueError(
+            f"{path}: records are already masked (masked_lm_weights are set), but "
+            "dynamic_masking=True expects unmasked records (--no_masking)."
+        )
     if not dynamic_masking and not has_masks:
-        raise ValueError(f"{path}: records are unmasked (all masked_lm_weights are 0); "
-                         "use dynamic_masking=True for them.")
+        raise ValueError(
+            f"{path}: records are unmasked (all masked_lm_weights are 0); "
+            "use dynamic_masking=True for them."
+        )
 
 
 def check_all_records(path: str):
@@ -100,8 +125,9 @@ def check_all_records(path: str):
         for count, _ in enumerate(tf.data.TFRecordDataset(path), start=1):
             pass
     except tf.errors.OpError as e:
-        raise ValueError(f"{path}: corrupt TFRecord after {count} good record(s) "
-                         f"({e.message.strip()}).") from None
+        raise ValueError(
+            f"{path}: corrupt TFRecord after {count} good record(s) ({e.message.strip()})."
+        ) from None
 
 
 def _read_info(path: str) -> Optional[dict]:
@@ -120,19 +146,26 @@ def _parse_batch(filenames, records, seq_length: int, max_predictions_per_seq: i
     """
     batch_size = records.shape[0]
     lengths = _feature_lengths(seq_length, max_predictions_per_seq)
-    parsed = tf.io.parse_example(records, {name: tf.io.VarLenFeature(_dtype(name))
-                                           for name in FEATURE_NAMES})
+    parsed = tf.io.parse_example(
+        records, {name: tf.io.VarLenFeature(_dtype(name)) for name in FEATURE_NAMES}
+    )
     features = {}
     for name in FEATURE_NAMES:
         sparse = parsed[name]
-        counts = tf.math.bincount(tf.cast(sparse.indices[:, 0], tf.int32),
-                                  minlength=batch_size, maxlength=batch_size)
+        counts = tf.math.bincount(
+            tf.cast(sparse.indices[:, 0], tf.int32), minlength=batch_size, maxlength=batch_size
+        )
         bad = tf.not_equal(counts, lengths[name])
         check = tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(bad)),
-            ["Bad pretraining record in file", tf.boolean_mask(filenames, bad)[:1],
-             f"feature '{name}' has", tf.boolean_mask(counts, bad)[:1],
-             f"values; expected {lengths[name]} (missing or wrong length)."])
+            [
+                "Bad pretraining record in file",
+                tf.boolean_mask(filenames, bad)[:1],
+                f"feature '{name}' has",
+                tf.boolean_mask(counts, bad)[:1],
+                f"values; expected {lengths[name]} (missing or wrong length).",
+            ],
+        )
         with tf.control_dependencies([check]):
             values = tf.reshape(sparse.values, [batch_size, lengths[name]])
         features[name] = values if name == "masked_lm_weights" else tf.cast(values, tf.int32)
@@ -140,9 +173,15 @@ def _parse_batch(filenames, records, seq_length: int, max_predictions_per_seq: i
     return features
 
 
-def dynamic_mask(features: Dict[str, tf.Tensor], seed, max_predictions_per_seq: int,
-                 vocab_size: int, mask_token_id: int = 103, masked_lm_prob: float = 0.15,
-                 special_token_ids: Sequence[int] = (0, 101, 102)) -> Dict[str, tf.Tensor]:
+def dynamic_mask(
+    features: Dict[str, tf.Tensor],
+    seed,
+    max_predictions_per_seq: int,
+    vocab_size: int,
+    mask_token_id: int = 103,
+    masked_lm_prob: float = 0.15,
+    special_token_ids: Sequence[int] = (0, 101, 102),
+) -> Dict[str, tf.Tensor]:
     """Masks a batch of unmasked features, BERT's rule, with stateless randomness.
 
     Candidates are the real (input_mask=1) non-special tokens; num_to_predict
@@ -157,30 +196,37 @@ def dynamic_mask(features: Dict[str, tf.Tensor], seed, max_predictions_per_seq: 
     seed = tf.cast(seed, tf.int64)
     seeds = [seed + tf.constant([0, i], tf.int64) * (1 << 40) for i in range(3)]
     is_special = tf.reduce_any(
-        input_ids[:, :, None] == tf.constant(list(special_token_ids), tf.int32), axis=-1)
+        input_ids[:, :, None] == tf.constant(list(special_token_ids), tf.int32), axis=-1
+    )
     candidate = (input_mask == 1) & tf.logical_not(is_special)
     # float64 and round-half-to-even, as Python's round() in the data creator.
     length = tf.cast(tf.reduce_sum(input_mask, axis=1), tf.float64)
-    num_to_predict = tf.minimum(p, tf.maximum(1, tf.cast(
-        tf.round(length * tf.constant(masked_lm_prob, tf.float64)), tf.int32)))
-    keys = tf.where(candidate, tf.random.stateless_uniform([batch_size, seq_length], seeds[0]),
-                    2.0)
+    num_to_predict = tf.minimum(
+        p,
+        tf.maximum(
+            1, tf.cast(tf.round(length * tf.constant(masked_lm_prob, tf.float64)), tf.int32)
+        ),
+    )
+    keys = tf.where(candidate, tf.random.stateless_uniform([batch_size, seq_length], seeds[0]), 2.0)
     neg_keys, order = tf.math.top_k(-keys, k=min(p, seq_length))  # p smallest keys
-    take = ((tf.range(order.shape[1])[None, :] < num_to_predict[:, None])
-            & (-neg_keys < 2.0))  # Fewer candidates than num_to_predict: take all.
+    take = (tf.range(order.shape[1])[None, :] < num_to_predict[:, None]) & (
+        -neg_keys < 2.0
+    )  # Fewer candidates than num_to_predict: take all.
     positions = tf.sort(tf.where(take, order, seq_length), axis=1)
     if order.shape[1] < p:
-        positions = tf.pad(positions, [[0, 0], [0, p - order.shape[1]]],
-                           constant_values=seq_length)
+        positions = tf.pad(positions, [[0, 0], [0, p - order.shape[1]]], constant_values=seq_length)
     valid = positions < seq_length
     positions = tf.where(valid, positions, 0)
     labels = tf.where(valid, tf.gather(input_ids, positions, batch_dims=1), 0)
     draw = tf.random.stateless_uniform([batch_size, p], seeds[1])
-    random_ids = tf.random.stateless_uniform([batch_size, p], seeds[2], minval=0,
-                                             maxval=vocab_size, dtype=tf.int32)
+    random_ids = tf.random.stateless_uniform(
+        [batch_size, p], seeds[2], minval=0, maxval=vocab_size, dtype=tf.int32
+    )
     replacement = tf.where(draw < 0.8, mask_token_id, tf.where(draw < 0.9, labels, random_ids))
-    hit = tf.one_hot(positions, seq_length, on_value=True, off_value=False,
-                     dtype=tf.bool) & valid[:, :, None]  # [B, P, S]
+    hit = (
+        tf.one_hot(positions, seq_length, on_value=True, off_value=False, dtype=tf.bool)
+        & valid[:, :, None]
+    )  # [B, P, S]
     new_values = tf.reduce_sum(tf.where(hit, replacement[:, :, None], 0), axis=1)
     features = dict(features)
     features["input_ids"] = tf.where(tf.reduce_any(hit, axis=1), new_values, input_ids)
@@ -190,16 +236,25 @@ def dynamic_mask(features: Dict[str, tf.Tensor], seed, max_predictions_per_seq: 
     return features
 
 
-def build_dataset(file_pattern: Union[str, Sequence[str]], batch_size: int, seq_length: int,
-                  max_predictions_per_seq: int, is_training: bool,
-                  input_context: Optional[tf.distribute.InputContext] = None,
-                  seed: Optional[int] = None, dynamic_masking: bool = False,
-                  vocab_size: Optional[int] = None, mask_token_id: int = 103,
-                  masked_lm_prob: float = 0.15,
-                  special_token_ids: Sequence[int] = (0, 101, 102),
-                  num_parallel_calls: int = AUTOTUNE, shuffle_buffer_size: int = 10000,
-                  cycle_length: int = 8, validate_files: bool = True,
-                  check_every_record: bool = False) -> tf.data.Dataset:
+def build_dataset(
+    file_pattern: Union[str, Sequence[str]],
+    batch_size: int,
+    seq_length: int,
+    max_predictions_per_seq: int,
+    is_training: bool,
+    input_context: Optional[tf.distribute.InputContext] = None,
+    seed: Optional[int] = None,
+    dynamic_masking: bool = False,
+    vocab_size: Optional[int] = None,
+    mask_token_id: int = 103,
+    masked_lm_prob: float = 0.15,
+    special_token_ids: Sequence[int] = (0, 101, 102),
+    num_parallel_calls: int = AUTOTUNE,
+    shuffle_buffer_size: int = 10000,
+    cycle_length: int = 8,
+    validate_files: bool = True,
+    check_every_record: bool = False,
+) -> tf.data.Dataset:
     """The pretraining dataset of dicts with static shapes (drop_remainder).
 
     Output: input_ids, input_mask, segment_ids [B, seq_length] int32;
@@ -235,8 +290,10 @@ def build_dataset(file_pattern: Union[str, Sequence[str]], batch_size: int, seq_
     if dynamic_masking and vocab_size is None:
         info = _read_info(files[0])
         if info is None or "vocab_size" not in info:
-            raise ValueError(f"dynamic_masking needs vocab_size: pass it, or keep the "
-                             f"{files[0] + INFO_SUFFIX} written by create_pretraining_data.")
+            raise ValueError(
+                f"dynamic_masking needs vocab_size: pass it, or keep the "
+                f"{files[0] + INFO_SUFFIX} written by create_pretraining_data."
+            )
         vocab_size = int(info["vocab_size"])
 
     num_pipelines = input_context.num_input_pipelines if input_context else 1
@@ -258,16 +315,22 @@ def build_dataset(file_pattern: Union[str, Sequence[str]], batch_size: int, seq_
             records = records.shard(num_pipelines, pipeline_id)
         return records.map(lambda record: (path, record))
 
-    dataset = dataset.interleave(read_file, cycle_length=min(cycle_length, len(files)),
-                                 num_parallel_calls=num_parallel_calls,
-                                 deterministic=deterministic)
+    dataset = dataset.interleave(
+        read_file,
+        cycle_length=min(cycle_length, len(files)),
+        num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic,
+    )
     if is_training:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed,
-                                  reshuffle_each_iteration=True).repeat()
+        dataset = dataset.shuffle(
+            shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
+        ).repeat()
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(
         lambda paths, records: _parse_batch(paths, records, seq_length, max_predictions_per_seq),
-        num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic,
+    )
     if dynamic_masking:
         # A counter after repeat() gives every batch, in every epoch, its own
         # stateless seed: fresh masks each epoch, reproducible for a seed.
@@ -276,10 +339,17 @@ def build_dataset(file_pattern: Union[str, Sequence[str]], batch_size: int, seq_
         dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.counter()))
         dataset = dataset.map(
             lambda features, step: dynamic_mask(
-                features, tf.stack([tf.constant(base_seed, tf.int64), step]),
-                max_predictions_per_seq, vocab_size, mask_token_id, masked_lm_prob,
-                special_token_ids),
-            num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+                features,
+                tf.stack([tf.constant(base_seed, tf.int64), step]),
+                max_predictions_per_seq,
+                vocab_size,
+                mask_token_id,
+                masked_lm_prob,
+                special_token_ids,
+            ),
+            num_parallel_calls=num_parallel_calls,
+            deterministic=deterministic,
+        )
     options = tf.data.Options()
     # Sharding is done here; keep tf.distribute from sharding again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

@@ -23,11 +23,34 @@ Typical prediction flow:
 # Re-exported public API.
 from data import squad_metric  # noqa: F401
 from data.squad_data import (  # noqa: F401
-    DOC_STRIDE, FIRST_UNIQUE_ID, LABEL_KEYS, MAX_QUERY_LENGTH, MAX_SEQ_LENGTH,
-    MODEL_INPUT_KEYS, PADDING_UNIQUE_ID, FeatureWriter, InputFeatures, SquadExample,
-    SquadFormatError, build_squad_dataset, convert_examples_to_features,
-    feature_to_tf_example, features_to_arrays, read_examples, read_squad_examples,
-    read_squad_hf_examples, split_context, write_features)
+    DOC_STRIDE,
+    FIRST_UNIQUE_ID,
+    LABEL_KEYS,
+    MAX_QUERY_LENGTH,
+    MAX_SEQ_LENGTH,
+    MODEL_INPUT_KEYS,
+    PADDING_UNIQUE_ID,
+    FeatureWriter,
+    InputFeatures,
+    SquadExample,
+    SquadFormatError,
+    build_squad_dataset,
+    convert_examples_to_features,
+    feature_to_tf_example,
+    features_to_arrays,
+    read_examples,
+    read_squad_examples,
+    read_squad_hf_examples,
+    split_context,
+    write_features,
+)
 from data.squad_postprocess import (  # noqa: F401
-    MAX_ANSWER_LENGTH, N_BEST_SIZE, RawResult, compute_predictions, get_final_text,
-    raw_results_from_arrays, write_json_atomic, write_predictions)
+    MAX_ANSWER_LENGTH,
+    N_BEST_SIZE,
+    RawResult,
+    compute_predictions,
+    get_final_text,
+    raw_results_from_arrays,
+    write_json_atomic,
+    write_predictions,
+)

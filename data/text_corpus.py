@@ -5,6 +5,7 @@ A corpus is a list of documents; a document is a list of sentences (str).
 BERT's text format (google-research/bert `create_pretraining_data.py`): UTF-8,
 one sentence per line, a blank line between documents.
 """
+
 import glob
 import os
 import re
@@ -17,7 +18,8 @@ Document = List[str]
 _SENTENCE_BREAK = re.compile(r"""(?<=[.?!])(?:["'”’)\]]*)\s+(?=["'“‘(\[]?[A-Z0-9])""")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st sr jr mt gen col lt capt sgt maj rev gov sen rep "
-    "inc co corp ltd vs no vol pp cf ca approx fig al e.g i.e u.s".split())
+    "inc co corp ltd vs no vol pp cf ca approx fig al e.g i.e u.s".split()
+)
 
 
 def expand_file_patterns(patterns: str) -> List[str]:
@@ -39,12 +41,12 @@ def split_sentences(text: str) -> List[str]:
     sentences = []
     start = 0
     for match in _SENTENCE_BREAK.finditer(text):
-        candidate = text[start:match.start()].strip()
+        candidate = text[start : match.start()].strip()
         last_word = candidate.rsplit(None, 1)[-1].rstrip(".").lower() if candidate else ""
         # Do not split after an abbreviation or a single initial ("J. K. Rowling").
         if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
             continue
-        sentences.append(text[start:match.end()].strip())
+        sentences.append(text[start : match.end()].strip())
         start = match.end()
     tail = text[start:].strip()
     if tail:
@@ -82,8 +84,9 @@ def read_text_file(path: str) -> Iterator[Document]:
         yield document
 
 
-def read_hf_dataset(spec: str, text_field: str = "text",
-                    split: str = "train", max_documents: int = 0) -> Iterator[Document]:
+def read_hf_dataset(
+    spec: str, text_field: str = "text", split: str = "train", max_documents: int = 0
+) -> Iterator[Document]:
     """Yields documents of a Hugging Face dataset, e.g. "wikipedia:20220301.en".
 
     `spec` is "name" or "name:config". Each record's `text_field` is one
@@ -91,6 +94,7 @@ def read_hf_dataset(spec: str, text_field: str = "text",
     `split_sentences`. Needs network access (or a local datasets cache).
     """
     import datasets  # Imported lazily: only needed for this source.
+
     name, _, config = spec.partition(":")
     dataset = datasets.load_dataset(name, config or None, split=split, streaming=True)
     for count, record in enumerate(dataset):
@@ -98,15 +102,21 @@ def read_hf_dataset(spec: str, text_field: str = "text",
             break
         text = record.get(text_field)
         if text is None:
-            raise KeyError(f"Dataset {spec!r} record {count} has no field {text_field!r}; "
-                           f"fields are {sorted(record)}.")
+            raise KeyError(
+                f"Dataset {spec!r} record {count} has no field {text_field!r}; "
+                f"fields are {sorted(record)}."
+            )
         document = [s for paragraph in text.split("\n") for s in split_sentences(paragraph)]
         if document:
             yield document
 
 
-def read_documents(input_files: Sequence[str] = (), hf_datasets: Sequence[str] = (),
-                   hf_text_field: str = "text", hf_max_documents: int = 0) -> List[Document]:
+def read_documents(
+    input_files: Sequence[str] = (),
+    hf_datasets: Sequence[str] = (),
+    hf_text_field: str = "text",
+    hf_max_documents: int = 0,
+) -> List[Document]:
     """Reads all documents from text files, then from Hugging Face datasets."""
     documents: List[Document] = []
     for path in input_files:

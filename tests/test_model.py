@@ -1,4 +1,5 @@
 """Tests of bert.config, bert.layers and bert.models."""
+
 import json
 import math
 
@@ -10,25 +11,30 @@ import tensorflow as tf
 import bert
 from bert import layers as bert_layers
 
-TINY = dict(vocab_size=97, hidden_size=32, num_hidden_layers=2,
-            num_attention_heads=4, intermediate_size=48,
-            max_position_embeddings=24, type_vocab_size=2)
+TINY = dict(
+    vocab_size=97,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=48,
+    max_position_embeddings=24,
+    type_vocab_size=2,
+)
 
 
 def _inputs(batch=3, seq=16, vocab=97, positions=4, seed=0):
     """Random ids; rows after the first are padded (input_mask 0)."""
     rng = np.random.default_rng(seed)
     lengths = [seq] + list(rng.integers(seq // 2, seq, size=batch - 1))
-    mask = (np.arange(seq)[None, :] < np.array(lengths)[:, None])
+    mask = np.arange(seq)[None, :] < np.array(lengths)[:, None]
     return {
-        "input_ids": (rng.integers(1, vocab, (batch, seq)) * mask).astype(
-            np.int32),
+        "input_ids": (rng.integers(1, vocab, (batch, seq)) * mask).astype(np.int32),
         "input_mask": mask.astype(np.int32),
-        "segment_ids": (np.arange(seq)[None, :] >= seq // 3).astype(
-            np.int32).repeat(batch, 0) * mask.astype(np.int32),
+        "segment_ids": (np.arange(seq)[None, :] >= seq // 3).astype(np.int32).repeat(batch, 0)
+        * mask.astype(np.int32),
         "masked_lm_positions": np.sort(
-            rng.integers(0, seq // 2, (batch, positions)), axis=1).astype(
-                np.int32),
+            rng.integers(0, seq // 2, (batch, positions)), axis=1
+        ).astype(np.int32),
     }
 
 
@@ -39,35 +45,50 @@ def _encoder_inputs(inputs):
 def _expected_params(config, pooler=True):
     """Closed-form parameter count of the BERT encoder."""
     h, i = config.hidden_size, config.intermediate_size
-    embeddings = ((config.vocab_size + config.max_position_embeddings +
-                   config.type_vocab_size) * h + 2 * h)
+    embeddings = (
+        config.vocab_size + config.max_position_embeddings + config.type_vocab_size
+    ) * h + 2 * h
     layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * 2 * h
-    return (embeddings + config.num_hidden_layers * layer +
-            (h * h + h if pooler else 0))
+    return embeddings + config.num_hidden_layers * layer + (h * h + h if pooler else 0)
 
 
 # ------------------------------------------------------------------ config
 def test_presets_match_the_published_sizes():
-    sizes = {name: (c.num_hidden_layers, c.hidden_size,
-                    c.num_attention_heads, c.intermediate_size)
-             for name in ("tiny", "mini", "small", "medium", "base", "large")
-             for c in [bert.BertConfig.preset(name)]}
-    assert sizes == {"tiny": (2, 128, 2, 512), "mini": (4, 256, 4, 1024),
-                     "small": (4, 512, 8, 2048), "medium": (8, 512, 8, 2048),
-                     "base": (12, 768, 12, 3072),
-                     "large": (24, 1024, 16, 4096)}
+    sizes = {
+        name: (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size)
+        for name in ("tiny", "mini", "small", "medium", "base", "large")
+        for c in [bert.BertConfig.preset(name)]
+    }
+    assert sizes == {
+        "tiny": (2, 128, 2, 512),
+        "mini": (4, 256, 4, 1024),
+        "small": (4, 512, 8, 2048),
+        "medium": (8, 512, 8, 2048),
+        "base": (12, 768, 12, 3072),
+        "large": (24, 1024, 16, 4096),
+    }
     large = bert.BertConfig.preset("large")
-    assert (large.vocab_size, large.max_position_embeddings,
-            large.type_vocab_size) == (30522, 512, 2)
+    assert (large.vocab_size, large.max_position_embeddings, large.type_vocab_size) == (
+        30522,
+        512,
+        2,
+    )
 
 
 def test_config_reads_google_and_hugging_face_files(tmp_path, shared_data):
-    google = {"attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
-              "hidden_dropout_prob": 0.1, "hidden_size": 768,
-              "initializer_range": 0.02, "intermediate_size": 3072,
-              "max_position_embeddings": 512, "num_attention_heads": 12,
-              "num_hidden_layers": 12, "type_vocab_size": 2,
-              "vocab_size": 30522}
+    google = {
+        "attention_probs_dropout_prob": 0.1,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": 768,
+        "initializer_range": 0.02,
+        "intermediate_size": 3072,
+        "max_position_embeddings": 512,
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "type_vocab_size": 2,
+        "vocab_size": 30522,
+    }
     (tmp_path / "bert_config.json").write_text(json.dumps(google))
     config = bert.BertConfig.from_json_file(tmp_path / "bert_config.json")
     assert config == bert.BertConfig.preset("base")
@@ -84,13 +105,16 @@ def test_config_reads_google_and_hugging_face_files(tmp_path, shared_data):
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"hidden_act": "swishy"}, "hidden_act"),
-    ({"hidden_size": "768"}, "hidden_size"),
-    ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob"),
-    ({"num_attention_heads": 7}, "num_attention_heads"),
-    ({"vocab_size": None}, "vocab_size"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"hidden_act": "swishy"}, "hidden_act"),
+        ({"hidden_size": "768"}, "hidden_size"),
+        ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob"),
+        ({"num_attention_heads": 7}, "num_attention_heads"),
+        ({"vocab_size": None}, "vocab_size"),
+    ],
+)
 def test_bad_config_field_names_file_and_field(tmp_path, change, field):
     values = bert.BertConfig.preset("base").to_dict()
     values.update(change)
@@ -125,12 +149,9 @@ def test_activations_match_their_formulas():
     x = np.linspace(-5, 5, 101).astype(np.float32)
     erf = np.vectorize(math.erf)
     exact = 0.5 * x * (1 + erf(x / np.sqrt(2)))
-    tanh = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) *
-                                  (x + 0.044715 * x ** 3)))
-    np.testing.assert_allclose(bert_layers.get_activation("gelu")(x), exact,
-                               atol=1e-6)
-    np.testing.assert_allclose(bert_layers.get_activation("gelu_new")(x),
-                               tanh, atol=1e-6)
+    tanh = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    np.testing.assert_allclose(bert_layers.get_activation("gelu")(x), exact, atol=1e-6)
+    np.testing.assert_allclose(bert_layers.get_activation("gelu_new")(x), tanh, atol=1e-6)
     assert np.abs(exact - tanh).max() > 1e-4  # the two really differ
 
 
@@ -141,8 +162,7 @@ def test_outputs_ignore_padded_positions():
     changed = dict(inputs)
     pad = inputs["input_mask"] == 0
     assert pad.any()
-    changed["input_ids"] = np.where(pad, 7, inputs["input_ids"]).astype(
-        np.int32)
+    changed["input_ids"] = np.where(pad, 7, inputs["input_ids"]).astype(np.int32)
     a = encoder(inputs)["sequence_output"].numpy()
     b = encoder(changed)["sequence_output"].numpy()
     np.testing.assert_allclose(a[~pad], b[~pad], atol=1e-5)
@@ -165,15 +185,17 @@ def test_dropout_layer_rate_and_scale():
     layer = bert_layers.Dropout(0.1, seed=1)
     x = tf.ones([400, 500])
     np.testing.assert_array_equal(layer(x), x)  # inference: identity
-    for run in (lambda v: layer(v, training=True),
-                tf.function(lambda v: layer(v, training=True),
-                            jit_compile=True)):
+    for run in (
+        lambda v: layer(v, training=True),
+        tf.function(lambda v: layer(v, training=True), jit_compile=True),
+    ):
         y = run(x).numpy()
         dropped = (y == 0).mean()
         assert abs(dropped - 0.1) < 0.005  # 200k draws: 6 sigma is 0.004
         np.testing.assert_allclose(y[y != 0], 1 / 0.9, rtol=1e-6)
-    assert not np.array_equal(layer(x, training=True),
-                              layer(x, training=True))  # a new mask per call
+    assert not np.array_equal(
+        layer(x, training=True), layer(x, training=True)
+    )  # a new mask per call
 
 
 def _encoder_outputs(model, inputs):
@@ -200,12 +222,12 @@ def test_pretraining_heads_match_numpy():
     seq, pooled = _encoder_outputs(model, inputs)
 
     head = model.mlm_head
-    gathered = np.take_along_axis(
-        seq, inputs["masked_lm_positions"][..., None], axis=1)
+    gathered = np.take_along_axis(seq, inputs["masked_lm_positions"][..., None], axis=1)
     h = gathered @ head.transform.kernel.numpy() + head.transform.bias.numpy()
     h = bert_layers.get_activation("gelu")(h).numpy()
-    h = _layer_norm(h, head.layer_norm.gamma.numpy(),
-                    head.layer_norm.beta.numpy(), config.layer_norm_eps)
+    h = _layer_norm(
+        h, head.layer_norm.gamma.numpy(), head.layer_norm.beta.numpy(), config.layer_norm_eps
+    )
     table = bert.get_word_embeddings(model.encoder).embeddings.numpy()
     mlm = h @ table.T + head.output_bias.numpy()
     np.testing.assert_allclose(out["mlm_logits"], mlm, atol=1e-4)
@@ -217,8 +239,12 @@ def test_pretraining_heads_match_numpy():
     ids = [id(v) for v in model.trainable_variables]
     assert len(ids) == len(set(ids))
     assert model.count_params() == (
-        _expected_params(config) + (config.hidden_size + 3) *
-        config.hidden_size + config.vocab_size + 2 * config.hidden_size + 2)
+        _expected_params(config)
+        + (config.hidden_size + 3) * config.hidden_size
+        + config.vocab_size
+        + 2 * config.hidden_size
+        + 2
+    )
 
 
 def test_squad_head_matches_numpy():
@@ -234,18 +260,20 @@ def test_squad_head_matches_numpy():
 
 def _mlm_nsp_loss(model, inputs, training):
     out = model(inputs, training=training)
-    mlm_ids = tf.gather(inputs["input_ids"], inputs["masked_lm_positions"],
-                        batch_dims=1)
-    mlm = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        mlm_ids, out["mlm_logits"]))
-    nsp = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        tf.zeros([tf.shape(mlm_ids)[0]], tf.int32), out["nsp_logits"]))
+    mlm_ids = tf.gather(inputs["input_ids"], inputs["masked_lm_positions"], batch_dims=1)
+    mlm = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(mlm_ids, out["mlm_logits"]))
+    nsp = tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(
+            tf.zeros([tf.shape(mlm_ids)[0]], tf.int32), out["nsp_logits"]
+        )
+    )
     return mlm + nsp
 
 
 def test_forward_and_backward_compile_with_xla():
-    model = bert.build_pretraining_model(bert.BertConfig.preset(
-        "tiny", vocab_size=97, max_position_embeddings=32))
+    model = bert.build_pretraining_model(
+        bert.BertConfig.preset("tiny", vocab_size=97, max_position_embeddings=32)
+    )
     inputs = {k: tf.constant(v) for k, v in _inputs().items()}
 
     @tf.function(jit_compile=True)
@@ -258,15 +286,12 @@ def test_forward_and_backward_compile_with_xla():
     loss_eager = _mlm_nsp_loss(model, inputs, training=False)
     np.testing.assert_allclose(loss_xla, loss_eager, rtol=1e-5)
     assert len(grads) == len(model.trainable_variables)
-    assert all(g is not None and
-               np.isfinite(tf.convert_to_tensor(g).numpy()).all()
-               for g in grads)
+    assert all(g is not None and np.isfinite(tf.convert_to_tensor(g).numpy()).all() for g in grads)
 
     loss_train, grads = step(inputs, training=True)  # dropout under XLA
     assert np.isfinite(loss_train.numpy())
     assert abs(float(loss_train) - float(loss_xla)) > 1e-6
-    assert all(np.isfinite(tf.convert_to_tensor(g).numpy()).all()
-               for g in grads)
+    assert all(np.isfinite(tf.convert_to_tensor(g).numpy()).all() for g in grads)
 
 
 def test_mixed_bfloat16_policy():
@@ -290,8 +315,7 @@ def test_mixed_bfloat16_policy():
         assert out[key].dtype == tf.float32
         assert np.isfinite(out[key].numpy()).all()
         np.testing.assert_allclose(out[key], expected[key], atol=0.15)
-    np.testing.assert_allclose(tf.cast(seq, tf.float32), expected_seq,
-                               atol=0.15)
+    np.testing.assert_allclose(tf.cast(seq, tf.float32), expected_seq, atol=0.15)
     assert np.abs(tf.cast(seq, tf.float32) - expected_seq).max() > 0
 
     @tf.function(jit_compile=True)
@@ -302,6 +326,6 @@ def test_mixed_bfloat16_policy():
 
     loss, grads = step({k: tf.constant(v) for k, v in inputs.items()})
     assert np.isfinite(loss.numpy())
-    assert all(g.dtype == tf.float32 and
-               np.isfinite(tf.convert_to_tensor(g).numpy()).all()
-               for g in grads)
+    assert all(
+        g.dtype == tf.float32 and np.isfinite(tf.convert_to_tensor(g).numpy()).all() for g in grads
+    )

@@ -1,4 +1,5 @@
 """Tests of data.pretraining_input on records made from real text."""
+
 import collections
 import math
 
@@ -30,10 +31,14 @@ def record_files(shared_data, tokenizer, tmp_path_factory):
     text_file.write_text("\n\n".join("\n".join(d) for d in documents) + "\n", encoding="utf-8")
     out = tmp_path_factory.mktemp("records")
     files = {}
-    for name, masking, shards in (("masked", True, 4), ("unmasked", False, 4),
-                                  ("single", False, 1)):
-        options = cpd.InstanceOptions(max_seq_length=SEQ, max_predictions_per_seq=PRED,
-                                      dupe_factor=1, masking=masking)
+    for name, masking, shards in (
+        ("masked", True, 4),
+        ("unmasked", False, 4),
+        ("single", False, 1),
+    ):
+        options = cpd.InstanceOptions(
+            max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=1, masking=masking
+        )
         outputs = cpd.output_paths(str(out / name), shards)
         cpd.create_pretraining_data([str(text_file)], outputs, tokenizer, options)
         files[name] = str(out / f"{name}*")
@@ -55,25 +60,38 @@ def row_key(ids, labels=None, positions=None, weights=None):
 
 
 def test_static_shapes_dtypes_and_contents(record_files):
-    ds = pretraining_input.build_dataset(record_files["masked"], batch_size=8, seq_length=SEQ,
-                                         max_predictions_per_seq=PRED, is_training=False)
-    expected = {"input_ids": ([8, SEQ], tf.int32), "input_mask": ([8, SEQ], tf.int32),
-                "segment_ids": ([8, SEQ], tf.int32),
-                "masked_lm_positions": ([8, PRED], tf.int32),
-                "masked_lm_ids": ([8, PRED], tf.int32),
-                "masked_lm_weights": ([8, PRED], tf.float32),
-                "next_sentence_labels": ([8], tf.int32)}
+    ds = pretraining_input.build_dataset(
+        record_files["masked"],
+        batch_size=8,
+        seq_length=SEQ,
+        max_predictions_per_seq=PRED,
+        is_training=False,
+    )
+    expected = {
+        "input_ids": ([8, SEQ], tf.int32),
+        "input_mask": ([8, SEQ], tf.int32),
+        "segment_ids": ([8, SEQ], tf.int32),
+        "masked_lm_positions": ([8, PRED], tf.int32),
+        "masked_lm_ids": ([8, PRED], tf.int32),
+        "masked_lm_weights": ([8, PRED], tf.float32),
+        "next_sentence_labels": ([8], tf.int32),
+    }
     assert set(ds.element_spec) == set(expected)
     for name, (shape, dtype) in expected.items():
         assert ds.element_spec[name].shape.as_list() == shape, name
         assert ds.element_spec[name].dtype == dtype, name
     # Every example comes from the files, each once (minus the dropped remainder).
-    truth = tf.io.parse_example(all_records(record_files["masked"]), {
-        "input_ids": tf.io.FixedLenFeature([SEQ], tf.int64),
-        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64)})
+    truth = tf.io.parse_example(
+        all_records(record_files["masked"]),
+        {
+            "input_ids": tf.io.FixedLenFeature([SEQ], tf.int64),
+            "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+        },
+    )
     truth_keys = collections.Counter(
-        (row_key(i), int(l[0])) for i, l in zip(truth["input_ids"].numpy(),
-                                                truth["next_sentence_labels"].numpy()))
+        (row_key(i), int(l[0]))
+        for i, l in zip(truth["input_ids"].numpy(), truth["next_sentence_labels"].numpy())
+    )
     seen = collections.Counter()
     for batch in ds.as_numpy_iterator():
         for ids, label in zip(batch["input_ids"], batch["next_sentence_labels"]):
@@ -85,14 +103,22 @@ def test_static_shapes_dtypes_and_contents(record_files):
 
 def file_keys(pattern):
     """Counter of the unmasked token ids of every record in the files."""
-    spec = {"input_ids": tf.io.FixedLenFeature([SEQ], tf.int64),
-            "masked_lm_positions": tf.io.FixedLenFeature([PRED], tf.int64),
-            "masked_lm_ids": tf.io.FixedLenFeature([PRED], tf.int64),
-            "masked_lm_weights": tf.io.FixedLenFeature([PRED], tf.float32)}
+    spec = {
+        "input_ids": tf.io.FixedLenFeature([SEQ], tf.int64),
+        "masked_lm_positions": tf.io.FixedLenFeature([PRED], tf.int64),
+        "masked_lm_ids": tf.io.FixedLenFeature([PRED], tf.int64),
+        "masked_lm_weights": tf.io.FixedLenFeature([PRED], tf.float32),
+    }
     parsed = {k: v.numpy() for k, v in tf.io.parse_example(all_records(pattern), spec).items()}
     return collections.Counter(
-        row_key(*row) for row in zip(parsed["input_ids"], parsed["masked_lm_ids"],
-                                     parsed["masked_lm_positions"], parsed["masked_lm_weights"]))
+        row_key(*row)
+        for row in zip(
+            parsed["input_ids"],
+            parsed["masked_lm_ids"],
+            parsed["masked_lm_positions"],
+            parsed["masked_lm_weights"],
+        )
+    )
 
 
 @pytest.mark.parametrize("kind", ["masked", "single"])
@@ -100,15 +126,30 @@ def test_input_context_sharding_is_disjoint_and_covers(record_files, kind):
     dynamic = kind == "single"  # One file for two pipelines: records are sharded.
     keys = []
     for pipeline_id in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2,
-                                             input_pipeline_id=pipeline_id,
-                                             num_replicas_in_sync=2)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
+        )
         ds = pretraining_input.build_dataset(
-            record_files[kind], batch_size=1, seq_length=SEQ, max_predictions_per_seq=PRED,
-            is_training=False, input_context=context, seed=None, dynamic_masking=dynamic)
-        keys.append(collections.Counter(
-            row_key(b["input_ids"][0], b["masked_lm_ids"][0], b["masked_lm_positions"][0],
-                    b["masked_lm_weights"][0]) for b in ds.as_numpy_iterator()))
+            record_files[kind],
+            batch_size=1,
+            seq_length=SEQ,
+            max_predictions_per_seq=PRED,
+            is_training=False,
+            input_context=context,
+            seed=None,
+            dynamic_masking=dynamic,
+        )
+        keys.append(
+            collections.Counter(
+                row_key(
+                    b["input_ids"][0],
+                    b["masked_lm_ids"][0],
+                    b["masked_lm_positions"][0],
+                    b["masked_lm_weights"][0],
+                )
+                for b in ds.as_numpy_iterator()
+            )
+        )
     everything = file_keys(record_files[kind])
     assert min(sum(k.values()) for k in keys) >= 0.3 * sum(everything.values())
     assert keys[0] + keys[1] == everything  # Full coverage...
@@ -119,9 +160,15 @@ def test_input_context_sharding_is_disjoint_and_covers(record_files, kind):
 def test_dynamic_masking_fresh_each_epoch_and_follows_rules(record_files, tokenizer):
     records = all_records(record_files["unmasked"])
     n = len(records)
-    ds = pretraining_input.build_dataset(record_files["unmasked"], batch_size=1, seq_length=SEQ,
-                                         max_predictions_per_seq=PRED, is_training=True,
-                                         seed=3, dynamic_masking=True)
+    ds = pretraining_input.build_dataset(
+        record_files["unmasked"],
+        batch_size=1,
+        seq_length=SEQ,
+        max_predictions_per_seq=PRED,
+        is_training=True,
+        seed=3,
+        dynamic_masking=True,
+    )
     masks = collections.defaultdict(list)
     outcome = collections.Counter()
     total = 0
@@ -144,20 +191,34 @@ def test_dynamic_masking_fresh_each_epoch_and_follows_rules(record_files, tokeni
         total += k
         masks[row_key(original)].append(tuple(pos))
     # Each epoch is a permutation of the records: every example three times...
-    assert len(masks) == len(set(row_key(i) for i in tf.io.parse_example(
-        records, {"input_ids": tf.io.FixedLenFeature([SEQ], tf.int64)})["input_ids"].numpy()))
+    assert len(masks) == len(
+        set(
+            row_key(i)
+            for i in tf.io.parse_example(
+                records, {"input_ids": tf.io.FixedLenFeature([SEQ], tf.int64)}
+            )["input_ids"].numpy()
+        )
+    )
     # ...with a fresh mask each time.
     fresh = sum(len(set(m)) == len(m) for m in masks.values() if len(m) == 3)
     assert fresh >= 0.95 * sum(len(m) == 3 for m in masks.values()) > 0
     sd = 4 * math.sqrt(total * 0.8 * 0.2)
     assert abs(outcome["mask"] - 0.8 * total) <= sd
     assert abs(outcome["keep"] - 0.1 * total) <= 4 * math.sqrt(total * 0.1 * 0.9)
+
     # Deterministic for a seed: two pipelines built alike give the same batches.
     def first_batches(seed):
-        ds = pretraining_input.build_dataset(record_files["unmasked"], batch_size=4,
-                                             seq_length=SEQ, max_predictions_per_seq=PRED,
-                                             is_training=True, seed=seed, dynamic_masking=True)
+        ds = pretraining_input.build_dataset(
+            record_files["unmasked"],
+            batch_size=4,
+            seq_length=SEQ,
+            max_predictions_per_seq=PRED,
+            is_training=True,
+            seed=seed,
+            dynamic_masking=True,
+        )
         return [b["input_ids"] for b in ds.take(2 * n // 4).as_numpy_iterator()]
+
     np.testing.assert_array_equal(first_batches(5), first_batches(5))
     assert not np.array_equal(first_batches(5), first_batches(6))
 
@@ -166,8 +227,9 @@ def test_masked_or_unmasked_mismatch_is_reported(record_files):
     with pytest.raises(ValueError, match="unmasked"):
         pretraining_input.build_dataset(record_files["unmasked"], 4, SEQ, PRED, True)
     with pytest.raises(ValueError, match="already masked"):
-        pretraining_input.build_dataset(record_files["masked"], 4, SEQ, PRED, True,
-                                        dynamic_masking=True, vocab_size=30522)
+        pretraining_input.build_dataset(
+            record_files["masked"], 4, SEQ, PRED, True, dynamic_masking=True, vocab_size=30522
+        )
 
 
 def _example(drop=None, **lengths):
@@ -175,8 +237,15 @@ def _example(drop=None, **lengths):
     for name in pretraining_input.FEATURE_NAMES:
         if name == drop:
             continue
-        size = lengths.get(name, {"input_ids": SEQ, "input_mask": SEQ, "segment_ids": SEQ,
-                                  "next_sentence_labels": 1}.get(name, PRED))
+        size = lengths.get(
+            name,
+            {
+                "input_ids": SEQ,
+                "input_mask": SEQ,
+                "segment_ids": SEQ,
+                "next_sentence_labels": 1,
+            }.get(name, PRED),
+        )
         if name == "masked_lm_weights":
             feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[1.0] * size))
         else:
@@ -204,8 +273,9 @@ def test_corrupt_files_are_named(tmp_path):
         for _ in range(4):
             writer.write(_example())
     ds = pretraining_input.build_dataset(f"{good},{late}", 4, SEQ, PRED, False)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"late-bad.tfrecord(.|\n)*masked_lm_ids"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"late-bad.tfrecord(.|\n)*masked_lm_ids"
+    ):
         for _ in ds:
             pass
     # TFRecord corruption in the middle of a file (bad CRC) with the full check.
@@ -214,7 +284,8 @@ def test_corrupt_files_are_named(tmp_path):
     (tmp_path / "crc.tfrecord").write_bytes(bytes(data))
     pretraining_input.build_dataset(str(tmp_path / "crc.tfrecord"), 4, SEQ, PRED, False)
     with pytest.raises(ValueError, match=r"crc.tfrecord: corrupt TFRecord after \d good"):
-        pretraining_input.build_dataset(str(tmp_path / "crc.tfrecord"), 4, SEQ, PRED, False,
-                                        check_every_record=True)
+        pretraining_input.build_dataset(
+            str(tmp_path / "crc.tfrecord"), 4, SEQ, PRED, False, check_every_record=True
+        )
     with pytest.raises(FileNotFoundError, match="missing"):
         pretraining_input.build_dataset(str(tmp_path / "missing*"), 2, SEQ, PRED, False)

@@ -5,6 +5,7 @@ flags) feeds the tests: F1 on real SQuAD dev (XQuAD) questions against baselines
 here with the same metric, the output files, and the exported SavedModel answering raw
 strings like the Python pipeline does.
 """
+
 import json
 import random
 import re
@@ -30,167 +31,195 @@ EPOCHS = 0.7765  # -> int(989 / 8 * 0.7765) = 95 steps
 NUM_TRAIN_STEPS = int(TRAIN_QUESTIONS / TRAIN_BATCH * EPOCHS)
 EVAL_PARAGRAPHS = 24
 FINE_TUNE_FLAGS = [
-    f"--max_seq_length={SEQ_LENGTH}", "--doc_stride=64", "--max_query_length=32",
-    f"--train_batch_size={TRAIN_BATCH}", "--predict_batch_size=32", "--learning_rate=1e-4",
-    f"--num_train_epochs={EPOCHS}", "--warmup_proportion=0.1", "--schedule=warmup_poly",
-    "--iterations_per_loop=32", "--seed=1",
+    f"--max_seq_length={SEQ_LENGTH}",
+    "--doc_stride=64",
+    "--max_query_length=32",
+    f"--train_batch_size={TRAIN_BATCH}",
+    "--predict_batch_size=32",
+    "--learning_rate=1e-4",
+    f"--num_train_epochs={EPOCHS}",
+    "--warmup_proportion=0.1",
+    "--schedule=warmup_poly",
+    "--iterations_per_loop=32",
+    "--seed=1",
 ]
 
 
 def run_main(argv):
-  """Runs `python -m bert.run_squad ARGV` in this process (flags reset afterwards)."""
-  run_squad.FLAGS(["run_squad"] + list(argv))
-  try:
-    run_squad.main([])
-  finally:
-    run_squad.FLAGS.unparse_flags()
+    """Runs `python -m bert.run_squad ARGV` in this process (flags reset afterwards)."""
+    run_squad.FLAGS(["run_squad"] + list(argv))
+    try:
+        run_squad.main([])
+    finally:
+        run_squad.FLAGS.unparse_flags()
 
 
 def write_squad(path, articles):
-  path.write_text(json.dumps({"version": "1.1", "data": articles}), "utf-8")
-  return str(path)
+    path.write_text(json.dumps({"version": "1.1", "data": articles}), "utf-8")
+    return str(path)
 
 
 def short_paragraphs(squad_json, tokenizer, limit, count):
-  """The first `count` paragraphs whose every question fits one window of `limit` tokens."""
-  articles = []
-  taken = 0
-  for article in squad_json["data"]:
-    kept = []
-    for paragraph in article["paragraphs"]:
-      context_tokens = len(tokenizer.tokenize(paragraph["context"]))
-      question_tokens = max(len(tokenizer.tokenize(q["question"])) for q in paragraph["qas"])
-      if context_tokens + question_tokens + 3 <= limit and taken < count:
-        kept.append(paragraph)
-        taken += 1
-    if kept:
-      articles.append({"title": article["title"], "paragraphs": kept})
-  return articles
+    """The first `count` paragraphs whose every question fits one window of `limit` tokens."""
+    articles = []
+    taken = 0
+    for article in squad_json["data"]:
+        kept = []
+        for paragraph in article["paragraphs"]:
+            context_tokens = len(tokenizer.tokenize(paragraph["context"]))
+            question_tokens = max(len(tokenizer.tokenize(q["question"])) for q in paragraph["qas"])
+            if context_tokens + question_tokens + 3 <= limit and taken < count:
+                kept.append(paragraph)
+                taken += 1
+        if kept:
+            articles.append({"title": article["title"], "paragraphs": kept})
+    return articles
 
 
 @pytest.fixture(scope="module")
 def fine_tuned(tmp_path_factory, shared_data, minilm_dir):
-  """Fine-tunes MiniLM briefly, predicts short XQuAD paragraphs, exports a SavedModel."""
-  out = tmp_path_factory.mktemp("squad")
-  tokenizer = tokenization.FullTokenizer(minilm_dir / "vocab.txt", do_lower_case=True)
-  train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
-  articles = short_paragraphs(train, tokenizer, SEQ_LENGTH, count=len(train["data"]) * 100)
-  xquad = json.loads((shared_data / "squad" / "xquad-en-v1.1.json").read_text("utf-8"))
-  eval_articles = short_paragraphs(xquad, tokenizer, SEQ_LENGTH, EVAL_PARAGRAPHS)
-  paths = {
-      "train": write_squad(out / "train.json", articles),
-      "eval": write_squad(out / "eval.json", eval_articles),
-      "output_dir": out / "output", "export_dir": out / "export",
-  }
-  run_main([f"--init_checkpoint={minilm_dir}", "--do_train", "--do_predict",
-            f"--train_file={paths['train']}", f"--predict_file={paths['eval']}",
-            f"--output_dir={paths['output_dir']}", f"--export_dir={paths['export_dir']}"]
-           + FINE_TUNE_FLAGS)
-  paths["eval_articles"] = eval_articles
-  return paths
+    """Fine-tunes MiniLM briefly, predicts short XQuAD paragraphs, exports a SavedModel."""
+    out = tmp_path_factory.mktemp("squad")
+    tokenizer = tokenization.FullTokenizer(minilm_dir / "vocab.txt", do_lower_case=True)
+    train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
+    articles = short_paragraphs(train, tokenizer, SEQ_LENGTH, count=len(train["data"]) * 100)
+    xquad = json.loads((shared_data / "squad" / "xquad-en-v1.1.json").read_text("utf-8"))
+    eval_articles = short_paragraphs(xquad, tokenizer, SEQ_LENGTH, EVAL_PARAGRAPHS)
+    paths = {
+        "train": write_squad(out / "train.json", articles),
+        "eval": write_squad(out / "eval.json", eval_articles),
+        "output_dir": out / "output",
+        "export_dir": out / "export",
+    }
+    run_main(
+        [
+            f"--init_checkpoint={minilm_dir}",
+            "--do_train",
+            "--do_predict",
+            f"--train_file={paths['train']}",
+            f"--predict_file={paths['eval']}",
+            f"--output_dir={paths['output_dir']}",
+            f"--export_dir={paths['export_dir']}",
+        ]
+        + FINE_TUNE_FLAGS
+    )
+    paths["eval_articles"] = eval_articles
+    return paths
 
 
 def read_json(path):
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def baseline_predictions(articles, seed=0):
-  """Two trivial answerers: the context's first sentence, and a random 1-4 word span."""
-  rng = random.Random(seed)
-  first_sentence, random_span = {}, {}
-  for article in articles:
-    for paragraph in article["paragraphs"]:
-      context = paragraph["context"]
-      sentence = re.split(r"(?<=[.!?])\s", context, maxsplit=1)[0]
-      words = context.split()
-      for qa in paragraph["qas"]:
-        first_sentence[qa["id"]] = sentence
-        length = rng.randint(1, 4)
-        start = rng.randrange(0, max(len(words) - length, 1))
-        random_span[qa["id"]] = " ".join(words[start:start + length])
-  return first_sentence, random_span
+    """Two trivial answerers: the context's first sentence, and a random 1-4 word span."""
+    rng = random.Random(seed)
+    first_sentence, random_span = {}, {}
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            sentence = re.split(r"(?<=[.!?])\s", context, maxsplit=1)[0]
+            words = context.split()
+            for qa in paragraph["qas"]:
+                first_sentence[qa["id"]] = sentence
+                length = rng.randint(1, 4)
+                start = rng.randrange(0, max(len(words) - length, 1))
+                random_span[qa["id"]] = " ".join(words[start : start + length])
+    return first_sentence, random_span
 
 
 def test_fine_tuned_f1_beats_baselines(fine_tuned):
-  results = read_json(fine_tuned["output_dir"] / "eval_results.json")
-  articles = fine_tuned["eval_articles"]
-  first_sentence, random_span = baseline_predictions(articles)
-  baseline_f1 = max(squad_metric.evaluate(articles, first_sentence)["f1"],
-                    squad_metric.evaluate(articles, random_span)["f1"])
-  print(f"fine-tuned {results}, best baseline F1 {baseline_f1:.1f}")
-  assert results["num_questions"] == results["num_predictions"] > 100
-  assert sum(len(p["qas"]) for a in read_json(fine_tuned["train"])["data"]
-             for p in a["paragraphs"]) == TRAIN_QUESTIONS
-  assert results["f1"] > 1.5 * baseline_f1
-  assert results["exact_match"] > 5.0  # Both baselines score 0 exact matches here.
+    results = read_json(fine_tuned["output_dir"] / "eval_results.json")
+    articles = fine_tuned["eval_articles"]
+    first_sentence, random_span = baseline_predictions(articles)
+    baseline_f1 = max(
+        squad_metric.evaluate(articles, first_sentence)["f1"],
+        squad_metric.evaluate(articles, random_span)["f1"],
+    )
+    print(f"fine-tuned {results}, best baseline F1 {baseline_f1:.1f}")
+    assert results["num_questions"] == results["num_predictions"] > 100
+    assert (
+        sum(len(p["qas"]) for a in read_json(fine_tuned["train"])["data"] for p in a["paragraphs"])
+        == TRAIN_QUESTIONS
+    )
+    assert results["f1"] > 1.5 * baseline_f1
+    assert results["exact_match"] > 5.0  # Both baselines score 0 exact matches here.
 
 
 def test_output_files_agree_with_the_metric(fine_tuned):
-  output_dir = fine_tuned["output_dir"]
-  predictions = read_json(output_dir / "predictions.json")
-  nbest = read_json(output_dir / "nbest_predictions.json")
-  results = read_json(output_dir / "eval_results.json")
-  assert set(predictions) == set(nbest)
-  for qas_id, answer in predictions.items():
-    assert nbest[qas_id][0]["text"] == answer
-    probabilities = [entry["probability"] for entry in nbest[qas_id]]
-    assert len(probabilities) <= 20 and abs(sum(probabilities) - 1.0) < 1e-5
-  recomputed = squad_metric.evaluate(fine_tuned["eval_articles"], predictions)
-  assert recomputed["f1"] == pytest.approx(results["f1"])
-  assert recomputed["exact_match"] == pytest.approx(results["exact_match"])
-  assert tf.train.latest_checkpoint(str(output_dir)).endswith(f"ckpt-{NUM_TRAIN_STEPS}")
-  assert list((output_dir / "eval").iterdir()) and list((output_dir / "train").iterdir())
+    output_dir = fine_tuned["output_dir"]
+    predictions = read_json(output_dir / "predictions.json")
+    nbest = read_json(output_dir / "nbest_predictions.json")
+    results = read_json(output_dir / "eval_results.json")
+    assert set(predictions) == set(nbest)
+    for qas_id, answer in predictions.items():
+        assert nbest[qas_id][0]["text"] == answer
+        probabilities = [entry["probability"] for entry in nbest[qas_id]]
+        assert len(probabilities) <= 20 and abs(sum(probabilities) - 1.0) < 1e-5
+    recomputed = squad_metric.evaluate(fine_tuned["eval_articles"], predictions)
+    assert recomputed["f1"] == pytest.approx(results["f1"])
+    assert recomputed["exact_match"] == pytest.approx(results["exact_match"])
+    assert tf.train.latest_checkpoint(str(output_dir)).endswith(f"ckpt-{NUM_TRAIN_STEPS}")
+    assert list((output_dir / "eval").iterdir()) and list((output_dir / "train").iterdir())
 
 
 def test_saved_model_answers_raw_strings_like_the_python_pipeline(fine_tuned, capsys):
-  predictions = read_json(fine_tuned["output_dir"] / "predictions.json")
-  serve = squad_export.load(fine_tuned["export_dir"])
-  questions, contexts, ids = [], [], []
-  for article in fine_tuned["eval_articles"]:
-    for paragraph in article["paragraphs"]:  # Each fits one window: no truncation.
-      for qa in paragraph["qas"]:
-        questions.append(qa["question"])
-        contexts.append(paragraph["context"])
-        ids.append(qa["id"])
-  out = serve(question=tf.constant(questions), context=tf.constant(contexts))
-  answers = [a.decode("utf-8") for a in out["answer"].numpy()]
-  starts, ends = out["start_byte"].numpy(), out["end_byte"].numpy()
-  for answer, context, start, end in zip(answers, contexts, starts, ends):
-    assert answer and answer in context
-    assert context.encode("utf-8")[start:end].decode("utf-8") == answer
-  same = [a == predictions[i] for a, i in zip(answers, ids)]
-  # The Python pipeline keeps the top-20 starts/ends; the export takes the overall best pair.
-  assert np.mean(same) > 0.95, [(a, predictions[i]) for a, i in zip(answers, ids)
-                                if a != predictions[i]]
+    predictions = read_json(fine_tuned["output_dir"] / "predictions.json")
+    serve = squad_export.load(fine_tuned["export_dir"])
+    questions, contexts, ids = [], [], []
+    for article in fine_tuned["eval_articles"]:
+        for paragraph in article["paragraphs"]:  # Each fits one window: no truncation.
+            for qa in paragraph["qas"]:
+                questions.append(qa["question"])
+                contexts.append(paragraph["context"])
+                ids.append(qa["id"])
+    out = serve(question=tf.constant(questions), context=tf.constant(contexts))
+    answers = [a.decode("utf-8") for a in out["answer"].numpy()]
+    starts, ends = out["start_byte"].numpy(), out["end_byte"].numpy()
+    for answer, context, start, end in zip(answers, contexts, starts, ends):
+        assert answer and answer in context
+        assert context.encode("utf-8")[start:end].decode("utf-8") == answer
+    same = [a == predictions[i] for a, i in zip(answers, ids)]
+    # The Python pipeline keeps the top-20 starts/ends; the export takes the overall best pair.
+    assert np.mean(same) > 0.95, [
+        (a, predictions[i]) for a, i in zip(answers, ids) if a != predictions[i]
+    ]
 
-  # The demo command answers one question about one paragraph.
-  run_main([f"--export_dir={fine_tuned['export_dir']}", "--do_serve_demo",
-            f"--question={questions[0]}", f"--context={contexts[0]}"])
-  printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-  assert printed["answer"] == answers[0]
+    # The demo command answers one question about one paragraph.
+    run_main(
+        [
+            f"--export_dir={fine_tuned['export_dir']}",
+            "--do_serve_demo",
+            f"--question={questions[0]}",
+            f"--context={contexts[0]}",
+        ]
+    )
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["answer"] == answers[0]
 
 
 def test_offset_tokenizer_matches_reference_wordpieces(shared_data, minilm_vocab):
-  reference = read_json(shared_data / "reference" / "wordpiece_reference_visible.json")
-  entries = reference["entries"]
-  texts = [e["text"] for e in entries]
-  tokenizer = squad_export.OffsetWordpieceTokenizer(minilm_vocab, do_lower_case=True)
-  full = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
-  ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(texts))
-  checked = 0
-  for i, entry in enumerate(entries):
-    assert ids[i].numpy().tolist() == entry["ids"], entry["text"]
-    raw = entry["text"].encode("utf-8")
-    tokens = entry["tokens"]
-    for j, (start, end) in enumerate(zip(starts[i].numpy(), ends[i].numpy())):
-      whole_word = not tokens[j].startswith("##") and (
-          j + 1 == len(tokens) or not tokens[j + 1].startswith("##"))
-      if whole_word and tokens[j] != "[UNK]":
-        # The original text under a whole-word piece tokenizes back to that piece.
-        assert full.tokenize(raw[start:end].decode("utf-8")) == [tokens[j]]
-        checked += 1
-  assert checked > 3000
+    reference = read_json(shared_data / "reference" / "wordpiece_reference_visible.json")
+    entries = reference["entries"]
+    texts = [e["text"] for e in entries]
+    tokenizer = squad_export.OffsetWordpieceTokenizer(minilm_vocab, do_lower_case=True)
+    full = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
+    ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(texts))
+    checked = 0
+    for i, entry in enumerate(entries):
+        assert ids[i].numpy().tolist() == entry["ids"], entry["text"]
+        raw = entry["text"].encode("utf-8")
+        tokens = entry["tokens"]
+        for j, (start, end) in enumerate(zip(starts[i].numpy(), ends[i].numpy())):
+            whole_word = not tokens[j].startswith("##") and (
+                j + 1 == len(tokens) or not tokens[j + 1].startswith("##")
+            )
+            if whole_word and tokens[j] != "[UNK]":
+                # The original text under a whole-word piece tokenizes back to that piece.
+                assert full.tokenize(raw[start:end].decode("utf-8")) == [tokens[j]]
+                checked += 1
+    assert checked > 3000
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,119 +227,174 @@ def test_offset_tokenizer_matches_reference_wordpieces(shared_data, minilm_vocab
 
 
 def test_malformed_squad_files_fail_with_the_file_and_field(tmp_path, shared_data, minilm_dir):
-  train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
-  paragraph = train["data"][0]["paragraphs"][0]
-  qa = paragraph["qas"][0]
-  missing = json.loads(json.dumps(paragraph))
-  del missing["qas"][0]["question"]
-  misaligned = json.loads(json.dumps(paragraph))
-  misaligned["qas"][0]["answers"][0]["answer_start"] += 3
-  for name, bad, pattern in (
-      ("missing.json", missing, rf"missing\.json: .*question id {qa['id']}: missing field "
-                                r"'question'"),
-      ("misaligned.json", misaligned, r"misaligned\.json: .*'answers\[0\]\.answer_start' = "
-                                      rf"{qa['answers'][0]['answer_start'] + 3} does not point")):
-    path = write_squad(tmp_path / name, [{"title": "t", "paragraphs": [bad]}])
-    with pytest.raises(squad.SquadFormatError, match=pattern):
-      run_main([f"--init_checkpoint={minilm_dir}", "--do_train", f"--train_file={path}",
-                f"--output_dir={tmp_path / 'out'}"])
+    train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
+    paragraph = train["data"][0]["paragraphs"][0]
+    qa = paragraph["qas"][0]
+    missing = json.loads(json.dumps(paragraph))
+    del missing["qas"][0]["question"]
+    misaligned = json.loads(json.dumps(paragraph))
+    misaligned["qas"][0]["answers"][0]["answer_start"] += 3
+    for name, bad, pattern in (
+        (
+            "missing.json",
+            missing,
+            rf"missing\.json: .*question id {qa['id']}: missing field "
+            r"'question'",
+        ),
+        (
+            "misaligned.json",
+            misaligned,
+            r"misaligned\.json: .*'answers\[0\]\.answer_start' = "
+            rf"{qa['answers'][0]['answer_start'] + 3} does not point",
+        ),
+    ):
+        path = write_squad(tmp_path / name, [{"title": "t", "paragraphs": [bad]}])
+        with pytest.raises(squad.SquadFormatError, match=pattern):
+            run_main(
+                [
+                    f"--init_checkpoint={minilm_dir}",
+                    "--do_train",
+                    f"--train_file={path}",
+                    f"--output_dir={tmp_path / 'out'}",
+                ]
+            )
 
 
 def tiny_config(intermediate_size=64):
-  return bert.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=intermediate_size)
+    return bert.BertConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=intermediate_size,
+    )
 
 
 def test_init_from_pretraining_checkpoint_and_shape_errors(tmp_path, minilm_dir):
-  # A checkpoint as bert/pretraining.py writes it: model (with heads) + optimizer.
-  pretraining_model = bert.build_pretraining_model(tiny_config())
-  optimizer = optimization.create_optimizer("lamb", 1e-3)
-  optimizer.build(pretraining_model.trainable_variables)
-  manager = tf.train.CheckpointManager(
-      tf.train.Checkpoint(model=pretraining_model, optimizer=optimizer), str(tmp_path / "pt"),
-      max_to_keep=1)
-  manager.save(checkpoint_number=7)
-  squad_model = bert.build_squad_model(tiny_config())
-  what = run_squad.initialize_from_checkpoint(squad_model, str(tmp_path / "pt"))
-  assert "pretrained encoder" in what and what.endswith("ckpt-7")
-  for restored, original in zip(squad_model.encoder.weights, pretraining_model.encoder.weights):
-    np.testing.assert_array_equal(restored.numpy(), original.numpy())
+    # A checkpoint as bert/pretraining.py writes it: model (with heads) + optimizer.
+    pretraining_model = bert.build_pretraining_model(tiny_config())
+    optimizer = optimization.create_optimizer("lamb", 1e-3)
+    optimizer.build(pretraining_model.trainable_variables)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=pretraining_model, optimizer=optimizer),
+        str(tmp_path / "pt"),
+        max_to_keep=1,
+    )
+    manager.save(checkpoint_number=7)
+    squad_model = bert.build_squad_model(tiny_config())
+    what = run_squad.initialize_from_checkpoint(squad_model, str(tmp_path / "pt"))
+    assert "pretrained encoder" in what and what.endswith("ckpt-7")
+    for restored, original in zip(squad_model.encoder.weights, pretraining_model.encoder.weights):
+        np.testing.assert_array_equal(restored.numpy(), original.numpy())
 
-  wrong = bert.build_squad_model(tiny_config(intermediate_size=48))
-  with pytest.raises(ValueError, match=r"ckpt-7.*shape \(32, 64\).*shape \(32, 48\).*"
-                                       r"intermediate"):
-    run_squad.initialize_from_checkpoint(wrong, str(tmp_path / "pt"))
+    wrong = bert.build_squad_model(tiny_config(intermediate_size=48))
+    with pytest.raises(
+        ValueError,
+        match=r"ckpt-7.*shape \(32, 64\).*shape \(32, 48\).*"
+        r"intermediate",
+    ):
+        run_squad.initialize_from_checkpoint(wrong, str(tmp_path / "pt"))
 
-  # A Hugging Face directory whose tensors do not fit its config: named by load_pretrained.
-  hf_dir = tmp_path / "hf"
-  hf_dir.mkdir()
-  config = read_json(minilm_dir / "config.json")
-  config["intermediate_size"] = 1024
-  (hf_dir / "config.json").write_text(json.dumps(config))
-  (hf_dir / "model.safetensors").symlink_to(minilm_dir / "model.safetensors")
-  model = bert.build_squad_model(bert.BertConfig.from_json_file(hf_dir / "config.json"))
-  with pytest.raises(ValueError, match=r"intermediate.*\[384, 1536\].*\[384, 1024\]"):
-    run_squad.initialize_from_checkpoint(model, str(hf_dir))
+    # A Hugging Face directory whose tensors do not fit its config: named by load_pretrained.
+    hf_dir = tmp_path / "hf"
+    hf_dir.mkdir()
+    config = read_json(minilm_dir / "config.json")
+    config["intermediate_size"] = 1024
+    (hf_dir / "config.json").write_text(json.dumps(config))
+    (hf_dir / "model.safetensors").symlink_to(minilm_dir / "model.safetensors")
+    model = bert.build_squad_model(bert.BertConfig.from_json_file(hf_dir / "config.json"))
+    with pytest.raises(ValueError, match=r"intermediate.*\[384, 1536\].*\[384, 1024\]"):
+        run_squad.initialize_from_checkpoint(model, str(hf_dir))
 
 
 def test_loss_is_the_global_batch_mean_of_start_and_end_cross_entropy():
-  rng = np.random.default_rng(0)
-  start, end = rng.normal(size=(2, 4, 10)).astype(np.float32)
-  labels_start, labels_end = np.array([0, 3, 9, 2]), np.array([1, 3, 9, 5])
+    rng = np.random.default_rng(0)
+    start, end = rng.normal(size=(2, 4, 10)).astype(np.float32)
+    labels_start, labels_end = np.array([0, 3, 9, 2]), np.array([1, 3, 9, 5])
 
-  def ce(logits, labels):
-    logits = logits - logits.max(-1, keepdims=True)
-    return -(logits[np.arange(4), labels] - np.log(np.exp(logits).sum(-1)))
+    def ce(logits, labels):
+        logits = logits - logits.max(-1, keepdims=True)
+        return -(logits[np.arange(4), labels] - np.log(np.exp(logits).sum(-1)))
 
-  expected = (ce(start, labels_start).mean() + ce(end, labels_end).mean()) / 2
-  outputs = {"start_logits": tf.constant(start), "end_logits": tf.constant(end)}
-  batch = {"start_positions": tf.constant(labels_start, tf.int32),
-           "end_positions": tf.constant(labels_end, tf.int32)}
-  # One replica holding the whole batch, or two halves each scaled to the global batch of 4.
-  np.testing.assert_allclose(run_squad.squad_loss(outputs, batch, 4), expected, rtol=1e-6)
-  halves = [run_squad.squad_loss({k: v[i:i + 2] for k, v in outputs.items()},
-                                 {k: v[i:i + 2] for k, v in batch.items()}, 4)
-            for i in (0, 2)]
-  np.testing.assert_allclose(sum(halves), expected, rtol=1e-6)
+    expected = (ce(start, labels_start).mean() + ce(end, labels_end).mean()) / 2
+    outputs = {"start_logits": tf.constant(start), "end_logits": tf.constant(end)}
+    batch = {
+        "start_positions": tf.constant(labels_start, tf.int32),
+        "end_positions": tf.constant(labels_end, tf.int32),
+    }
+    # One replica holding the whole batch, or two halves each scaled to the global batch of 4.
+    np.testing.assert_allclose(run_squad.squad_loss(outputs, batch, 4), expected, rtol=1e-6)
+    halves = [
+        run_squad.squad_loss(
+            {k: v[i : i + 2] for k, v in outputs.items()},
+            {k: v[i : i + 2] for k, v in batch.items()},
+            4,
+        )
+        for i in (0, 2)
+    ]
+    np.testing.assert_allclose(sum(halves), expected, rtol=1e-6)
 
 
 def test_mirrored_training_matches_one_device(tmp_path, shared_data, minilm_vocab):
-  """Per-replica losses scaled to the global batch: 2 replicas take the same steps as 1."""
-  import keras
-  train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
-  path = write_squad(tmp_path / "train.json",
-                     [{"title": "t", "paragraphs": train["data"][1]["paragraphs"][:3]}])
-  tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
-  run_squad.prepare_train_data(path, tokenizer, str(tmp_path), seed=0, max_seq_length=64,
-                               doc_stride=32, max_query_length=16)
-  config = bert.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32,
-                           num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-  initial, losses, trained = None, {}, {}
-  for name, strategy in (("one_device", tf.distribute.OneDeviceStrategy("/cpu:0")),
-                         ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-    keras.utils.set_random_seed(0)
-    with strategy.scope():
-      model = bert.build_squad_model(config)
-      if initial is None:
-        initial = [w.numpy() for w in model.weights]
-      for weight, value in zip(model.weights, initial):
-        weight.assign(value)
-      optimizer, schedule = run_squad.create_optimizer_and_schedule(
-          "adamw", "original_bert", 1e-3, num_train_steps=4, num_warmup_steps=1)
-      optimizer.build(run_squad.trainable_variables(model))
+    """Per-replica losses scaled to the global batch: 2 replicas take the same steps as 1."""
+    import keras
 
-    def dataset_fn(ctx):
-      return squad.build_squad_dataset(str(tmp_path / "train.tf_record"),
-                                       ctx.get_per_replica_batch_size(8), 64, is_training=True,
-                                       input_context=ctx, seed=0)
+    train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
+    path = write_squad(
+        tmp_path / "train.json", [{"title": "t", "paragraphs": train["data"][1]["paragraphs"][:3]}]
+    )
+    tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
+    run_squad.prepare_train_data(
+        path,
+        tokenizer,
+        str(tmp_path),
+        seed=0,
+        max_seq_length=64,
+        doc_stride=32,
+        max_query_length=16,
+    )
+    config = bert.BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    initial, losses, trained = None, {}, {}
+    for name, strategy in (
+        ("one_device", tf.distribute.OneDeviceStrategy("/cpu:0")),
+        ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
+    ):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = bert.build_squad_model(config)
+            if initial is None:
+                initial = [w.numpy() for w in model.weights]
+            for weight, value in zip(model.weights, initial):
+                weight.assign(value)
+            optimizer, schedule = run_squad.create_optimizer_and_schedule(
+                "adamw", "original_bert", 1e-3, num_train_steps=4, num_warmup_steps=1
+            )
+            optimizer.build(run_squad.trainable_variables(model))
 
-    trainer = run_squad.SquadTrainer(strategy, model, optimizer, schedule, 8)
-    losses[name] = trainer.train(strategy.distribute_datasets_from_function(dataset_fn), 4, 2)
-    assert int(optimizer.iterations.numpy()) == 4
-    trained[name] = [w.numpy() for w in model.trainable_weights]
-  assert losses["mirrored"] == pytest.approx(losses["one_device"], rel=1e-4)
-  moved = max(np.abs(a - b).max() for a, b in zip(trained["one_device"], initial))
-  assert moved > 1e-3
-  for one, two in zip(trained["one_device"], trained["mirrored"]):
-    np.testing.assert_allclose(two, one, atol=1e-5)
+        def dataset_fn(ctx):
+            return squad.build_squad_dataset(
+                str(tmp_path / "train.tf_record"),
+                ctx.get_per_replica_batch_size(8),
+                64,
+                is_training=True,
+                input_context=ctx,
+                seed=0,
+            )
+
+        trainer = run_squad.SquadTrainer(strategy, model, optimizer, schedule, 8)
+        losses[name] = trainer.train(strategy.distribute_datasets_from_function(dataset_fn), 4, 2)
+        assert int(optimizer.iterations.numpy()) == 4
+        trained[name] = [w.numpy() for w in model.trainable_weights]
+    assert losses["mirrored"] == pytest.approx(losses["one_device"], rel=1e-4)
+    moved = max(np.abs(a - b).max() for a, b in zip(trained["one_device"], initial))
+    assert moved > 1e-3
+    for one, two in zip(trained["one_device"], trained["mirrored"]):
+        np.testing.assert_allclose(two, one, atol=1e-5)

@@ -1,0 +1,107 @@
+"""The benchmarks run end to end on tiny sizes (a benchmark is not a test: no speed is checked)."""
+
+import json
+
+import pytest
+
+import bert
+from benchmarks import run
+from benchmarks import train_step
+
+
+def test_model_flops_match_the_kernels_of_the_built_model():
+    """6 x (matmul kernel parameters) x tokens, counted from the real model, + attention."""
+    config = train_step._bert_config("tiny", dropout=0.0)
+    model = bert.build_pretraining_model(config)
+    s, p, h, n = (
+        train_step.SEQ_LENGTH,
+        train_step.NUM_PREDICTIONS,
+        config.hidden_size,
+        config.num_hidden_layers,
+    )
+    encoder_kernels = sum(
+        int(w.numpy().size)
+        for w in model.weights
+        if "layer_" in w.path and w.path.endswith("kernel")
+    )
+    head_kernels = sum(
+        int(w.numpy().size)
+        for w in model.weights
+        if "mlm_head" in w.path and w.path.endswith("kernel")
+    )
+    tied_table = config.vocab_size * h
+    pooler_nsp = sum(
+        int(w.numpy().size)
+        for w in model.weights
+        if ("pooler" in w.path or "nsp" in w.path) and w.path.endswith("kernel")
+    )
+    expected = (
+        6 * s * encoder_kernels
+        + 6 * n * 2 * s * s * h
+        + 6 * p * (head_kernels + tied_table)
+        + 6 * pooler_nsp
+    )
+    assert train_step.model_flops_per_sequence(config) == expected
+
+
+def test_random_batch_is_a_valid_pretraining_batch():
+    batch = train_step.random_batch(4)
+    lengths = batch["input_mask"].sum(1)
+    for row, positions in enumerate(batch["masked_lm_positions"]):
+        assert len(set(positions)) == train_step.NUM_PREDICTIONS
+        assert positions.min() >= 1 and positions.max() < lengths[row] - 1
+    assert (batch["input_ids"][batch["input_mask"] == 0] == 0).all()
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    results = run.run_all(
+        configs=("tiny",),
+        rounds=2,
+        steps_per_round=1,
+        tiny=True,
+        isolate=False,
+        log=lambda *_: None,
+    )
+    out = tmp_path_factory.mktemp("bench")
+    markdown = run.write_results(results, str(out))
+    return results, markdown, out
+
+
+def test_every_benchmark_runs_and_is_written(tiny_results):
+    results, markdown, out = tiny_results
+    assert set(results["benchmarks"]) == set(run.ALL)
+    assert (
+        json.loads((out / "results.json").read_text())["benchmarks"].keys()
+        == results["benchmarks"].keys()
+    )
+    assert (out / "results.md").read_text() == markdown
+    for word in (
+        "KerasHub",
+        "MFU",
+        "Optimizer step",
+        "Pretraining-data",
+        "SQuAD",
+        "input pipeline",
+    ):
+        assert word.lower() in markdown.lower(), word
+    assert results["versions"]["keras-hub"] != "not installed"
+
+
+def test_train_step_row_is_consistent(tiny_results):
+    results, _, _ = tiny_results
+    (row,) = results["benchmarks"]["train_step"]
+    project, peer = row["results"]["project"], row["results"]["keras_hub"]
+    # Both implementations build the same architecture (KerasHub's MLM head adds no
+    # parameters beyond ours; both tie the output matrix): equal parameter counts.
+    assert project["num_params"] == peer["num_params"]
+    assert row["ratio"] == pytest.approx(
+        project["sequences_per_second"] / peer["sequences_per_second"]
+    )
+    for r in (project, peer):
+        assert r["mfu"] == pytest.approx(
+            r["sequences_per_second"] * row["model_flops_per_sequence"] / row["gemm_peak_flops"]
+        )
+        assert len(r["all_sequences_per_second"]) == 2 and r["peak_rss_bytes"] > 2**20
+    ratio = results["benchmarks"]["input_pipeline"][0]
+    assert "ratio_to_trainer" not in ratio  # no mini trainer row in this run

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert import models
-from bert.config import BertConfig
+from bert.config import SIZE_FIELDS, BertConfig
 
 logger = logging.getLogger(__name__)
 
@@ -312,17 +312,6 @@ def restore_weights(model, source):
     return LoadResult(sorted(e.name for e in present), missing, unused)
 
 
-_ARCHITECTURE_FIELDS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "max_position_embeddings",
-    "type_vocab_size",
-)
-
-
 def load_pretrained(model_dir, model=None):
     """Loads a Google or Hugging Face BERT checkpoint.
 
@@ -344,7 +333,7 @@ def load_pretrained(model_dir, model=None):
         model = models.build_encoder(config)
     else:
         model_config = getattr(model, "bert_config", None)
-        for field in _ARCHITECTURE_FIELDS if model_config else ():
+        for field in SIZE_FIELDS if model_config else ():
             if getattr(model_config, field) != getattr(config, field):
                 raise ValueError(
                     f"{config_path}: field '{field}' is "

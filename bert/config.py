@@ -19,7 +19,8 @@ import tensorflow as tf
 # Activation names accepted in `hidden_act`; see `bert.layers.get_activation`.
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_tanh", "gelu_pytorch_tanh", "relu", "tanh")
 
-_INT_FIELDS = (
+# Integer fields that fix the architecture (and so the checkpoint shapes).
+SIZE_FIELDS = (
     "vocab_size",
     "hidden_size",
     "num_hidden_layers",
@@ -94,7 +95,7 @@ class BertConfig:
                 "a positive integer",
                 lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
             )
-            for name in _INT_FIELDS
+            for name in SIZE_FIELDS
         ]
         checks += [
             (name, "a number in [0, 1)", lambda v: is_number(v) and 0 <= v < 1)

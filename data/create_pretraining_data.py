@@ -44,9 +44,9 @@ from absl import logging
 import numpy as np
 
 from data import text_corpus
+from data.pretraining_input import FEATURE_NAMES, INFO_SUFFIX
 
 FLAGS = flags.FLAGS
-INFO_SUFFIX = ".info.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -457,16 +457,6 @@ def create_instances(
 # -----------------------------------------------------------------------------
 # Serialization: exactly the original tf.train.Example features.
 # -----------------------------------------------------------------------------
-
-FEATURE_NAMES = (
-    "input_ids",
-    "input_mask",
-    "segment_ids",
-    "masked_lm_positions",
-    "masked_lm_ids",
-    "masked_lm_weights",
-    "next_sentence_labels",
-)
 
 
 @functools.lru_cache(maxsize=65536)

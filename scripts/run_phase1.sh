@@ -15,7 +15,7 @@ if [ -n "${TPU_NAME:-}" ]; then
   EXPERIMENT="${EXPERIMENT:-lamb_64k_32k}"
   exec "$PYTHON" -m bert.run_pretraining --experiment="$EXPERIMENT" --phase=1 \
     --strategy=tpu --tpu="$TPU_NAME" --mixed_precision=bf16 \
-    --input_file="$BUCKET/data/seq128/*.tfrecord" \
+    --input_file="$BUCKET/data/seq128/train-*" \
     --model_dir="$BUCKET/runs/$EXPERIMENT/phase1" \
     --steps_per_loop=200 --save_checkpoints_steps=500 "$@"
 else
@@ -23,6 +23,6 @@ else
   EXPERIMENT="${EXPERIMENT:-tiny_lamb}"
   RUN_DIR="${RUN_DIR:-out/local/runs/$EXPERIMENT}"
   exec "$PYTHON" -m bert.run_pretraining --experiment="$EXPERIMENT" --phase=1 \
-    --strategy=one_device --input_file="$DATA_DIR/seq128/*.tfrecord" \
+    --strategy=one_device --input_file="$DATA_DIR/seq128/train-*" \
     --model_dir="$RUN_DIR/phase1" --steps_per_loop=20 --save_checkpoints_steps=100 "$@"
 fi

@@ -13,7 +13,7 @@ if [ -n "${TPU_NAME:-}" ]; then
   EXPERIMENT="${EXPERIMENT:-lamb_64k_32k}"
   exec "$PYTHON" -m bert.run_pretraining --experiment="$EXPERIMENT" --phase=2 \
     --strategy=tpu --tpu="$TPU_NAME" --mixed_precision=bf16 \
-    --input_file="$BUCKET/data/seq512/*.tfrecord" \
+    --input_file="$BUCKET/data/seq512/train-*" \
     --init_checkpoint="$BUCKET/runs/$EXPERIMENT/phase1" \
     --model_dir="$BUCKET/runs/$EXPERIMENT/phase2" \
     --steps_per_loop=200 --save_checkpoints_steps=500 "$@"
@@ -22,7 +22,7 @@ else
   EXPERIMENT="${EXPERIMENT:-tiny_lamb}"
   RUN_DIR="${RUN_DIR:-out/local/runs/$EXPERIMENT}"
   exec "$PYTHON" -m bert.run_pretraining --experiment="$EXPERIMENT" --phase=2 \
-    --strategy=one_device --input_file="$DATA_DIR/seq512/*.tfrecord" \
+    --strategy=one_device --input_file="$DATA_DIR/seq512/train-*" \
     --init_checkpoint="$RUN_DIR/phase1" --model_dir="$RUN_DIR/phase2" \
     --steps_per_loop=20 --save_checkpoints_steps=100 "$@"
 fi

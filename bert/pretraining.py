@@ -112,9 +112,9 @@ class PretrainingTrainer:
       optimizer: from `optimization.create_optimizer` (it all-reduces, accumulates, clips).
       schedule: the learning-rate schedule the optimizer uses (logged, never stepped here).
       options: TrainerOptions.
-      train_dataset_fn: `input_context -> tf.data.Dataset` of per-replica micro-batches;
-        it receives the number of micro-batches already consumed as `skip` so a resumed
-        job does not see the same batches twice.
+      train_dataset_fn: `(input_context, skip_micro_batches) -> tf.data.Dataset` of
+        per-replica micro-batches; a resumed job passes the micro-batches already consumed
+        so it does not see the same batches twice.
     """
 
     def __init__(
@@ -139,10 +139,6 @@ class PretrainingTrainer:
         self._whole_step_compiled = options.jit_compile and isinstance(
             strategy, (tf.distribute.OneDeviceStrategy, tf.distribute.TPUStrategy)
         )
-        if not isinstance(strategy, tf.distribute.OneDeviceStrategy) and not hasattr(
-            strategy, "extended"
-        ):
-            raise ValueError("strategy must be a tf.distribute.Strategy")
         self.loss_scale = None
         trackables = {}
         if options.mixed_precision == "fp16":

@@ -335,7 +335,9 @@ def test_loss_is_the_global_batch_mean_of_start_and_end_cross_entropy():
     np.testing.assert_allclose(sum(halves), expected, rtol=1e-6)
 
 
-def test_mirrored_training_matches_one_device(tmp_path, shared_data, minilm_vocab):
+def test_mirrored_training_matches_one_device(
+    tmp_path, shared_data, minilm_vocab, mirrored_strategy
+):
     """Per-replica losses scaled to the global batch: 2 replicas take the same steps as 1."""
     import keras
 
@@ -365,7 +367,7 @@ def test_mirrored_training_matches_one_device(tmp_path, shared_data, minilm_voca
     initial, losses, trained = None, {}, {}
     for name, strategy in (
         ("one_device", tf.distribute.OneDeviceStrategy("/cpu:0")),
-        ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
+        ("mirrored", mirrored_strategy),
     ):
         keras.utils.set_random_seed(0)
         with strategy.scope():

@@ -11,14 +11,14 @@ ms/step and the ratio to Keras's own optimizer of the same family.
 """
 
 import json
-import os
-import tempfile
 import time
 from typing import Dict, List, Tuple
 
 from absl import app
 from absl import flags
 from absl import logging
+
+from benchmarks.train_step import write_atomic
 
 FLAGS = flags.FLAGS
 
@@ -79,38 +79,29 @@ def _optimizers():
 
     exclude = ["LayerNorm", "layer_norm", "bias"]
 
-    def keras_adamw():
-        opt = keras.optimizers.AdamW(
-            learning_rate=1e-3,
-            weight_decay=0.01,
-            beta_1=0.9,
-            beta_2=0.999,
-            epsilon=1e-6,
-            global_clipnorm=1.0,
-        )
-        opt.exclude_from_weight_decay(var_names=exclude)
-        return opt
+    def keras_peer(optimizer_class):
+        def make():
+            opt = optimizer_class(
+                learning_rate=1e-3,
+                weight_decay=0.01,
+                beta_1=0.9,
+                beta_2=0.999,
+                epsilon=1e-6,
+                global_clipnorm=1.0,
+            )
+            opt.exclude_from_weight_decay(var_names=exclude)
+            return opt
 
-    def keras_lamb():
-        opt = keras.optimizers.Lamb(
-            learning_rate=1e-3,
-            weight_decay=0.01,
-            beta_1=0.9,
-            beta_2=0.999,
-            epsilon=1e-6,
-            global_clipnorm=1.0,
-        )
-        opt.exclude_from_weight_decay(var_names=exclude)
-        return opt
+        return make
 
     return [
-        ("keras AdamW", "adamw", keras_adamw),
+        ("keras AdamW", "adamw", keras_peer(keras.optimizers.AdamW)),
         (
             "ours adamw",
             "adamw",
             lambda: optimization.create_optimizer("adamw", 1e-3, weight_decay=0.01, clipnorm=1.0),
         ),
-        ("keras Lamb", "lamb", keras_lamb),
+        ("keras Lamb", "lamb", keras_peer(keras.optimizers.Lamb)),
         (
             "ours lamb",
             "lamb",
@@ -181,24 +172,15 @@ def to_markdown(rows: List[Dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: str, text: str):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv):
     del argv
     rows = run_benchmark(bert_shapes(), FLAGS.num_steps, FLAGS.warmup_steps)
     table = to_markdown(rows)
     print(table)
     if FLAGS.output_json:
-        _write_atomic(FLAGS.output_json, json.dumps(rows, indent=2) + "\n")
+        write_atomic(FLAGS.output_json, json.dumps(rows, indent=2) + "\n")
     if FLAGS.output_markdown:
-        _write_atomic(FLAGS.output_markdown, table)
+        write_atomic(FLAGS.output_markdown, table)
 
 
 if __name__ == "__main__":

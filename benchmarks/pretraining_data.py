@@ -225,6 +225,7 @@ def run_baseline(input_files, output_files, vocab_file, options) -> Dict[str, fl
                 if tokens:
                     documents[-1].append(tokens)
     documents = [d for d in documents if d]
+    tokenized = time.perf_counter()
     rng = random.Random(options.random_seed)
     rng.shuffle(documents)
     instances = []
@@ -232,9 +233,9 @@ def run_baseline(input_files, output_files, vocab_file, options) -> Dict[str, fl
         for index in range(len(documents)):
             instances.extend(baseline_instances(documents, index, options, tokenizer.words, rng))
     rng.shuffle(instances)
-    writers = [tf.io.TFRecordWriter(p) for p in output_files]
+    records = []
     vocab, p, s = tokenizer.vocab, options.max_predictions_per_seq, options.max_seq_length
-    for n, (tokens, segment_ids, is_random_next, positions, labels) in enumerate(instances):
+    for tokens, segment_ids, is_random_next, positions, labels in instances:
         ids = [vocab[t] for t in tokens]
         mask = [1] * len(ids)
         pad = s - len(ids)
@@ -258,11 +259,21 @@ def run_baseline(input_files, output_files, vocab_file, options) -> Dict[str, fl
             int64_list=tf.train.Int64List(value=[1 if is_random_next else 0])
         )
         example = tf.train.Example(features=tf.train.Features(feature=features))
-        writers[n % len(writers)].write(example.SerializeToString())
+        records.append(example.SerializeToString())
+    serialized = time.perf_counter()
+    writers = [tf.io.TFRecordWriter(p) for p in output_files]
+    for n, record in enumerate(records):
+        writers[n % len(writers)].write(record)
     for writer in writers:
         writer.close()
     seconds = time.perf_counter() - start
-    return dict(seconds=seconds, instances=len(instances), input_megabytes=input_bytes / 1e6)
+    return dict(
+        seconds=seconds,
+        instances=len(instances),
+        input_megabytes=input_bytes / 1e6,
+        # Stages: read + tokenize; create, mask and serialize; write.
+        stage_seconds=(tokenized - start, serialized - tokenized, start + seconds - serialized),
+    )
 
 
 def run_project(input_files, output_files, vocab_file, options, num_workers):
@@ -276,8 +287,14 @@ def run_project(input_files, output_files, vocab_file, options, num_workers):
         input_files, output_files, tokenizer, options, num_workers=num_workers
     )
     seconds = time.perf_counter() - start
+    # Stages as the baseline's: read + tokenize (tokenizer set-up included); create, mask
+    # and serialize; write.
+    setup_and_tokenize = seconds - stats["instances_seconds"] - stats["write_seconds"]
     return dict(
-        seconds=seconds, instances=stats["instances"], input_megabytes=stats["input_megabytes"]
+        seconds=seconds,
+        instances=stats["instances"],
+        input_megabytes=stats["input_megabytes"],
+        stage_seconds=(setup_and_tokenize, stats["instances_seconds"], stats["write_seconds"]),
     )
 
 
@@ -343,6 +360,7 @@ def benchmark(
                     instances=result["instances"],
                     mb_per_second=result["input_megabytes"] / result["seconds"],
                     instances_per_second=result["instances"] / result["seconds"],
+                    stage_seconds=result["stage_seconds"],
                 )
             )
     base = rows[0]["seconds"] if not skip_baseline else None
@@ -355,15 +373,18 @@ def format_table(rows: List[dict], title: str) -> str:
     lines = [
         f"### {title}",
         "",
-        "| implementation | wall s | CPU s | instances | input MB/s | instances/s | speedup |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| implementation | wall s | CPU s | instances | input MB/s | instances/s | speedup "
+        "| read + tokenize s | create, mask, serialize s | write s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         speedup = f"{r['speedup']:.1f}x" if r["speedup"] else "-"
         lines.append(
             f"| {r['implementation']} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
             f"{r['instances']} | {r['mb_per_second']:.3f} | "
-            f"{r['instances_per_second']:.0f} | {speedup} |"
+            f"{r['instances_per_second']:.0f} | {speedup} | "
+            + " | ".join(f"{t:.2f}" for t in r["stage_seconds"])
+            + " |"
         )
     return "\n".join(lines)
 

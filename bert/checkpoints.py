@@ -23,6 +23,7 @@ import logging
 import os
 import uuid
 
+import keras
 import numpy as np
 import tensorflow as tf
 

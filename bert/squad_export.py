@@ -50,7 +50,7 @@ class OffsetWordpieceTokenizer(tf.Module):
         self.do_lower_case = do_lower_case
         self._words = tf_text.WhitespaceTokenizer()
         self._wordpiece = tf_text.FastWordpieceTokenizer(
-            vocab=self.tokenizer.vocab,
+            vocab=list(self.tokenizer.vocab),
             suffix_indicator=tokenization.SUFFIX_INDICATOR,
             max_bytes_per_word=4 * tokenization.MAX_INPUT_CHARS_PER_WORD,
             token_out_type=tf.int64,

@@ -784,6 +784,7 @@ def create_pretraining_data(
     tokenize_seconds = time.perf_counter() - start - read_seconds
     vocab = Vocab.from_tokenizer(tokenizer)
     records = generate_records(corpus, options, vocab, num_workers)
+    instances_seconds = time.perf_counter() - start - read_seconds - tokenize_seconds
     info = dict(
         dataclasses.asdict(options),
         masked=options.is_masked,
@@ -805,6 +806,8 @@ def create_pretraining_data(
         seconds=seconds,
         read_seconds=read_seconds,
         tokenize_seconds=tokenize_seconds,
+        instances_seconds=instances_seconds,  # create, mask and serialize
+        write_seconds=seconds - read_seconds - tokenize_seconds - instances_seconds,
         input_megabytes=input_bytes / 1e6,
         mb_per_second=input_bytes / 1e6 / seconds,
         instances_per_second=len(records) / seconds,

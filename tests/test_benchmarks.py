@@ -105,3 +105,37 @@ def test_train_step_row_is_consistent(tiny_results):
         assert len(r["all_sequences_per_second"]) == 2 and r["peak_rss_bytes"] > 2**20
     ratio = results["benchmarks"]["input_pipeline"][0]
     assert "ratio_to_trainer" not in ratio  # no mini trainer row in this run
+
+
+def test_step_profile_breaks_a_tiny_step_down():
+    """Stages and XLA-op parts of a tiny step, in a fresh process (XLA flags apply there)."""
+    from benchmarks import step_profile
+
+    result = run.run_isolated(
+        "benchmarks.step_profile", "profile", config="tiny", rounds=1, steps=2
+    )
+    stages = {r["stage"]: r["seconds"] for r in result["stages"]}
+    assert len(stages) == 6 and all(s > 0 for s in stages.values())
+    parts = {r["part"]: r["share"] for r in result["xla_ops"]}
+    # Every matmul family of the model shows up, and the shares add up to one.
+    for part in ("vocabulary projection (matmuls)", "attention matmuls", "other matmuls"):
+        assert parts.get(part, 0) > 0, (part, parts)
+    assert sum(parts.values()) == pytest.approx(1.0)
+    assert "| LayerNorm |" in step_profile.to_markdown(result)
+
+
+def test_step_profile_categories_of_hlo_lines():
+    from benchmarks import step_profile as sp
+
+    cases = {
+        '%MatMul.116 = f32[640,30522]{1,0} dot(%a, %b), metadata={op_type="MatMul" '
+        'op_name="bert_pretraining_1/mlm_head_1/MatMul"}': "vocabulary projection (matmuls)",
+        "%MatMul_1.64 = f32[32,4,128,128]{3,2,1,0} dot(%q, %k), lhs_batch_dims={0,1}, "
+        'metadata={op_name="bert_encoder_1/layer_0_1/MatMul_1"}': "attention matmuls",
+        '%MatMul.90 = f32[4096,1024]{1,0} dot(%x, %w), metadata={op_type="MatMul" '
+        'op_name="bert_encoder_1/layer_0_1/intermediate_1/Tensordot/MatMul"}': "other matmuls",
+        "%wrapped_reduce-window.3 = f32[32,128,8]{2,1,0} fusion(%p)": "LayerNorm",
+        '%x = f32[8] fusion(%a), metadata={op_type="Erfc" op_name="layer_0/Gelu/Erfc"}': "GELU",
+    }
+    for line, part in cases.items():
+        assert sp.categorize(line) == part, line

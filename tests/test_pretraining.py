@@ -17,7 +17,6 @@ import bert
 import optimization
 from bert import pretraining
 from data import create_pretraining_data as cpd
-from data import pretraining_input
 from data import tokenization
 
 from conftest import REPO_ROOT
@@ -160,6 +159,44 @@ def two_phase_run(tmp_path_factory, corpus_records):
         "--steps_per_loop=1",
     )
     return root, experiment
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_pretraining_losses_match_numpy(jit_compile):
+    """Losses and accuracy numerators against NumPy, written from the definitions."""
+    rng = np.random.default_rng(3)
+    b, p, v = 4, 5, 50
+    logits = rng.normal(size=(b, p, v)).astype(np.float32)
+    labels = rng.integers(0, v, (b, p)).astype(np.int32)
+    labels[0, :3] = logits[0, :3].argmax(-1)  # some predictions are right
+    weights = (rng.random((b, p)) < 0.7).astype(np.float32)
+    weights[0, :3] = 1.0
+    nsp_logits = rng.normal(size=(b, 2)).astype(np.float32)
+    nsp_labels = rng.integers(0, 2, b).astype(np.int32)
+    batch = {
+        "masked_lm_ids": labels,
+        "masked_lm_weights": weights,
+        "next_sentence_labels": nsp_labels,
+    }
+    global_weight = weights.sum() * 2.0  # another replica holds as many positions
+
+    fn = tf.function(pretraining.pretraining_losses, jit_compile=jit_compile)
+    out = fn({"mlm_logits": logits, "nsp_logits": nsp_logits}, batch, global_weight, 2 * b)
+
+    def cross_entropy(z, y):
+        z = z.astype(np.float64)
+        log_z = np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1)) + z.max(-1)
+        return log_z - np.take_along_axis(z, y[..., None], -1)[..., 0]
+
+    mlm = (cross_entropy(logits, labels) * weights).sum() / global_weight
+    nsp = cross_entropy(nsp_logits, nsp_labels).sum() / (2 * b)
+    np.testing.assert_allclose(out["mlm_loss"], mlm, rtol=1e-5)
+    np.testing.assert_allclose(out["nsp_loss"], nsp, rtol=1e-5)
+    np.testing.assert_allclose(out["loss"], mlm + nsp, rtol=1e-5)
+    assert float(out["mlm_correct"]) == ((logits.argmax(-1) == labels) * weights).sum() >= 1
+    assert float(out["mlm_weight"]) == weights.sum()
+    assert float(out["nsp_correct"]) == (nsp_logits.argmax(-1) == nsp_labels).sum()
+    assert float(out["examples"]) == b
 
 
 def test_phase1_lowers_loss_on_real_text(two_phase_run):

@@ -20,6 +20,7 @@ Two views of the project's XLA-compiled BERT pretraining step (the
 """
 
 import collections
+import functools
 import glob
 import os
 import re
@@ -72,34 +73,41 @@ def _stage_functions(step):
     from benchmarks.train_step import random_batch
 
     trainer, model = step.trainer, step.trainer.model
-    batch = {k: tf.constant(v) for k, v in random_batch(step.batch_size).items()}
-    weight = tf.reduce_sum(batch["masked_lm_weights"])
 
-    def forward():
+    def forward(batch):
+        weight = tf.reduce_sum(batch["masked_lm_weights"])
         outputs = model(pretraining.model_inputs(batch), training=True)
         return pretraining.pretraining_losses(outputs, batch, weight, step.batch_size)["loss"]
 
-    def encoder():
+    def encoder(batch):
         outputs = model.encoder({k: batch[k] for k in ENCODER_INPUTS}, training=True)
         return tf.reduce_sum(outputs["sequence_output"])
 
-    def backward():
+    def backward(batch):
         with tf.GradientTape() as tape:
-            loss = forward()
+            loss = forward(batch)
         grads = tape.gradient(loss, model.trainable_variables)
         # Every gradient feeds the result, so XLA prunes none of them.
         return loss + tf.add_n([tf.reduce_sum(tf.convert_to_tensor(g)) for g in grads])
 
-    def full():
+    def full(batch):
+        weight = tf.reduce_sum(batch["masked_lm_weights"])
         grads, losses = trainer._compute_grads(batch, weight)
         trainer.optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return losses["loss"]
 
+    # The batch is an argument, as in the trainer: a constant one would let XLA
+    # fold the attention mask and the gather indices.
+    batch = {k: tf.constant(v) for k, v in random_batch(step.batch_size).items()}
+    stages = {
+        "encoder forward": encoder,
+        "forward + losses": forward,
+        "forward + backward": backward,
+        "full step (+ optimizer)": full,
+    }
     return {
-        "encoder forward": tf.function(encoder, jit_compile=True),
-        "forward + losses": tf.function(forward, jit_compile=True),
-        "forward + backward": tf.function(backward, jit_compile=True),
-        "full step (+ optimizer)": tf.function(full, jit_compile=True),
+        name: functools.partial(tf.function(fn, jit_compile=True), batch)
+        for name, fn in stages.items()
     }
 
 

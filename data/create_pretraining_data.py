@@ -129,7 +129,7 @@ class TokenizedCorpus:
 # -----------------------------------------------------------------------------
 
 
-def _fast_ascii_tokenizer(tokenizer):
+def _fast_ascii_tokenizer(vocab: Sequence[str], do_lower_case: bool):
     """tensorflow-text FastBertTokenizer for printable-ASCII text.
 
     On such text BERT's normalization is only lower-casing and splitting on
@@ -142,23 +142,33 @@ def _fast_ascii_tokenizer(tokenizer):
     import tensorflow_text as tf_text
 
     return tf_text.FastBertTokenizer(
-        list(tokenizer.vocab),
+        list(vocab),
         suffix_indicator="##",
         max_bytes_per_word=100,
         token_out_type=tf.int32,
         unknown_token="[UNK]",
-        lower_case_nfd_strip_accents=bool(tokenizer.do_lower_case),
+        lower_case_nfd_strip_accents=bool(do_lower_case),
+    )
+
+
+def _compiled_tokenizers(tokenizer):
+    """(ASCII fast path, exact path) as tf.functions over [batch] strings."""
+    return _compiled_tokenizers_for(
+        tokenizer.vocab_file, tuple(tokenizer.vocab), bool(tokenizer.do_lower_case)
     )
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_tokenizers(tokenizer):
-    """(ASCII fast path, exact path) as tf.functions over [batch] strings."""
+def _compiled_tokenizers_for(vocab_file: str, vocab: Tuple[str, ...], do_lower_case: bool):
+    """Keyed by the vocabulary, not the tokenizer object: building the tables and
+    tracing both functions costs ~0.4 s, once per process and vocabulary."""
     import tensorflow as tf
 
+    from data import tokenization
+
     spec = [tf.TensorSpec([None], tf.string)]
-    fast = _fast_ascii_tokenizer(tokenizer)
-    exact = tokenizer.in_graph_tokenizer
+    fast = _fast_ascii_tokenizer(vocab, do_lower_case)
+    exact = tokenization.InGraphTokenizer(vocab_file, do_lower_case, vocab=list(vocab))
     return (
         tf.function(lambda s: fast.tokenize(s), input_signature=spec),
         tf.function(lambda s: exact.tokenize(s), input_signature=spec),

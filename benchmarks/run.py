@@ -10,6 +10,7 @@ temporary name, then renamed), with the software versions, the machine and
 its load average.
 
 Benchmarks: train_step (project trainer vs KerasHub, MFU, peak RSS),
+step_profile (where the project's step time goes, for the first config),
 input_pipeline (examples/s, and its ratio to the trainer's examples/s at the
 same batch), pretraining_data (creation vs a pure-Python baseline), squad
 (feature conversion, postprocessing, metric) and optimizer_step (ours vs
@@ -27,7 +28,14 @@ from absl import flags
 from benchmarks import train_step
 
 FLAGS = flags.FLAGS
-ALL = ("train_step", "input_pipeline", "pretraining_data", "squad", "optimizer_step")
+ALL = (
+    "train_step",
+    "step_profile",
+    "input_pipeline",
+    "pretraining_data",
+    "squad",
+    "optimizer_step",
+)
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SHARED = os.path.join(os.path.dirname(_HERE), os.pardir, "shared", "data")
 
@@ -122,6 +130,16 @@ def run_all(
                     log=log,
                 )
             )
+    if "step_profile" in only:
+        log(f"== step_profile {configs[0]}")
+        # Always a fresh process: the XLA trace flags must be set before XLA starts.
+        out["step_profile"] = run_isolated(
+            "benchmarks.step_profile",
+            "profile",
+            config=configs[0],
+            rounds=2 if tiny else max(rounds, 3),
+            steps=2 if tiny else 5,
+        )
     if "input_pipeline" in only:
         log("== input_pipeline")
         batch = train_step.CONFIGS["mini"][1]
@@ -222,7 +240,7 @@ def _tiny_text(path: str) -> str:
 
 def to_markdown(results: dict) -> str:
     """The whole report as markdown."""
-    from benchmarks import input_pipeline, optimizer_step, pretraining_data, squad
+    from benchmarks import input_pipeline, optimizer_step, pretraining_data, squad, step_profile
 
     b = results["benchmarks"]
     v, m = results["versions"], results["machine"]
@@ -245,6 +263,8 @@ def to_markdown(results: dict) -> str:
             "",
             train_step.to_markdown(b["train_step"]),
         ]
+    if "step_profile" in b:
+        lines += [step_profile.to_markdown(b["step_profile"]), ""]
     if "input_pipeline" in b:
         rows = b["input_pipeline"]
         lines += [input_pipeline.format_table(rows, "Pretraining input pipeline"), ""]

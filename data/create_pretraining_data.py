@@ -713,7 +713,8 @@ def generate_records(
             gc.freeze()
             try:
                 with multiprocessing.get_context("fork").Pool(num_workers) as pool:
-                    consume(pool.imap(_process_chunk, tasks, chunksize=1))
+                    # Batches of tasks per message: fewer round trips to this process.
+                    consume(pool.imap(_process_chunk, tasks, chunksize=8))
             finally:
                 gc.unfreeze()
     finally:

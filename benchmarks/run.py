@@ -1,6 +1,6 @@
 """Runs every benchmark of this project in one go and writes one table.
 
-  python -m benchmarks.run                      # everything, ~20-30 min on 2 cores
+  python -m benchmarks.run                      # everything, ~12 min on 2 cores
   python -m benchmarks.run --only=train_step --configs=mini
 
 Each benchmark runs in its own spawned process (own memory and thread pools;

@@ -113,8 +113,6 @@ def _stage_functions(step):
 
 def stage_ablation(step, rounds: int, steps: int) -> List[dict]:
     """Median seconds per step of each stage and of the trainer loop, interleaved."""
-    import tensorflow as tf
-
     functions = _stage_functions(step)
     loop_steps = {"trainer loop, 1 step per host call": 1, f"trainer loop, {steps} per call": steps}
 
@@ -135,7 +133,6 @@ def stage_ablation(step, rounds: int, steps: int) -> List[dict]:
     for _ in range(rounds):
         for name in names:
             times[name].append(run(name))
-    del tf
     return [dict(stage=name, seconds=statistics.median(times[name])) for name in names]
 
 

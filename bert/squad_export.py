@@ -67,12 +67,8 @@ class OffsetWordpieceTokenizer(tf.Module):
             strings, "UTF-8", errors="replace", replacement_char=0xFFFD
         )
         char_ends = _char_ends(char_starts, tf.strings.length(strings))
-        # Every code point normalized on its own ("" dropped, " x " split off, "e" for "é").
-        chars = tf.strings.unicode_encode(tf.expand_dims(cps.flat_values, -1), "UTF-8")
-        normalized = self.tokenizer._normalize(chars)  # pylint: disable=protected-access
-        if self.do_lower_case:  # The one context-dependent rule: Greek final sigma.
-            final_sigma = self.tokenizer._final_sigma(cps)  # pylint: disable=protected-access
-            normalized = tf.where(final_sigma, "\u03c2", normalized)
+        # Every code point's normalized text ("" dropped, " x " split off, "e" for "é").
+        normalized = self.tokenizer.normalize_code_points(cps)
         lengths = tf.strings.length(normalized)
         # owner[k] = flat index of the code point that produced normalized byte k (all rows).
         owner = tf.repeat(tf.range(tf.size(lengths, out_type=tf.int64)), tf.cast(lengths, tf.int64))

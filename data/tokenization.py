@@ -472,9 +472,15 @@ class InGraphTokenizer(tf.Module):
 
     # ---- normalization -------------------------------------------------------
 
-    def _normalize(self, text):
-        """[batch] strings -> [batch] strings with words separated by spaces."""
-        cps = tf.strings.unicode_decode(text, "UTF-8", errors="replace", replacement_char=0xFFFD)
+    def normalize_code_points(self, cps):
+        """Each code point's BERT-normalized text, aligned with `cps.flat_values`.
+
+        `cps`: RaggedTensor [batch, (code points)] of ints. Returns a flat string
+        tensor: "" for dropped characters, " x " around CJK ideographs, accents
+        stripped and lower-cased with do_lower_case (Greek final sigma decided in
+        its row's context). Joining a row gives its normalized text; the SQuAD
+        export uses the alignment to map answer pieces back to original bytes.
+        """
         flat = tf.cast(cps.flat_values, tf.int64)
         chars = tf.strings.unicode_encode(tf.expand_dims(cps.flat_values, -1), "UTF-8")
         mapped = self._char_table.lookup(flat)
@@ -482,7 +488,14 @@ class InGraphTokenizer(tf.Module):
         mapped = tf.where(mapped == "\x00", kept, mapped)
         if self.do_lower_case:
             mapped = tf.where(self._final_sigma(cps), "\u03c2", mapped)
-        return tf.strings.reduce_join(cps.with_flat_values(mapped), axis=-1)
+        return mapped
+
+    def _normalize(self, text):
+        """[batch] strings -> [batch] strings with words separated by spaces."""
+        cps = tf.strings.unicode_decode(text, "UTF-8", errors="replace", replacement_char=0xFFFD)
+        return tf.strings.reduce_join(
+            cps.with_flat_values(self.normalize_code_points(cps)), axis=-1
+        )
 
     def _final_sigma(self, cps):
         """Mask of the Σ that Python's str.lower() turns into the final form ς.

@@ -222,6 +222,31 @@ def test_offset_tokenizer_matches_reference_wordpieces(shared_data, minilm_vocab
     assert checked > 3000
 
 
+def test_offset_tokenizer_on_context_dependent_and_multi_byte_text(minilm_vocab):
+    """Final sigma (depends on neighbours), CJK, accents, dropped control characters."""
+    texts = [
+        "ΟΔΥΣΣΕΥΣ sailed; Σ alone, ΣΑΣ.",
+        "Tōkyō 東京 is big",
+        "naïve\u200bcafé\x00 résumé",
+    ]
+    tokenizer = squad_export.OffsetWordpieceTokenizer(minilm_vocab, do_lower_case=True)
+    full = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
+    ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(texts))
+    for i, text in enumerate(texts):
+        tokens = full.tokenize(text)
+        assert ids[i].numpy().tolist() == full.convert_tokens_to_ids(tokens), text
+        raw = text.encode("utf-8")
+        pieces = [raw[a:b].decode("utf-8") for a, b in zip(starts[i].numpy(), ends[i].numpy())]
+        for token, piece in zip(tokens, pieces):
+            if token != "[UNK]" and not token.startswith("##"):
+                # Each word-initial piece's original bytes normalize to text starting with it.
+                assert "".join(full.basic_tokenizer.tokenize(piece)).startswith(token), (
+                    text,
+                    token,
+                    piece,
+                )
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input
 

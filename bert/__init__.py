@@ -8,6 +8,7 @@ from bert.models import (
     build_encoder,
     build_pretraining_model,
     build_squad_model,
+    dropout_seed_states,
     get_word_embeddings,
 )
 from bert.checkpoints import load_pretrained, save_tf1_checkpoint
@@ -20,6 +21,7 @@ __all__ = [
     "build_encoder",
     "build_pretraining_model",
     "build_squad_model",
+    "dropout_seed_states",
     "get_word_embeddings",
     "load_pretrained",
     "save_tf1_checkpoint",

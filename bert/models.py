@@ -190,3 +190,14 @@ def build_squad_model(config, encoder=None):
 def get_word_embeddings(encoder):
     """The encoder's word-embedding `keras.layers.Embedding` layer."""
     return encoder.embeddings.word_embeddings
+
+
+def dropout_seed_states(model):
+    """The state variables of `model`'s dropout generators.
+
+    Keras keeps them in `model.variables` but out of the object graph that
+    `tf.train.Checkpoint(model=...)` saves; training checkpoints list them
+    explicitly, so a resumed run continues the dropout masks where the killed
+    one stopped instead of restarting them.
+    """
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]

@@ -21,6 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from bert import distribute
+from bert import models
 
 
 @dataclasses.dataclass
@@ -166,7 +167,12 @@ class PretrainingTrainer:
             # under MirroredStrategy, and restoring a checkpoint needs them too.
             with strategy.scope():
                 optimizer.build(model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **trackables)
+        self.checkpoint = tf.train.Checkpoint(
+            model=model,
+            optimizer=optimizer,
+            dropout_seeds=models.dropout_seed_states(model),
+            **trackables,
+        )
         ckpt_dir = (
             options.model_dir
             if self.is_chief

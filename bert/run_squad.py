@@ -42,6 +42,10 @@ replica computes its local sum divided by the GLOBAL batch; the optimizer sums o
 replicas. The step is XLA-compiled (static shapes, drop_remainder) and runs
 `--iterations_per_loop` steps per host call.
 
+Resuming: every --save_checkpoints_steps the model and optimizer state go to
+output_dir/train_state; run the same command again after a kill and training continues at
+that step, skipping the batches already used (the input order is fixed by --seed).
+
 Outputs in --output_dir: train.tf_record / eval.tf_record, the fine-tuned checkpoint
 (`ckpt-N`), predictions.json, nbest_predictions.json, eval_results.json (exact_match, f1 and
 counts; printed as JSON too), TensorBoard events in train/ and eval/. With --export_dir, a
@@ -85,6 +89,9 @@ flags.DEFINE_integer("max_query_length", 64, "Question tokens kept.")
 flags.DEFINE_integer("n_best_size", 20, "Start/end candidates per window.")
 flags.DEFINE_integer("max_answer_length", 30, "Longest answer in tokens.")
 flags.DEFINE_integer("iterations_per_loop", 50, "Training steps per host call (log interval).")
+flags.DEFINE_integer(
+    "save_checkpoints_steps", 1000, "Save the training state (for resuming) this often; 0: never."
+)
 flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Update rule.")
 flags.DEFINE_string(
     "optimizer_hparams",
@@ -119,6 +126,7 @@ FLAGS = flags.FLAGS
 
 PHASE_CONFIG = "phase_config.json"  # written by bert.run_pretraining
 FINE_TUNED_CONFIG = "bert_config.json"  # written beside the fine-tuned checkpoint
+TRAIN_STATE = "train_state"  # output_dir subdirectory of the resumable training state
 
 
 # ----------------------------------------------------------------------------------------------
@@ -385,8 +393,19 @@ class SquadTrainer:
         self.optimizer.apply_gradients(zip(grads, self.variables))
         return loss
 
-    def train(self, dataset, num_train_steps, iterations_per_loop):
-        """Runs `num_train_steps` updates on the distributed `dataset`; returns the last loss."""
+    def train(
+        self,
+        dataset,
+        num_train_steps,
+        iterations_per_loop,
+        checkpoint_manager=None,
+        save_checkpoints_steps=0,
+    ):
+        """Runs updates on the distributed `dataset` until `num_train_steps`; returns the last loss.
+
+        Starts at the optimizer's step (a resumed run passes a dataset that skips the
+        batches used before). With `checkpoint_manager`, saves every `save_checkpoints_steps`.
+        """
         import tensorflow as tf
 
         iterator = iter(dataset)
@@ -395,6 +414,8 @@ class SquadTrainer:
         loss = float("nan")
         while step < num_train_steps:
             num_steps = min(iterations_per_loop, num_train_steps - step)
+            if checkpoint_manager and save_checkpoints_steps:  # End loops on save steps.
+                num_steps = min(num_steps, save_checkpoints_steps - step % save_checkpoints_steps)
             loop_start = time.time()
             total = float(self._train_loop(iterator, tf.constant(num_steps)))
             loop_time = time.time() - loop_start
@@ -425,6 +446,8 @@ class SquadTrainer:
                 tf.summary.scalar(
                     "examples_per_second", num_steps * self.global_batch_size / loop_time
                 )
+            if checkpoint_manager and save_checkpoints_steps and step % save_checkpoints_steps == 0:
+                checkpoint_manager.save(checkpoint_number=step)
         self._writer.flush()
         return loss
 
@@ -706,6 +729,20 @@ def main(argv):
     step = 0
     if FLAGS.do_train:
         global_batch = FLAGS.train_batch_size
+        # Model, optimizer (moments, step) and dropout generators, to resume after a kill.
+        state = tf.train.CheckpointManager(
+            tf.train.Checkpoint(
+                model=model, optimizer=optimizer, dropout_seeds=bert.dropout_seed_states(model)
+            ),
+            os.path.join(FLAGS.output_dir, TRAIN_STATE),
+            max_to_keep=1,
+        )
+        if state.latest_checkpoint:
+            state.checkpoint.restore(state.latest_checkpoint).assert_existing_objects_matched()
+            logging.info(
+                "Resumed from %s at step %d", state.latest_checkpoint, optimizer.iterations.numpy()
+            )
+        resumed_steps = int(optimizer.iterations.numpy())
 
         def dataset_fn(ctx):
             return squad.build_squad_dataset(
@@ -715,7 +752,7 @@ def main(argv):
                 is_training=True,
                 input_context=ctx,
                 seed=FLAGS.seed,
-            )
+            ).skip(resumed_steps)  # One batch per step on each input pipeline.
 
         dataset = strategy.distribute_datasets_from_function(dataset_fn)
         trainer = SquadTrainer(
@@ -728,7 +765,13 @@ def main(argv):
             summary_dir=os.path.join(FLAGS.output_dir, "train"),
         )
         start = time.time()
-        trainer.train(dataset, num_train_steps, FLAGS.iterations_per_loop)
+        trainer.train(
+            dataset,
+            num_train_steps,
+            FLAGS.iterations_per_loop,
+            checkpoint_manager=state,
+            save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        )
         step = int(optimizer.iterations.numpy())
         logging.info("Trained %d steps in %.1f s", step, time.time() - start)
         manager = tf.train.CheckpointManager(

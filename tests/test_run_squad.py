@@ -247,6 +247,77 @@ def test_offset_tokenizer_on_context_dependent_and_multi_byte_text(minilm_vocab)
                 )
 
 
+class _Killed(Exception):
+    pass
+
+
+def _latest_tensors(directory):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(directory)))
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
+
+
+def test_killed_fine_tuning_resumes_to_the_same_weights(
+    tmp_path, shared_data, minilm_vocab, monkeypatch
+):
+    """Stopped right after the step-4 save, rerun: the weights equal an uninterrupted run's."""
+    tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
+    train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
+    articles = short_paragraphs(train, tokenizer, SEQ_LENGTH, count=6)
+    num_questions = sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
+    config = bert.BertConfig(
+        vocab_size=len(tokenizer.vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=SEQ_LENGTH,
+    )
+    config_file = tmp_path / "bert_config.json"
+    config.to_json_file(str(config_file))
+    common = [
+        f"--bert_config_file={config_file}",
+        f"--vocab_file={minilm_vocab}",
+        "--do_train",
+        f"--train_file={write_squad(tmp_path / 'train.json', articles)}",
+        f"--max_seq_length={SEQ_LENGTH}",
+        "--train_batch_size=8",
+        "--learning_rate=1e-3",
+        f"--num_train_epochs={(8 * 8 + 0.5) / num_questions}",  # 8 steps
+        "--iterations_per_loop=3",
+        "--save_checkpoints_steps=4",
+        "--seed=3",
+    ]
+    run_main(common + [f"--output_dir={tmp_path / 'straight'}"])
+
+    save = tf.train.CheckpointManager.save
+
+    def save_then_die(manager, checkpoint_number=None, **kwargs):
+        path = save(manager, checkpoint_number=checkpoint_number, **kwargs)
+        if checkpoint_number == 4:
+            raise _Killed(path)
+        return path
+
+    resumed = tmp_path / "resumed"
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_die)
+    with pytest.raises(_Killed):
+        run_main(common + [f"--output_dir={resumed}"])
+    monkeypatch.undo()
+    state = resumed / run_squad.TRAIN_STATE
+    assert tf.train.latest_checkpoint(str(state)).endswith("ckpt-4")
+    assert tf.train.latest_checkpoint(str(resumed)) is None  # no fine-tuned model yet
+    run_main(common + [f"--output_dir={resumed}"])
+
+    assert tf.train.latest_checkpoint(str(state)).endswith("ckpt-8")
+    a, b = _latest_tensors(tmp_path / "straight"), _latest_tensors(resumed)
+    assert a.keys() == b.keys() and len(a) > 10
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input
 

@@ -42,7 +42,7 @@ replica computes its local sum divided by the GLOBAL batch; the optimizer sums o
 replicas. The step is XLA-compiled (static shapes, drop_remainder) and runs
 `--iterations_per_loop` steps per host call.
 
-Resuming: every --save_checkpoints_steps the model and optimizer state go to
+Resuming: every --save_checkpoints_steps the model, optimizer and dropout states go to
 output_dir/train_state; run the same command again after a kill and training continues at
 that step, skipping the batches already used (the input order is fixed by --seed).
 
@@ -612,6 +612,10 @@ def _validate_flags():
         raise app.UsageError("--output_dir is required")
     if FLAGS.do_train and not FLAGS.train_file:
         raise app.UsageError("--do_train needs --train_file")
+    if FLAGS.save_checkpoints_steps < 0:
+        raise app.UsageError(
+            f"--save_checkpoints_steps must be >= 0, got {FLAGS.save_checkpoints_steps}"
+        )
     if FLAGS.do_predict and not FLAGS.predict_file:
         raise app.UsageError("--do_predict needs --predict_file")
     if FLAGS.max_seq_length <= FLAGS.max_query_length + 3:
@@ -729,12 +733,16 @@ def main(argv):
     step = 0
     if FLAGS.do_train:
         global_batch = FLAGS.train_batch_size
+        # Every multi-worker worker saves (the save is collective); only the chief's copy is
+        # the real one, the others go to a directory of their own.
+        chief = distribute.is_chief(strategy)
+        worker_dir = "" if chief else f"worker_tmp_{strategy.cluster_resolver.task_id}"
         # Model, optimizer (moments, step) and dropout generators, to resume after a kill.
         state = tf.train.CheckpointManager(
             tf.train.Checkpoint(
                 model=model, optimizer=optimizer, dropout_seeds=bert.dropout_seed_states(model)
             ),
-            os.path.join(FLAGS.output_dir, TRAIN_STATE),
+            os.path.join(FLAGS.output_dir, TRAIN_STATE, worker_dir),
             max_to_keep=1,
         )
         if state.latest_checkpoint:
@@ -775,12 +783,15 @@ def main(argv):
         step = int(optimizer.iterations.numpy())
         logging.info("Trained %d steps in %.1f s", step, time.time() - start)
         manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model), FLAGS.output_dir, max_to_keep=1
+            tf.train.Checkpoint(model=model),
+            os.path.join(FLAGS.output_dir, worker_dir),
+            max_to_keep=1,
         )
         logging.info("Saved the fine-tuned model to %s", manager.save(checkpoint_number=step))
         # The config and vocab beside the checkpoint make output_dir a self-contained model dir.
-        config.to_json_file(os.path.join(FLAGS.output_dir, FINE_TUNED_CONFIG))
-        if os.path.abspath(vocab_file) != os.path.abspath(
+        if chief:
+            config.to_json_file(os.path.join(FLAGS.output_dir, FINE_TUNED_CONFIG))
+        if chief and os.path.abspath(vocab_file) != os.path.abspath(
             os.path.join(FLAGS.output_dir, "vocab.txt")
         ):
             tf.io.gfile.copy(

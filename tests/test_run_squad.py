@@ -7,6 +7,7 @@ strings like the Python pipeline does.
 """
 
 import json
+import logging
 import random
 import re
 
@@ -261,7 +262,7 @@ def _latest_tensors(directory):
 
 
 def test_killed_fine_tuning_resumes_to_the_same_weights(
-    tmp_path, shared_data, minilm_vocab, monkeypatch
+    tmp_path, shared_data, minilm_vocab, monkeypatch, caplog
 ):
     """Stopped right after the step-4 save, rerun: the weights equal an uninterrupted run's."""
     tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
@@ -309,7 +310,10 @@ def test_killed_fine_tuning_resumes_to_the_same_weights(
     state = resumed / run_squad.TRAIN_STATE
     assert tf.train.latest_checkpoint(str(state)).endswith("ckpt-4")
     assert tf.train.latest_checkpoint(str(resumed)) is None  # no fine-tuned model yet
-    run_main(common + [f"--output_dir={resumed}"])
+    with caplog.at_level(logging.INFO, logger="absl"):
+        run_main(common + [f"--output_dir={resumed}"])
+    # It continued (a restart from step 0 would reach the same weights too).
+    assert "at step 4" in caplog.text and "Resumed from" in caplog.text
 
     assert tf.train.latest_checkpoint(str(state)).endswith("ckpt-8")
     a, b = _latest_tensors(tmp_path / "straight"), _latest_tensors(resumed)

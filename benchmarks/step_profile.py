@@ -137,10 +137,14 @@ def stage_ablation(step, rounds: int, steps: int) -> List[dict]:
 
 
 def _hlo_metadata(dump_dir: str) -> Dict[str, str]:
-    """Instruction name -> 'op_type op_name instruction text' of the largest optimized module."""
-    files = glob.glob(os.path.join(dump_dir, "*cpu_after_optimizations.txt"))
+    """Instruction name -> 'op_type op_name instruction text' of the trainer's step module.
+
+    Instruction names are per module, so they must come from the module that was
+    profiled: the trainer's compiled `_replica_step` (the stage functions compile too).
+    """
+    files = glob.glob(os.path.join(dump_dir, "*_replica_step*cpu_after_optimizations.txt"))
     if not files:
-        raise FileNotFoundError(f"{dump_dir}: no optimized HLO dump (XLA_FLAGS not applied?)")
+        raise FileNotFoundError(f"{dump_dir}: no optimized HLO of the trainer's step")
     text = open(max(files, key=os.path.getsize)).read()
     info = {}
     for line in text.splitlines():

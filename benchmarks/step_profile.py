@@ -40,7 +40,10 @@ CATEGORIES = (
     ("attention matmuls", r" dot\(.*lhs_batch_dims"),  # the only batched dots
     ("other matmuls", r" dot\("),
     ("MLM/NSP losses and accuracy", r"SparseSoftmaxCrossEntropy|Equal"),
-    ("LayerNorm", r"layer_norm|reduce-window"),
+    # XLA's tiled partial reductions carry no op metadata: bias and LayerNorm
+    # parameter gradients, gradient norms, row maxima and sums of the logits.
+    ("reductions (gradient sums, norms, row max)", r"reduce-window"),
+    ("LayerNorm", r"layer_norm"),
     ("attention softmax", r"Softmax"),
     ("dropout", r"dropout|BitwiseXor|RightShift"),
     ("GELU", r"Gelu|Erf"),

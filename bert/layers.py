@@ -212,6 +212,9 @@ class TransformerLayer(keras.layers.Layer):
         x: [B, S, H] hidden states.
         input_mask: int [B, S], 1 for real tokens and 0 for padding.
         training: enables dropout.
+        query_positions: optional int [B, Q]. The layer then returns only the
+            outputs at these positions, [B, Q, H], and computes only what they
+            need (the same values as gathering the full output).
 
     Args:
         hidden_size: H.
@@ -301,28 +304,29 @@ class TransformerLayer(keras.layers.Layer):
         self.output_dense.build((None, None, self.intermediate_size))
         self.output_layer_norm.build(hidden)
 
-    def _fused_qkv(self, x):
-        """Query, key and value [B, S, A, D] from one [B*S, H] x [H, 3H] matmul.
+    def _projections(self, x, layers):
+        """Projections [B, S, A, D] of `x` by `layers`, from one flat matmul.
 
-        The three EinsumDense layers only hold the variables (so checkpoint
-        names are unchanged). One flat matmul instead of three einsums: the
-        einsum gradient of a "bsh,hnd" kernel is a batched [B, H, H] matmul
-        summed over B, ~3x slower on CPU than the flat [H, B*S] x [B*S, H].
+        The EinsumDense layers only hold the variables (so checkpoint names
+        are unchanged). One [B*S, H] x [H, k*H] matmul instead of k einsums:
+        the einsum gradient of a "bsh,hnd" kernel is a batched [B, H, H]
+        matmul summed over B, ~3x slower on CPU than the flat one.
         """
         batch, seq_length, hidden = ops.shape(x)
-        layers = (self.query, self.key, self.value)
         kernel = ops.concatenate(
             [ops.reshape(ops.cast(l.kernel, x.dtype), (hidden, -1)) for l in layers], axis=1
         )
         bias = ops.concatenate(
             [ops.reshape(ops.cast(l.bias, x.dtype), (-1,)) for l in layers], axis=0
         )
-        qkv = ops.matmul(ops.reshape(x, (-1, hidden)), kernel) + bias
-        qkv = ops.reshape(qkv, (batch, seq_length, 3, self.num_attention_heads, self.head_size))
-        return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        out = ops.matmul(ops.reshape(x, (-1, hidden)), kernel) + bias
+        out = ops.reshape(
+            out, (batch, seq_length, len(layers), self.num_attention_heads, self.head_size)
+        )
+        return [out[:, :, i] for i in range(len(layers))]
 
     def _output_projection(self, context):
-        """[B, S, A, D] -> [B, S, H] as one flat matmul (see `_fused_qkv`)."""
+        """[B, S, A, D] -> [B, S, H] as one flat matmul (see `_projections`)."""
         batch, seq_length = ops.shape(context)[0], ops.shape(context)[1]
         layer = self.attention_output
         kernel = ops.reshape(
@@ -332,8 +336,16 @@ class TransformerLayer(keras.layers.Layer):
         out = out + ops.cast(layer.bias, context.dtype)
         return ops.reshape(out, (batch, seq_length, self.hidden_size))
 
-    def call(self, x, input_mask, training=None):
-        query, key, value = self._fused_qkv(x)
+    def call(self, x, input_mask, training=None, query_positions=None):
+        if query_positions is None:
+            query, key, value = self._projections(x, (self.query, self.key, self.value))
+        else:
+            # Only the outputs at query_positions are wanted: queries, the
+            # attention output and the feed-forward run on those rows alone,
+            # keys and values still on every token.
+            key, value = self._projections(x, (self.key, self.value))
+            x = tf.gather(x, ops.cast(query_positions, "int32"), batch_dims=1)
+            (query,) = self._projections(x, (self.query,))
         # Scaling the [B, S, A, D] query is cheaper than the [B, A, S, S]
         # logits.
         query = query * ops.cast(1.0 / math.sqrt(self.head_size), x.dtype)
@@ -350,8 +362,10 @@ class TransformerLayer(keras.layers.Layer):
         ffn = self.hidden_dropout(ffn, training=training)
         return self.output_layer_norm(x + ffn)
 
-    def compute_output_shape(self, x_shape, input_mask_shape=None):
-        return x_shape
+    def compute_output_shape(self, x_shape, input_mask_shape=None, query_positions_shape=None):
+        if query_positions_shape is None:
+            return x_shape
+        return (x_shape[0], query_positions_shape[1], x_shape[2])
 
     def get_config(self):
         config = super().get_config()
@@ -375,8 +389,9 @@ class MaskedLMHead(keras.layers.Layer):
     [H, V] projection run on B*P rows instead of B*S.
 
     Call arguments:
-        sequence_output: [B, S, H].
-        positions: int [B, P] masked positions.
+        sequence_output: [B, S, H], or [B, P, H] already at the masked
+            positions when `positions` is None.
+        positions: int [B, P] masked positions, or None.
 
     Returns:
         float32 logits [B, P, V].
@@ -424,8 +439,10 @@ class MaskedLMHead(keras.layers.Layer):
             dtype="float32",
         )
 
-    def call(self, sequence_output, positions):
-        x = tf.gather(sequence_output, ops.cast(positions, "int32"), batch_dims=1)
+    def call(self, sequence_output, positions=None):
+        x = sequence_output
+        if positions is not None:
+            x = tf.gather(x, ops.cast(positions, "int32"), batch_dims=1)
         x = self.layer_norm(self.transform(x))
         # A plain [B*P, H] x [H, V] matmul: an einsum with the batch axis
         # would broadcast the table and reduce a [B, V, H] gradient.
@@ -435,8 +452,9 @@ class MaskedLMHead(keras.layers.Layer):
         logits = ops.reshape(logits, (batch, num_positions, -1))
         return ops.cast(logits, "float32") + self.output_bias
 
-    def compute_output_shape(self, sequence_output_shape, positions_shape):
-        return tuple(positions_shape) + (self.word_embeddings.input_dim,)
+    def compute_output_shape(self, sequence_output_shape, positions_shape=None):
+        rows = sequence_output_shape[:2] if positions_shape is None else positions_shape
+        return tuple(rows) + (self.word_embeddings.input_dim,)
 
     def get_config(self):
         # The tied embedding layer is passed in by the model that owns it.

@@ -69,16 +69,29 @@ class BertEncoder(keras.Model):
 
         # === Functional model ===
         inputs = _int_inputs(ENCODER_INPUTS)
+        super().__init__(inputs=inputs, outputs=self.encode(inputs), name=name, **kwargs)
+
+    def encode(self, inputs, output_positions=None):
+        """Runs the encoder's layers on `inputs` (the encoder's input dict).
+
+        With `output_positions` (int [B, P]), "sequence_output" is [B, P, H]:
+        the states at those positions only. The last layer then computes just
+        them and [CLS] (for the pooler), not all S rows: the same values, with
+        less work when P is much smaller than S (masked-LM pretraining).
+        """
+        mask = inputs["input_mask"]
         x = self.embeddings(inputs["input_ids"], inputs["segment_ids"])
-        for layer in self.transformer_layers:
-            x = layer(x, inputs["input_mask"])
-        pooled = self.pooler(x[:, 0, :])
-        super().__init__(
-            inputs=inputs,
-            outputs={"sequence_output": x, "pooled_output": pooled},
-            name=name,
-            **kwargs,
+        *layers, last = self.transformer_layers
+        for layer in layers:
+            x = layer(x, mask)
+        if output_positions is None:
+            x = last(x, mask)
+            return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
+        cls_position = keras.ops.zeros_like(output_positions[:, :1])
+        x = last(
+            x, mask, query_positions=keras.ops.concatenate([cls_position, output_positions], 1)
         )
+        return {"sequence_output": x[:, 1:, :], "pooled_output": self.pooler(x[:, 0, :])}
 
     def get_config(self):
         return {"config": self.bert_config.to_dict(), "name": self.name}
@@ -117,8 +130,10 @@ class BertPretrainingModel(keras.Model):
 
         # === Functional model ===
         inputs = _int_inputs(ENCODER_INPUTS + ("masked_lm_positions",))
-        outputs = encoder({k: inputs[k] for k in ENCODER_INPUTS})
-        mlm_logits = self.mlm_head(outputs["sequence_output"], inputs["masked_lm_positions"])
+        # The heads read only [CLS] and the masked positions, so the last layer
+        # runs on those rows only (`BertEncoder.encode`).
+        outputs = encoder.encode(inputs, output_positions=inputs["masked_lm_positions"])
+        mlm_logits = self.mlm_head(outputs["sequence_output"])
         nsp_logits = self.nsp_head(outputs["pooled_output"])
         super().__init__(
             inputs=inputs,

@@ -52,18 +52,20 @@ def pretraining_losses(
       global_mlm_weight: sum of masked_lm_weights over the whole global (micro-)batch.
       global_batch_size: number of examples in the global (micro-)batch.
     """
+    # [B*P, V]: the cross-entropy and the accuracy then reduce the same
+    # tensor, and XLA computes the row maximum once (not per shape).
     mlm_logits = tf.cast(outputs["mlm_logits"], tf.float32)
+    mlm_logits = tf.reshape(mlm_logits, (-1, tf.shape(mlm_logits)[-1]))
+    mlm_ids = tf.reshape(batch["masked_lm_ids"], (-1,))
     nsp_logits = tf.cast(outputs["nsp_logits"], tf.float32)
-    weights = tf.cast(batch["masked_lm_weights"], tf.float32)
-    mlm_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=batch["masked_lm_ids"], logits=mlm_logits
-    )
+    weights = tf.reshape(tf.cast(batch["masked_lm_weights"], tf.float32), (-1,))
+    mlm_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=mlm_ids, logits=mlm_logits)
     nsp_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=batch["next_sentence_labels"], logits=nsp_logits
     )
     mlm_loss = tf.reduce_sum(mlm_ce * weights) / tf.maximum(global_mlm_weight, 1.0)
     nsp_loss = tf.reduce_sum(nsp_ce) / float(global_batch_size)
-    mlm_correct = tf.cast(_label_is_max(mlm_logits, batch["masked_lm_ids"]), tf.float32)
+    mlm_correct = tf.cast(_label_is_max(mlm_logits, mlm_ids), tf.float32)
     nsp_correct = tf.cast(
         tf.equal(tf.argmax(nsp_logits, -1, output_type=tf.int32), batch["next_sentence_labels"]),
         tf.float32,

@@ -1,10 +1,14 @@
 """The benchmarks run end to end on tiny sizes (a benchmark is not a test: no speed is checked)."""
 
 import json
+import re
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 import bert
+from bert import pretraining
 from benchmarks import run
 from benchmarks import train_step
 
@@ -42,6 +46,45 @@ def test_model_flops_match_the_kernels_of_the_built_model():
         + 6 * pooler_nsp
     )
     assert train_step.model_flops_per_sequence(config) == expected
+
+
+def _dot_flops(hlo: str) -> int:
+    """Sum of 2 * output size * contracted size over the dot ops of an HLO module."""
+    shapes = {
+        m.group(1): [int(d) for d in m.group(2).split(",") if d]
+        for m in re.finditer(r"%([\w.\-]+) = \w+\[([\d,]*)\]", hlo)
+    }
+    total = 0
+    for line in hlo.splitlines():
+        if " dot(" not in line:
+            continue
+        out = re.search(r"= \w+\[([\d,]*)\]", line).group(1)
+        lhs = re.search(r"dot\((?:\w+\[[\d,]*\](?:\{[\d,]*\})? )?%([\w.\-]+)", line).group(1)
+        contracting = re.search(r"lhs_contracting_dims=\{([\d,]*)\}", line).group(1)
+        size = np.prod([shapes[lhs][int(c)] for c in contracting.split(",")])
+        total += 2 * int(np.prod([int(d) for d in out.split(",") if d])) * int(size)
+    return total
+
+
+def test_executed_flops_match_the_dots_xla_compiles():
+    """The project's forward pass, compiled by XLA, runs exactly the matmul FLOPs
+    the executed-FLOP formula gives (1/3 of training FLOPs): the last layer
+    really works on [CLS] + masked rows only, and the model count is higher."""
+    tf.random.set_seed(0)  # the compiler-IR call needs one under TF_DETERMINISTIC_OPS
+    config = train_step._bert_config("tiny", dropout=0.0)
+    model = bert.build_pretraining_model(config)
+    batch = train_step.random_batch(2)
+    inputs = {k: tf.constant(batch[k]) for k in pretraining.MODEL_INPUTS}
+    forward = tf.function(lambda x: model(x, training=False), jit_compile=True)
+    flops = _dot_flops(forward.experimental_get_compiler_ir(inputs)(stage="hlo"))
+    rows = train_step.NUM_PREDICTIONS + 1
+    executed = train_step.model_flops_per_sequence(config, last_layer_rows=rows)
+    assert flops * 3 == 2 * executed
+    assert executed < train_step.model_flops_per_sequence(config)
+    seq = train_step.SEQ_LENGTH
+    assert train_step.model_flops_per_sequence(
+        config, last_layer_rows=seq
+    ) == train_step.model_flops_per_sequence(config)
 
 
 def test_random_batch_is_a_valid_pretraining_batch():
@@ -103,7 +146,12 @@ def test_train_step_row_is_consistent(tiny_results):
         assert r["mfu"] == pytest.approx(
             r["sequences_per_second"] * row["model_flops_per_sequence"] / row["gemm_peak_flops"]
         )
+        assert r["hfu"] == pytest.approx(
+            r["sequences_per_second"] * r["executed_flops_per_sequence"] / row["gemm_peak_flops"]
+        )
         assert len(r["all_sequences_per_second"]) == 2 and r["peak_rss_bytes"] > 2**20
+    assert peer["executed_flops_per_sequence"] == row["model_flops_per_sequence"]
+    assert project["executed_flops_per_sequence"] < row["model_flops_per_sequence"]
     ratio = results["benchmarks"]["input_pipeline"][0]
     assert "ratio_to_trainer" not in ratio  # no mini trainer row in this run
 
@@ -133,7 +181,11 @@ def test_step_profile_categories_of_hlo_lines():
         'metadata={op_name="bert_encoder_1/layer_0_1/MatMul_1"}': "attention matmuls",
         '%MatMul.90 = f32[4096,1024]{1,0} dot(%x, %w), metadata={op_type="MatMul" '
         'op_name="bert_encoder_1/layer_0_1/intermediate_1/Tensordot/MatMul"}': "other matmuls",
-        "%wrapped_reduce-window.3 = f32[32,128,8]{2,1,0} fusion(%p)": "LayerNorm",
+        "%wrapped_reduce-window.3 = f32[32,128,8]{2,1,0} fusion(%p)": (
+            "reductions (gradient sums, norms, row max)"
+        ),
+        '%y = f32[32,128,256] fusion(%x), metadata={op_type="Mul" '
+        'op_name="bert_pretraining_1/layer_1_1/output_layer_norm_1/mul"}': "LayerNorm",
         '%x = f32[8] fusion(%a), metadata={op_type="Erfc" op_name="layer_0/Gelu/Erfc"}': "GELU",
     }
     for line, part in cases.items():

@@ -247,6 +247,40 @@ def test_pretraining_heads_match_numpy():
     )
 
 
+def test_pretraining_last_layer_on_read_rows_equals_the_full_encoder():
+    """The pretraining model runs its last layer on [CLS] + masked rows only:
+    same logits and same gradients as the full encoder followed by a gather,
+    with padded rows and repeated positions (padding predictions point at 0)."""
+    model = bert.build_pretraining_model(bert.BertConfig(**TINY))
+    inputs = _inputs(batch=3, seq=16, positions=5, seed=3)
+    inputs["masked_lm_positions"][1, 3:] = 0
+    layer = model.encoder.transformer_layers[-1]
+    reduced = layer.compute_output_shape((3, 16, 32), (3, 16), (3, 6))
+    assert tuple(reduced) == (3, 6, 32)
+
+    def full_path(x):
+        outputs = model.encoder(_encoder_inputs(x))
+        mlm = model.mlm_head(outputs["sequence_output"], x["masked_lm_positions"])
+        return {"mlm_logits": mlm, "nsp_logits": model.nsp_head(outputs["pooled_output"])}
+
+    results = []
+    for forward in (model, full_path):
+        with tf.GradientTape() as tape:
+            out = forward(inputs)
+            loss = tf.reduce_sum(out["mlm_logits"] ** 2) + tf.reduce_sum(out["nsp_logits"] ** 2)
+        results.append((out, tape.gradient(loss, model.trainable_variables)))
+    (out, grads), (expected, expected_grads) = results
+    for key in ("mlm_logits", "nsp_logits"):
+        np.testing.assert_allclose(out[key], expected[key], rtol=1e-5, atol=1e-5)
+    grads = [tf.convert_to_tensor(g).numpy() for g in grads]
+    expected_grads = [tf.convert_to_tensor(g).numpy() for g in expected_grads]
+    # Key biases get a zero gradient (softmax is shift-invariant): rounding
+    # noise there, so the absolute tolerance is relative to the largest gradient.
+    scale = max(np.abs(e).max() for e in expected_grads)
+    for v, g, e in zip(model.trainable_variables, grads, expected_grads):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6 * scale, err_msg=v.path)
+
+
 def test_squad_head_matches_numpy():
     model = bert.build_squad_model(bert.BertConfig(**TINY))
     inputs = _encoder_inputs(_inputs())

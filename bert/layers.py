@@ -10,11 +10,14 @@ The encoder is the original post-LayerNorm BERT (Devlin et al., 2019):
 
 Performance notes. Projections are `EinsumDense` layers whose kernels carry
 the head axis ([H, A, H/A] for query/key/value, [A, H/A, H] for the output),
-so no reshape or transpose is needed around attention. Under a mixed
+as checkpoints name them; the layer runs them as flat [rows, H] matmuls
+(`TransformerLayer._projections`), faster on CPU than the einsums. Under a mixed
 precision policy matmuls run in the compute dtype (bfloat16) while LayerNorm
 (Keras computes it in float32 internally), the embedding sum and softmax run
 in float32. The masked-LM head gathers the masked positions before its
-transform and uses one plain [B*P, H] x [H, V] matmul for the vocabulary.
+transform and uses one plain [B*P, H] x [H, V] matmul for the vocabulary;
+for pretraining the last `TransformerLayer` is called with `query_positions`
+and computes only the rows the heads read.
 """
 
 import math

@@ -103,6 +103,11 @@ class BertPretrainingModel(keras.Model):
     Inputs: the encoder inputs plus "masked_lm_positions" int32 [B, P].
     Outputs: {"mlm_logits": float32 [B, P, V], "nsp_logits": float32 [B, 2]}.
 
+    The heads read the encoder only at [CLS] and the masked positions, so the
+    last encoder layer computes just those P + 1 rows (`BertEncoder.encode`):
+    the same outputs and gradients as the full encoder, ~13% fewer FLOPs for
+    BERT-mini at S=128, P=20.
+
     Attributes:
         encoder: the `BertEncoder`.
         mlm_head: `bert.layers.MaskedLMHead` (tied to the word embeddings).

@@ -72,7 +72,6 @@ def _stage_functions(step):
     """name -> zero-argument XLA-compiled function, for a `train_step.ProjectTrainStep`."""
     import tensorflow as tf
     from bert import pretraining
-    from bert.models import ENCODER_INPUTS
     from benchmarks.train_step import random_batch
 
     trainer, model = step.trainer, step.trainer.model
@@ -83,8 +82,11 @@ def _stage_functions(step):
         return pretraining.pretraining_losses(outputs, batch, weight, step.batch_size)["loss"]
 
     def encoder(batch):
-        outputs = model.encoder({k: batch[k] for k in ENCODER_INPUTS}, training=True)
-        return tf.reduce_sum(outputs["sequence_output"])
+        # The encoder work of the trainer's step: the last layer on the read rows only.
+        outputs = model.encoder.encode(
+            batch, output_positions=batch["masked_lm_positions"], training=True
+        )
+        return tf.reduce_sum(outputs["sequence_output"]) + tf.reduce_sum(outputs["pooled_output"])
 
     def backward(batch):
         with tf.GradientTape() as tape:

@@ -71,7 +71,7 @@ class BertEncoder(keras.Model):
         inputs = _int_inputs(ENCODER_INPUTS)
         super().__init__(inputs=inputs, outputs=self.encode(inputs), name=name, **kwargs)
 
-    def encode(self, inputs, output_positions=None):
+    def encode(self, inputs, output_positions=None, training=None):
         """Runs the encoder's layers on `inputs` (the encoder's input dict).
 
         With `output_positions` (int [B, P]), "sequence_output" is [B, P, H]:
@@ -80,18 +80,18 @@ class BertEncoder(keras.Model):
         less work when P is much smaller than S (masked-LM pretraining).
         """
         mask = inputs["input_mask"]
-        x = self.embeddings(inputs["input_ids"], inputs["segment_ids"])
+        x = self.embeddings(inputs["input_ids"], inputs["segment_ids"], training=training)
         *layers, last = self.transformer_layers
         for layer in layers:
-            x = layer(x, mask)
-        if output_positions is None:
-            x = last(x, mask)
-            return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
-        cls_position = keras.ops.zeros_like(output_positions[:, :1])
-        x = last(
-            x, mask, query_positions=keras.ops.concatenate([cls_position, output_positions], 1)
-        )
-        return {"sequence_output": x[:, 1:, :], "pooled_output": self.pooler(x[:, 0, :])}
+            x = layer(x, mask, training=training)
+        query_positions = None
+        if output_positions is not None:
+            cls_position = keras.ops.zeros_like(output_positions[:, :1])
+            query_positions = keras.ops.concatenate([cls_position, output_positions], 1)
+        x = last(x, mask, training=training, query_positions=query_positions)
+        pooled = self.pooler(x[:, 0, :])
+        sequence = x if output_positions is None else x[:, 1:, :]
+        return {"sequence_output": sequence, "pooled_output": pooled}
 
     def get_config(self):
         return {"config": self.bert_config.to_dict(), "name": self.name}

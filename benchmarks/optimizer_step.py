@@ -10,7 +10,6 @@ ms/step and the ratio to Keras's own optimizer of the same family.
       --output_json=/tmp/optimizer_step.json --output_markdown=/tmp/optimizer_step.md
 """
 
-import json
 import time
 from typing import Dict, List, Tuple
 
@@ -18,7 +17,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from benchmarks.train_step import write_atomic
+from data.fileio import write_atomic, write_json_atomic
 
 FLAGS = flags.FLAGS
 
@@ -178,7 +177,7 @@ def main(argv):
     table = to_markdown(rows)
     print(table)
     if FLAGS.output_json:
-        write_atomic(FLAGS.output_json, json.dumps(rows, indent=2) + "\n")
+        write_json_atomic(FLAGS.output_json, rows)
     if FLAGS.output_markdown:
         write_atomic(FLAGS.output_markdown, table)
 

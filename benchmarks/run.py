@@ -18,14 +18,13 @@ Keras's AdamW / Lamb on BERT-Base-shaped variables).
 """
 
 import json
-import multiprocessing
 import os
 import time
 
 from absl import app
 from absl import flags
 
-from benchmarks import train_step
+from benchmarks import common, train_step
 
 FLAGS = flags.FLAGS
 ALL = (
@@ -48,36 +47,6 @@ def define_flags():
     flags.DEFINE_integer("steps_per_round", 0, "Steps per round (0: about 10 s each).")
     flags.DEFINE_integer("dupe_factor", 10, "dupe_factor of the pretraining-data benchmark.")
     flags.DEFINE_string("output_dir", _HERE, "Where results.json and results.md go.")
-
-
-def _call(conn, module: str, function: str, kwargs: dict):
-    """Sends `module.function(**kwargs)` (or the error) back from a child process."""
-    import importlib
-    import traceback
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        conn.send(("ok", getattr(importlib.import_module(module), function)(**kwargs)))
-    except Exception as e:  # Report instead of leaving the parent waiting.
-        conn.send(("error", f"{module}.{function}: {e!r}\n{traceback.format_exc()}"))
-
-
-def run_isolated(module: str, function: str, **kwargs):
-    """Runs one benchmark function in a spawned (non-daemon) process; returns its result."""
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    # Not a daemon: pretraining-data creation starts worker processes of its own.
-    process = context.Process(target=_call, args=(child, module, function, kwargs))
-    process.start()
-    try:
-        status, value = parent.recv()
-    except EOFError:
-        raise RuntimeError(f"{module}.{function} died (exit code {process.exitcode})") from None
-    finally:
-        process.join()
-    if status == "error":
-        raise RuntimeError(value)
-    return value
 
 
 def _minilm_vocab() -> str:
@@ -104,14 +73,14 @@ def run_all(
 
     def call(module, function, **kwargs):
         if isolate:
-            return run_isolated(module, function, **kwargs)
+            return common.run_isolated(module, function, **kwargs)
         import importlib
 
         return getattr(importlib.import_module(module), function)(**kwargs)
 
     results = {
-        "versions": train_step.versions(),
-        "machine": train_step.machine(),
+        "versions": common.versions(),
+        "machine": common.machine(),
         "load_average_start": os.getloadavg(),
         "benchmarks": {},
     }
@@ -133,7 +102,7 @@ def run_all(
     if "step_profile" in only:
         log(f"== step_profile {configs[0]}")
         # Always a fresh process: the XLA trace flags must be set before XLA starts.
-        out["step_profile"] = run_isolated(
+        out["step_profile"] = common.run_isolated(
             "benchmarks.step_profile",
             "profile",
             config=configs[0],
@@ -146,7 +115,7 @@ def run_all(
         if tiny:
             out["input_pipeline"] = _tiny_input_pipeline(batch)
         else:
-            out["input_pipeline"] = run_isolated(
+            out["input_pipeline"] = common.run_isolated(
                 "benchmarks.input_pipeline", "benchmark", batch_size=batch, num_batches=300
             )
         trainer = next(
@@ -290,11 +259,11 @@ def to_markdown(results: dict) -> str:
 
 def write_results(results: dict, output_dir: str):
     """results.json and results.md in `output_dir` (temporary names, then renamed)."""
-    train_step.write_atomic(
+    common.write_atomic(
         os.path.join(output_dir, "results.json"), json.dumps(results, indent=2) + "\n"
     )
     markdown = to_markdown(results)
-    train_step.write_atomic(os.path.join(output_dir, "results.md"), markdown)
+    common.write_atomic(os.path.join(output_dir, "results.md"), markdown)
     return markdown
 
 

@@ -20,7 +20,8 @@ from absl import app, flags
 from data import squad_metric
 from data import tokenization
 from data.squad_data import convert_examples_to_features, read_squad_examples
-from data.squad_postprocess import RawResult, compute_predictions, write_json_atomic
+from data.fileio import write_atomic, write_json_atomic
+from data.squad_postprocess import RawResult, compute_predictions
 
 _SHARED = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -184,12 +185,9 @@ def main(argv):
     table = to_markdown(rows)
     print(table)
     if FLAGS.output_json:
-        write_json_atomic(rows, FLAGS.output_json)
+        write_json_atomic(FLAGS.output_json, rows)
     if FLAGS.output_markdown:
-        temp_name = f"{FLAGS.output_markdown}.tmp-{os.getpid()}"
-        with open(temp_name, "w", encoding="utf-8") as f:
-            f.write(table)
-        os.replace(temp_name, FLAGS.output_markdown)
+        write_atomic(FLAGS.output_markdown, table)
 
 
 if __name__ == "__main__":

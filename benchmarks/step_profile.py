@@ -96,10 +96,7 @@ def _stage_functions(step):
         return loss + tf.add_n([tf.reduce_sum(tf.convert_to_tensor(g)) for g in grads])
 
     def full(batch):
-        weight = tf.reduce_sum(batch["masked_lm_weights"])
-        grads, losses = trainer._compute_grads(batch, weight)
-        trainer.optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return losses["loss"]
+        return trainer.train_step(batch)["loss"]
 
     # The batch is an argument, as in the trainer: a constant one would let XLA
     # fold the attention mask and the gather indices.
@@ -145,9 +142,12 @@ def _hlo_metadata(dump_dir: str) -> Dict[str, str]:
     """Instruction name -> 'op_type op_name instruction text' of the trainer's step module.
 
     Instruction names are per module, so they must come from the module that was
-    profiled: the trainer's compiled `_replica_step` (the stage functions compile too).
+    profiled: the trainer's compiled step (the stage functions compile too).
     """
-    files = glob.glob(os.path.join(dump_dir, "*_replica_step*cpu_after_optimizations.txt"))
+    from bert.trainer import Trainer
+
+    pattern = f"*{Trainer.STEP_FUNCTION_NAME}*cpu_after_optimizations.txt"
+    files = glob.glob(os.path.join(dump_dir, pattern))
     if not files:
         raise FileNotFoundError(f"{dump_dir}: no optimized HLO of the trainer's step")
     text = open(max(files, key=os.path.getsize)).read()
@@ -241,9 +241,9 @@ def to_markdown(result: dict) -> str:
 
 def main(argv):
     del argv
-    from benchmarks import run
+    from benchmarks import common
 
-    result = run.run_isolated(
+    result = common.run_isolated(
         "benchmarks.step_profile",
         "profile",
         config=FLAGS.config,
@@ -255,9 +255,9 @@ def main(argv):
     text = to_markdown(result)
     print(text)
     if FLAGS.output_markdown:
-        from benchmarks.train_step import write_atomic
+        from benchmarks import common
 
-        write_atomic(FLAGS.output_markdown, text)
+        common.write_atomic(FLAGS.output_markdown, text)
 
 
 if __name__ == "__main__":

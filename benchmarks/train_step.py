@@ -4,7 +4,7 @@ A training step is forward + backward + optimizer update of masked-LM (20
 masked positions) + next-sentence prediction at sequence length 128, vocab
 30522, with dropout 0.1 as in BERT pretraining.
 
-* project: the real trainer, `bert.pretraining.PretrainingTrainer` on a
+* project: the real trainer, `bert.trainer.Trainer` with the `PretrainingTask` on a
   OneDeviceStrategy (XLA-compiled step, `steps_per_loop` steps per host call)
   with `bert.build_pretraining_model` and `optimization.create_optimizer`.
   The timed call is the trainer's own compiled loop function, the one
@@ -48,7 +48,6 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -57,6 +56,8 @@ from typing import Dict, List, Optional
 
 from absl import app
 from absl import flags
+
+from benchmarks import common
 
 FLAGS = flags.FLAGS
 
@@ -136,7 +137,7 @@ def gemm_peak_flops(size: int = 4096, repeats: int = 10) -> Dict[str, float]:
 # The two implementations (each built inside its worker process)
 
 
-def _bert_config(name: str, dropout: float = 0.1):
+def benchmark_bert_config(name: str, dropout: float = 0.1):
     import bert
 
     config = bert.BertConfig.preset(CONFIGS[name][0])
@@ -191,8 +192,9 @@ class ProjectTrainStep:
         import bert
         import optimization
         from bert import pretraining
+        from bert import trainer as trainer_lib
 
-        self.config = _bert_config(config_name, dropout)
+        self.config = benchmark_bert_config(config_name, dropout)
         self.batch_size = batch_size
         self._model_dir = tempfile.TemporaryDirectory(prefix="train_step_bench_")
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -213,12 +215,11 @@ class ProjectTrainStep:
             )
         batch = random_batch(batch_size)
 
-        def dataset_fn(ctx, skip):
-            del skip
+        def dataset_fn(ctx):
             size = ctx.get_per_replica_batch_size(batch_size)
             return tf.data.Dataset.from_tensors({k: v[:size] for k, v in batch.items()}).repeat()
 
-        options = pretraining.TrainerOptions(
+        options = trainer_lib.TrainerOptions(
             model_dir=self._model_dir.name,
             num_train_steps=10**9,
             train_batch_size=batch_size,
@@ -226,20 +227,16 @@ class ProjectTrainStep:
             save_checkpoints_steps=10**9,
             jit_compile=True,
         )
-        self.trainer = pretraining.PretrainingTrainer(
-            strategy, model, opt, schedule, options, dataset_fn
+        self.trainer = trainer_lib.Trainer(
+            strategy, model, opt, schedule, pretraining.PretrainingTask(), options
         )
         self.num_params = model.count_params()
         # Exactly what `trainer.train()` runs between two host wake-ups.
-        self._iterator = self.trainer._make_iterator(0)
-        self._train_fn = self.trainer._build_train_fn()
+        self._iterator = self.trainer.make_iterator(dataset_fn)
 
     def run(self, num_steps: int) -> float:
-        import tensorflow as tf
-
         start = time.perf_counter()
-        totals = self._train_fn(self._iterator, tf.constant(num_steps, tf.int32))
-        loss = float(totals["loss"])
+        loss = self.trainer.run_steps(self._iterator, num_steps)["loss"]
         seconds = time.perf_counter() - start
         if loss != loss:
             raise FloatingPointError("project loss is NaN")
@@ -262,7 +259,7 @@ class KerasHubTrainStep:
         import keras_hub
         import tensorflow as tf
 
-        config = _bert_config(config_name, dropout)
+        config = benchmark_bert_config(config_name, dropout)
         self.batch_size = batch_size
         backbone = keras_hub.models.BertBackbone(
             vocabulary_size=config.vocab_size,
@@ -420,7 +417,7 @@ def benchmark_config(
 ) -> dict:
     """Interleaved timing of the implementations on one config; returns a result dict."""
     batch_size = batch_size or CONFIGS[config_name][1]
-    config = _bert_config(config_name)
+    config = benchmark_bert_config(config_name)
     flops = model_flops_per_sequence(config)
     executed = dict(
         project=model_flops_per_sequence(config, last_layer_rows=NUM_PREDICTIONS + 1),
@@ -502,35 +499,6 @@ def benchmark_config(
     return row
 
 
-def versions() -> Dict[str, str]:
-    """Versions of the software that is measured."""
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for package in ("tensorflow", "keras", "keras-hub", "numpy"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = "not installed"
-    return out
-
-
-def machine() -> Dict[str, object]:
-    """CPU model, core count and memory of this machine."""
-    info = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-        with open("/proc/meminfo") as f:
-            info["memory_gb"] = round(int(f.readline().split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return info
-
-
 def to_markdown(rows: List[dict]) -> str:
     lines = [
         "| config | batch | implementation | seq/s (median) | step s | model TFLOP/s | "
@@ -566,16 +534,6 @@ def to_markdown(rows: List[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: str, text: str):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def main(argv):
     del argv
     rows = []
@@ -597,12 +555,15 @@ def main(argv):
     table = to_markdown(rows)
     print(table)
     if FLAGS.output_json:
-        write_atomic(
+        common.write_atomic(
             FLAGS.output_json,
-            json.dumps(dict(rows=rows, versions=versions(), machine=machine()), indent=2) + "\n",
+            json.dumps(
+                dict(rows=rows, versions=common.versions(), machine=common.machine()), indent=2
+            )
+            + "\n",
         )
     if FLAGS.output_markdown:
-        write_atomic(FLAGS.output_markdown, table)
+        common.write_atomic(FLAGS.output_markdown, table)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """BERT in Keras 3: model, heads and pretrained-checkpoint loading."""
 
+import data.tf_startup  # noqa: F401  (first: quiet TensorFlow start-up for the CLIs)
 from bert.config import BertConfig
 from bert.models import (
     BertEncoder,

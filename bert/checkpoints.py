@@ -11,14 +11,28 @@ Two source formats are read:
   stored [out, in].
 
 Both are first put in the TF1 layout, keyed by TF1 name, and then assigned
-through one table that maps every TF1 name to a Keras variable and a layout
-conversion. `save_tf1_checkpoint` walks the same table backwards.
+through one table (`variable_table`) that maps every TF1 name to a Keras
+variable and a layout conversion. `save_tf1_checkpoint` walks the same table
+backwards.
+
+`initialize_from_checkpoint` tells the kinds of `--init_checkpoint` apart:
+Google and Hugging Face directories (name-based, read as above), and this
+project's object-based checkpoints (`tf.train.Checkpoint(model=...)`) written
+by pretraining (encoder + heads + optimizer) or SQuAD fine-tuning (encoder +
+span head). `resolve_config`, `resolve_vocab_file` and
+`optimizer_step_in_checkpoint` read what lies beside such a checkpoint.
+
+Exporting (`bert.export_checkpoint`): `restore_model` builds and restores the
+model any such source holds (with its heads); `save_huggingface` and
+`save_google` write it as a `transformers` or a Google directory, through
+`tf1_to_hf_name`, the inverse of `hf_to_tf1_name`.
 
 All paths go through `tf.io.gfile`, so `gs://` works.
 """
 
 import collections
 import dataclasses
+import json
 import logging
 import os
 import uuid
@@ -29,6 +43,7 @@ import tensorflow as tf
 
 from bert import models
 from bert.config import SIZE_FIELDS, BertConfig
+from data import fileio
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +51,8 @@ GOOGLE_CONFIG = "bert_config.json"
 GOOGLE_CHECKPOINT = "bert_model.ckpt"
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
+PHASE_CONFIG = "phase_config.json"  # written by bert.run_pretraining beside its checkpoints
+VOCAB_FILE = "vocab.txt"
 
 # Hugging Face tensors with no variable of their own (buffers, tied copies).
 _HF_IGNORED = {
@@ -54,7 +71,7 @@ _HF_SPECIAL = {
 
 
 @dataclasses.dataclass
-class _Entry:
+class VariableEntry:
     """One TF1 checkpoint variable and the Keras variable holding it.
 
     `layout` says how the TF1 array becomes the Keras value: "same",
@@ -101,8 +118,13 @@ class _Entry:
         return value.reshape(self.tf1_shape)
 
 
-def _variable_table(model):
-    """TF1 name -> `_Entry` for an encoder, pretraining or SQuAD model."""
+def variable_table(model):
+    """TF1 name -> `VariableEntry` for an encoder, pretraining or SQuAD model.
+
+    The names are those of Google's checkpoints
+    (`bert/encoder/layer_0/attention/self/query/kernel`, ...); the heads the
+    model has are included.
+    """
     encoder = getattr(model, "encoder", model)
     if not isinstance(encoder, models.BertEncoder):
         raise TypeError(
@@ -111,7 +133,7 @@ def _variable_table(model):
     entries = []
 
     def add(name, variable, layout="same", required=True):
-        entries.append(_Entry(name, variable, layout, required))
+        entries.append(VariableEntry(name, variable, layout, required))
 
     def add_dense(prefix, dense, layout="same", required=True):
         add(f"{prefix}/kernel", dense.kernel, layout, required)
@@ -286,7 +308,7 @@ def restore_weights(model, source):
     Returns:
         LoadResult(loaded, missing, unused): sorted lists of TF1 names.
     """
-    table = _variable_table(model)
+    table = variable_table(model)
     present = [e for e in table.values() if e.name in source.shapes]
     for entry in present:
         shape = source.shapes[entry.name]
@@ -369,25 +391,482 @@ def save_tf1_checkpoint(model, config=None, out_dir=None):
     if config is None:
         raise ValueError("save_tf1_checkpoint: pass the model's BertConfig")
     out_dir = os.fspath(out_dir)
-    table = _variable_table(model)
+    table = variable_table(model)
+    names = list(table)
+    _save_tensors(
+        os.path.join(out_dir, GOOGLE_CHECKPOINT),
+        names,
+        [tf.constant(table[n].to_tf1(table[n].variable.numpy())) for n in names],
+    )
+    config.to_json_file(os.path.join(out_dir, GOOGLE_CONFIG))
+    return os.path.join(out_dir, GOOGLE_CHECKPOINT)
+
+
+def _save_tensors(prefix, names, tensors):
+    """Writes a TF1 (name-based) checkpoint at `prefix`, replacing any old one whole.
+
+    `SaveV2` writes its files itself, so they are written under a temporary
+    directory beside `prefix` and renamed into place: the data file first, the
+    index last, so a reader never finds an index without its data.
+    """
+    out_dir, base = os.path.split(prefix)
     tf.io.gfile.makedirs(out_dir)
-    # Write under a temporary directory, then move the finished files in.
     tmp_dir = os.path.join(out_dir, f".tmp-{uuid.uuid4().hex}")
     tf.io.gfile.makedirs(tmp_dir)
     try:
-        names = list(table)
-        tensors = [tf.constant(table[n].to_tf1(table[n].variable.numpy())) for n in names]
         tf.raw_ops.SaveV2(
-            prefix=os.path.join(tmp_dir, GOOGLE_CHECKPOINT),
+            prefix=os.path.join(tmp_dir, base),
             tensor_names=names,
             shape_and_slices=[""] * len(names),
             tensors=tensors,
         )
-        for path in tf.io.gfile.listdir(tmp_dir):
+        files = sorted(tf.io.gfile.listdir(tmp_dir), key=lambda f: f.endswith(".index"))
+        for name in files:
             tf.io.gfile.rename(
-                os.path.join(tmp_dir, path), os.path.join(out_dir, path), overwrite=True
+                os.path.join(tmp_dir, name), os.path.join(out_dir, name), overwrite=True
             )
     finally:
         tf.io.gfile.rmtree(tmp_dir)
-    config.to_json_file(os.path.join(out_dir, GOOGLE_CONFIG))
-    return os.path.join(out_dir, GOOGLE_CHECKPOINT)
+
+
+# ------------------------------------------------------- checkpoint detection
+def checkpoint_dir(path):
+    """The directory of a model directory, or of a checkpoint prefix inside one."""
+    path = os.fspath(path)
+    return path if tf.io.gfile.isdir(path) else os.path.dirname(path)
+
+
+def _root_children(reader):
+    """{root child name: set of its children's names} of an object-based checkpoint."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    names = {}
+    for child in graph.nodes[0].children:
+        names[child.local_name] = {c.local_name for c in graph.nodes[child.node_id].children}
+    return names
+
+
+def object_checkpoint(path):
+    """Finds an object-based (`tf.train.Checkpoint`) checkpoint at `path`.
+
+    Args:
+        path: a directory (its latest `ckpt-N` is used) or a checkpoint prefix.
+
+    Returns:
+        (prefix, children): the checkpoint prefix and its root objects, as
+        {name: set of the names of that object's children} (e.g.
+        {"model": {"encoder", "span_head"}, ...}); (None, None) when there is
+        no checkpoint or it is a TF1 name-based one (Google's bert_model.ckpt).
+    """
+    path = os.fspath(path)
+    prefix = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
+    if not prefix or not tf.io.gfile.exists(prefix + ".index"):
+        return None, None
+    reader = tf.train.load_checkpoint(prefix)
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in reader.get_variable_to_shape_map():
+        return None, None
+    return prefix, _root_children(reader)
+
+
+def resolve_config(init_checkpoint, bert_config_file=None):
+    """The `BertConfig`: `bert_config_file`, else the one that belongs to `init_checkpoint`.
+
+    Beside the checkpoint, in this order: `bert_config.json` (Google, or a
+    fine-tuned SQuAD model), `config.json` (Hugging Face), then the
+    "bert_config" of the `phase_config.json` that run_pretraining writes.
+    """
+    if bert_config_file:
+        return BertConfig.from_json_file(bert_config_file)
+    if not init_checkpoint:
+        raise ValueError("give --bert_config_file or an --init_checkpoint holding a config")
+    directory = checkpoint_dir(init_checkpoint)
+    for name in (GOOGLE_CONFIG, HF_CONFIG):
+        if tf.io.gfile.exists(os.path.join(directory, name)):
+            return BertConfig.from_json_file(os.path.join(directory, name))
+    phase_config = os.path.join(directory, PHASE_CONFIG)
+    if tf.io.gfile.exists(phase_config):
+        with tf.io.gfile.GFile(phase_config) as f:
+            return BertConfig(**json.load(f)["bert_config"])
+    raise FileNotFoundError(
+        f"{init_checkpoint}: no {GOOGLE_CONFIG}, {HF_CONFIG} or {PHASE_CONFIG} there; "
+        "pass --bert_config_file"
+    )
+
+
+def resolve_vocab_file(vocab_file, init_checkpoint):
+    """`vocab_file`, else the `vocab.txt` beside `init_checkpoint`."""
+    if vocab_file:
+        return vocab_file
+    if init_checkpoint:
+        candidate = os.path.join(checkpoint_dir(init_checkpoint), VOCAB_FILE)
+        if tf.io.gfile.exists(candidate):
+            return candidate
+    raise ValueError("--vocab_file is required (no vocab.txt beside --init_checkpoint)")
+
+
+def initialize_from_checkpoint(model, init_checkpoint):
+    """Fills a SQuAD model from any kind of `init_checkpoint`.
+
+    * Google (TF1) or Hugging Face directory, or a TF1 prefix: `load_pretrained`
+      (encoder, plus the span head if the checkpoint has `cls/squad/*`).
+    * This project's pretraining checkpoint (`tf.train.Checkpoint` with a
+      `model` whose `encoder` has no `span_head` beside it; a directory or a
+      `ckpt-N` prefix): only `model.encoder` is restored, the pretraining
+      heads and the optimizer slots are skipped.
+    * A fine-tuned SQuAD checkpoint (a `model` with `span_head`): encoder and
+      span head.
+
+    Returns:
+        A short description of what was restored, naming the checkpoint.
+
+    Raises:
+        ValueError: naming the checkpoint, the variable and both shapes on a
+            shape mismatch, or when an object-based checkpoint has no
+            `model.encoder`.
+    """
+    prefix, graph = object_checkpoint(init_checkpoint)
+    if prefix is None:  # Name-based: mapped by load_pretrained.
+        load_pretrained(init_checkpoint, model=model)
+        return f"pretrained weights from {init_checkpoint}"
+    model_children = graph.get("model")
+    if model_children is None or "encoder" not in model_children:
+        raise ValueError(
+            f"{prefix}: not a checkpoint of this project (expected an object "
+            f"'model' with an 'encoder'; found {sorted(graph)})"
+        )
+    if "span_head" in model_children:
+        target, what = model, "fine-tuned SQuAD model (encoder + span head)"
+    else:
+        # The pretraining model's attribute path (model.encoder), without its heads.
+        target, what = tf.train.Checkpoint(encoder=model.encoder), "pretrained encoder"
+    try:
+        status = tf.train.Checkpoint(model=target).read(prefix)
+        status.expect_partial()  # Pretraining heads and optimizer slots are not needed.
+        status.assert_existing_objects_matched()
+    except ValueError as e:  # TF names the variable and both shapes; add the file.
+        raise ValueError(f"{prefix}: cannot restore the {what}: {e}") from e
+    return f"{what} from {prefix}"
+
+
+def optimizer_step_in_checkpoint(path):
+    """The optimizer update count stored in an object-based training checkpoint.
+
+    Args:
+        path: a checkpoint directory (its latest checkpoint) or a prefix.
+
+    Raises:
+        ValueError: when the checkpoint holds no optimizer iteration counter.
+    """
+    path = os.fspath(path)
+    path = tf.train.latest_checkpoint(path) or path
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_shape_map():
+        if (
+            name.startswith("optimizer/")
+            and "iterations" in name
+            and name.endswith("VARIABLE_VALUE")
+        ):
+            return int(reader.get_tensor(name))
+    raise ValueError(f"{path}: no optimizer iteration counter in this checkpoint")
+
+
+# ------------------------------------------------------------------ exporting
+HF_ARCHITECTURES = {
+    models.BertEncoder: "BertModel",
+    models.BertPretrainingModel: "BertForPreTraining",
+    models.BertSquadModel: "BertForQuestionAnswering",
+}
+# `hidden_act` names this project accepts that `transformers` spells differently (same function).
+_HF_ACTIVATIONS = {"gelu_tanh": "gelu_new"}
+_HF_SPECIAL_TOKENS = {
+    "unk_token": "[UNK]",
+    "sep_token": "[SEP]",
+    "pad_token": "[PAD]",
+    "cls_token": "[CLS]",
+    "mask_token": "[MASK]",
+}
+
+
+def tf1_to_hf_name(name):
+    """Maps a TF1 (Google) variable name to (Hugging Face name, transpose).
+
+    The inverse of `hf_to_tf1_name`, which stays the one definition of the
+    mapping: every answer is checked against it. Encoder names get the `bert.`
+    prefix that `BertForPreTraining` / `BertForQuestionAnswering` use (`BertModel`
+    strips it); head names are top-level (`cls.…`, `qa_outputs.…`).
+
+    Raises:
+        ValueError: for a name with no Hugging Face counterpart.
+    """
+    special = {tf1: hf for hf, tf1 in _HF_SPECIAL.items()}
+    if name in special:
+        hf_name, transpose = special[name], False
+    elif name.split("/")[0] not in ("bert", "cls") or not (
+        name.endswith(("/kernel", "/bias", "/gamma", "/beta", "_embeddings"))
+    ):
+        raise ValueError(f"no Hugging Face name for the TF1 variable '{name}'")
+    else:
+        parts, transpose = [], False
+        for part in name.split("/"):
+            if part.startswith("layer_") and part[len("layer_") :].isdigit():
+                parts += ["layer", part[len("layer_") :]]
+            else:
+                parts.append(part)
+        if parts[-1] == "kernel":
+            parts[-1], transpose = "weight", True  # nn.Linear stores [out, in]
+        elif parts[-1] in ("gamma", "beta"):
+            parts[-1] = {"gamma": "weight", "beta": "bias"}[parts[-1]]
+        elif parts[-1].endswith("_embeddings"):
+            parts.append("weight")  # nn.Embedding: [vocab, hidden] as in TF1
+        hf_name = ".".join(parts)
+    if hf_to_tf1_name(hf_name) != (name, transpose):
+        raise ValueError(f"no Hugging Face name for the TF1 variable '{name}'")
+    return hf_name, transpose
+
+
+def tf1_arrays(model, names=None):
+    """TF1 name -> numpy array in Google's layout, for `names` (default: all of `model`)."""
+    table = variable_table(model)
+    names = list(table) if names is None else names
+    return {name: table[name].to_tf1(table[name].variable.numpy()) for name in names}
+
+
+def huggingface_arrays(model, names=None):
+    """Hugging Face name -> numpy array in PyTorch layout, for `names` (TF1 names; default all).
+
+    With the masked-LM head, the tied decoder (`cls.predictions.decoder.weight`,
+    a copy of the word embeddings, and `cls.predictions.decoder.bias`, a copy of
+    `cls.predictions.bias`) is written too, so no version of `transformers`
+    reports it missing whatever its tied-weights handling.
+    """
+    arrays = {}
+    for name, array in tf1_arrays(model, names).items():
+        hf_name, transpose = tf1_to_hf_name(name)
+        arrays[hf_name] = np.ascontiguousarray(array.T if transpose else array)
+    if "cls.predictions.bias" in arrays:
+        arrays["cls.predictions.decoder.weight"] = arrays[
+            "bert.embeddings.word_embeddings.weight"
+        ].copy()
+        arrays["cls.predictions.decoder.bias"] = arrays["cls.predictions.bias"].copy()
+    return arrays
+
+
+def huggingface_config(config, architecture="BertModel", pad_token_id=0):
+    """The `config.json` dict of a `transformers` BERT model with this `BertConfig`."""
+    values = config.to_dict()
+    values["hidden_act"] = _HF_ACTIVATIONS.get(config.hidden_act, config.hidden_act)
+    values.update(
+        architectures=[architecture],
+        model_type="bert",
+        pad_token_id=pad_token_id,
+        position_embedding_type="absolute",
+        tie_word_embeddings=True,
+    )
+    return dict(sorted(values.items()))
+
+
+def _checked_vocab(vocab_file, config):
+    """token -> id of `vocab_file`; refuses a vocabulary larger than the model's."""
+    from data import tokenization
+
+    vocab = tokenization.load_vocab(vocab_file)
+    tokenization.check_vocab_fits_model(vocab, vocab_file, config.vocab_size)
+    return vocab
+
+
+def check_new_directory(output_dir):
+    """Raises FileExistsError unless `output_dir` is absent or an empty directory."""
+    output_dir = os.fspath(output_dir).rstrip("/")
+    if tf.io.gfile.exists(output_dir) and (
+        not tf.io.gfile.isdir(output_dir) or tf.io.gfile.listdir(output_dir)
+    ):
+        raise FileExistsError(f"{output_dir}: already exists and is not empty")
+
+
+def _new_output_dir(output_dir):
+    """Checks that `output_dir` is new or empty; returns a fresh temporary directory beside it."""
+    check_new_directory(output_dir)
+    parent, base = os.path.split(os.fspath(output_dir).rstrip("/"))
+    tmp_dir = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex[:12]}")
+    tf.io.gfile.makedirs(tmp_dir)
+    return tmp_dir
+
+
+def _publish(tmp_dir, output_dir):
+    """Renames the finished `tmp_dir` to `output_dir` (replacing an empty directory)."""
+    output_dir = os.fspath(output_dir).rstrip("/")
+    check_new_directory(output_dir)
+    if tf.io.gfile.isdir(output_dir):
+        tf.io.gfile.rmtree(output_dir)
+    tf.io.gfile.rename(tmp_dir, output_dir)
+
+
+def _write_directory(output_dir, write):
+    """Runs `write(tmp_dir)` in a temporary directory beside `output_dir`, then renames it.
+
+    Readers never see a half-written `output_dir`: it appears whole or not at
+    all (a rename is atomic on local file systems), and a failed write leaves
+    nothing behind.
+    """
+    tmp_dir = _new_output_dir(output_dir)
+    try:
+        write(tmp_dir)
+        _publish(tmp_dir, output_dir)
+    finally:
+        if tf.io.gfile.exists(tmp_dir):
+            tf.io.gfile.rmtree(tmp_dir)
+    return os.fspath(output_dir)
+
+
+def save_huggingface(model, config, output_dir, vocab_file, do_lower_case=True, names=None):
+    """Writes a Hugging Face BERT directory that `transformers` loads with `from_pretrained`.
+
+    Files: `config.json` (`architectures` says BertModel, BertForPreTraining or
+    BertForQuestionAnswering after the model's type), `model.safetensors`
+    (`transformers` names, Linear weights [out, in], metadata format "pt"),
+    `vocab.txt` (a copy of `vocab_file`), `tokenizer_config.json` and
+    `special_tokens_map.json` for `BertTokenizer`. The directory is written
+    beside `output_dir` and renamed into place; `output_dir` must be new or empty.
+
+    Args:
+        model: an encoder, pretraining or SQuAD model.
+        config: its `BertConfig`.
+        output_dir: the directory to create.
+        vocab_file: the WordPiece vocabulary (no larger than `config.vocab_size`).
+        do_lower_case: for the tokenizer config (uncased models lower-case).
+        names: TF1 names of the variables to write (default: all of the model's),
+            so that variables a source did not have are not exported as if trained.
+
+    Returns:
+        `output_dir`.
+    """
+    from safetensors import numpy as safetensors_numpy
+
+    vocab = _checked_vocab(vocab_file, config)
+    architecture = HF_ARCHITECTURES[type(model)]
+    arrays = huggingface_arrays(model, names)
+    hf_config = huggingface_config(config, architecture, vocab.get("[PAD]", 0))
+    tokenizer_config = dict(
+        _HF_SPECIAL_TOKENS,
+        do_lower_case=do_lower_case,
+        model_max_length=config.max_position_embeddings,
+        tokenize_chinese_chars=True,
+        strip_accents=None,
+        tokenizer_class="BertTokenizer",
+    )
+
+    def write(tmp_dir):
+        fileio.write_atomic(
+            os.path.join(tmp_dir, HF_WEIGHTS),
+            safetensors_numpy.save(arrays, metadata={"format": "pt"}),
+        )
+        fileio.write_json_atomic(os.path.join(tmp_dir, HF_CONFIG), hf_config)
+        fileio.write_json_atomic(os.path.join(tmp_dir, "tokenizer_config.json"), tokenizer_config)
+        fileio.write_json_atomic(
+            os.path.join(tmp_dir, "special_tokens_map.json"), _HF_SPECIAL_TOKENS
+        )
+        tf.io.gfile.copy(vocab_file, os.path.join(tmp_dir, VOCAB_FILE))
+
+    return _write_directory(output_dir, write)
+
+
+def save_google(model, config, output_dir, vocab_file, names=None):
+    """Writes a directory laid out like Google's BERT releases.
+
+    Files: `bert_config.json`, `bert_model.ckpt.{index,data-*}` (TF1 names as in
+    `save_tf1_checkpoint`: `bert/…`, `cls/predictions/…`,
+    `cls/seq_relationship/output_weights` [2, H], `cls/squad/output_weights`
+    [2, H]) and `vocab.txt`. Written beside `output_dir` and renamed into place;
+    `output_dir` must be new or empty. `names` as in `save_huggingface`.
+
+    Returns:
+        `output_dir`.
+    """
+    _checked_vocab(vocab_file, config)
+    arrays = tf1_arrays(model, names)
+
+    def write(tmp_dir):
+        _save_tensors(
+            os.path.join(tmp_dir, GOOGLE_CHECKPOINT),
+            list(arrays),
+            [tf.constant(a) for a in arrays.values()],
+        )
+        config.to_json_file(os.path.join(tmp_dir, GOOGLE_CONFIG))
+        tf.io.gfile.copy(vocab_file, os.path.join(tmp_dir, VOCAB_FILE))
+
+    return _write_directory(output_dir, write)
+
+
+RestoredModel = collections.namedtuple("RestoredModel", ["config", "model", "names", "source"])
+
+
+def restore_model(init_checkpoint, bert_config_file=None):
+    """Builds the model a checkpoint holds, with the heads it has, and restores it.
+
+    `init_checkpoint` is anything `run_squad --init_checkpoint` takes: this
+    project's pretraining model_dir or a fine-tuned SQuAD output_dir (a directory
+    or a `ckpt-N` prefix), a Google directory or TF1 prefix, or a Hugging Face
+    directory. The model is a `BertSquadModel` when the checkpoint has a span head
+    (`span_head`, `cls/squad/*`), a `BertPretrainingModel` when it has masked-LM or
+    next-sentence weights, else a `BertEncoder`. The config is `bert_config_file`
+    or the one found by `resolve_config`.
+
+    Returns:
+        RestoredModel(config, model, names, source): `names` are the TF1 names of
+        the variables that came from the checkpoint (a name-based checkpoint may
+        lack some, e.g. the pooler of a masked-LM model; those are logged and left
+        out), `source` says what was read.
+
+    Raises:
+        FileNotFoundError: naming `init_checkpoint` when it is not a checkpoint.
+        ValueError: on a shape mismatch or a foreign object-based checkpoint.
+    """
+    init_checkpoint = os.fspath(init_checkpoint)
+    prefix, graph = object_checkpoint(init_checkpoint)
+    if prefix is None:
+        try:
+            _, kind, weights_path = _find_checkpoint(init_checkpoint)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"{init_checkpoint}: not a checkpoint. Expected this project's pretraining "
+                "model_dir or SQuAD output_dir (ckpt-N), a Google directory "
+                f"({GOOGLE_CONFIG} + {GOOGLE_CHECKPOINT}.*) or TF1 prefix, or a Hugging Face "
+                f"directory ({HF_CONFIG} + {HF_WEIGHTS}). ({e})"
+            ) from e
+        source = _hf_source(weights_path) if kind == "hf" else _tf1_source(weights_path)
+        heads = {name.split("/")[1] for name in source.shapes if name.startswith("cls/")}
+        has_span_head = "squad" in heads
+        has_pretraining_heads = bool(heads & {"predictions", "seq_relationship"})
+    else:
+        children = graph.get("model") or set()
+        if "encoder" not in children:
+            raise ValueError(
+                f"{prefix}: not a checkpoint of this project (expected an object "
+                f"'model' with an 'encoder'; found {sorted(graph)})"
+            )
+        has_span_head = "span_head" in children
+        has_pretraining_heads = bool(children & {"mlm_head", "nsp_head"})
+
+    config = resolve_config(init_checkpoint, bert_config_file)
+    if has_span_head:
+        model = models.build_squad_model(config)
+    elif has_pretraining_heads:
+        model = models.build_pretraining_model(config)
+    else:
+        model = models.build_encoder(config)
+
+    if prefix is None:
+        names = restore_weights(model, source).loaded
+        what = {"hf": "Hugging Face checkpoint", "tf1": "TF1 checkpoint"}[kind]
+        return RestoredModel(config, model, names, f"{what} {weights_path}")
+    # An encoder-only model is restored through the attribute path model.encoder.
+    target = model if has_span_head or has_pretraining_heads else tf.train.Checkpoint(encoder=model)
+    try:
+        status = tf.train.Checkpoint(model=target).read(prefix)
+        status.expect_partial()  # The optimizer and dropout states are not needed.
+        status.assert_existing_objects_matched()
+    except (ValueError, AssertionError) as e:
+        raise ValueError(f"{prefix}: cannot restore the {model.name} model: {e}") from e
+    return RestoredModel(config, model, list(variable_table(model)), f"checkpoint {prefix}")

@@ -12,9 +12,10 @@ import json
 import logging
 import math
 import os
-import uuid
 
 import tensorflow as tf
+
+from data import fileio
 
 # Activation names accepted in `hidden_act`; see `bert.layers.get_activation`.
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_tanh", "gelu_pytorch_tanh", "relu", "tanh")
@@ -194,8 +195,4 @@ class BertConfig:
 
     def to_json_file(self, path):
         """Writes the config as `bert_config.json`-style JSON (atomically)."""
-        path = os.fspath(path)
-        tmp_path = f"{path}.tmp-{uuid.uuid4().hex}"
-        with tf.io.gfile.GFile(tmp_path, "w") as f:
-            f.write(self.to_json_string())
-        tf.io.gfile.rename(tmp_path, path, overwrite=True)
+        fileio.write_atomic(path, self.to_json_string())

@@ -26,6 +26,8 @@ import time
 
 from absl import app, flags, logging
 
+from data import fileio
+
 
 def define_flags():
     """Command-line flags (defined only when run as a program)."""
@@ -109,10 +111,7 @@ def learn_vocab(text_files: list, out: str) -> str:
         with open(path, encoding="utf-8") as f:
             lines.extend(line for line in f.read().split("\n") if line)
     vocab = learn_vocab_lib.learn_wordpiece_vocab(lines, FLAGS.vocab_size, do_lower_case=True)
-    tmp = vocab_file + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab) + "\n")
-    os.replace(tmp, vocab_file)
+    fileio.write_atomic(vocab_file, "\n".join(vocab) + "\n")
     print(f"learned a WordPiece vocabulary of {len(vocab)} entries -> {vocab_file}")
     return vocab_file
 
@@ -135,18 +134,13 @@ def write_experiment(optimizer: str, vocab_file: str, out: str) -> tuple:
     for phase in recipe["phases"]:
         steps = max(2, int(round(phase["num_train_steps"] * FLAGS.phase_steps_scale)))
         phase["num_train_steps"] = steps
-        schedule = phase["schedule"]
-        for total, warm in (
-            ("total_steps", "warmup_steps"),
-            ("num_train_steps", "num_warmup_steps"),
-        ):
-            if total in schedule:  # Keep the warmup fraction.
-                fraction = schedule[warm] / schedule[total]
-                schedule[warm] = min(steps - 1, max(1, int(round(fraction * steps))))
-                schedule[total] = steps
+        schedule = phase["schedule"] = experiment_lib.shared_schedule_names(phase["schedule"])
+        if "total_steps" in schedule:  # Keep the warmup fraction.
+            fraction = schedule["warmup_steps"] / schedule["total_steps"]
+            schedule["warmup_steps"] = min(steps - 1, max(1, int(round(fraction * steps))))
+            schedule["total_steps"] = steps
     path = os.path.join(out, f"experiment_{optimizer}.json")
-    with open(path, "w") as f:
-        json.dump(recipe, f, indent=2)
+    fileio.write_json_atomic(path, recipe)
     return path, recipe
 
 
@@ -374,10 +368,8 @@ def main(argv):
         "data": data,
         "optimizers": optimizers,
     }
-    with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(out, "report.md"), "w") as f:
-        f.write(table + "\n")
+    fileio.write_json_atomic(os.path.join(out, "report.json"), summary)
+    fileio.write_atomic(os.path.join(out, "report.md"), table + "\n")
     print("\n" + table)
     print(
         f"\nplots: {', '.join(plots)}\nreport: {os.path.join(out, 'report.md')}\n"

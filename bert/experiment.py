@@ -65,7 +65,10 @@ class PhaseConfig:
             )
         if "kind" not in self.schedule:
             raise ValueError(f"{where}: field 'schedule.kind' is missing (e.g. \"warmup_poly\")")
-        total = self.schedule.get("total_steps", self.schedule.get("num_train_steps"))
+        try:
+            total = shared_schedule_names(self.schedule).get("total_steps")
+        except ValueError as e:
+            raise ValueError(f"{where}: field 'schedule': {e}") from None
         if total is not None and total != self.num_train_steps:
             raise ValueError(
                 f"{where}: schedule total steps {total} differ from num_train_steps {self.num_train_steps}"
@@ -89,6 +92,29 @@ class ExperimentConfig:
         return self.phases[number - 1]
 
 
+def shared_schedule_names(schedule: dict) -> dict:
+    """A phase's `schedule` dict with older argument names renamed to the shared ones.
+
+    An unknown kind is left as it is (create_schedule reports it); ValueError if an
+    argument is given under both its names.
+    """
+    from optimization import schedules
+
+    kind = schedule.get("kind")
+    if kind not in schedules.SCHEDULES:
+        return dict(schedule)
+    args = {k: v for k, v in schedule.items() if k != "kind"}
+    return {"kind": kind, **schedules.canonical_args(kind, args)}
+
+
+# apply_overrides argument -> the schedule argument it sets (names shared by every schedule).
+SCHEDULE_OVERRIDES = {
+    "learning_rate": "peak_lr",
+    "num_warmup_steps": "warmup_steps",
+    "num_train_steps": "total_steps",
+}
+
+
 def apply_overrides(
     phase: PhaseConfig,
     learning_rate: float = None,
@@ -99,22 +125,22 @@ def apply_overrides(
     """Returns `phase` with fields replaced (e.g. from the command line), validated again.
 
     `num_train_steps` also sets the schedule's total steps, `num_warmup_steps` its warmup,
-    `learning_rate` its peak rate and `optimizer` the optimizer's name.
+    `learning_rate` its peak rate (the shared schedule names in SCHEDULE_OVERRIDES; the
+    schedule's older argument names are renamed first), `optimizer` the optimizer's name.
+    A schedule without warmup or total steps (constant) keeps having none.
     """
-    schedule, opt = dict(phase.schedule), dict(phase.optimizer)
+    schedule = shared_schedule_names(phase.schedule)
+    opt = dict(phase.optimizer)
     if optimizer:
         opt["name"] = optimizer
-    if fields.get("num_train_steps") is not None:
-        for key in ("total_steps", "num_train_steps"):
-            if key in schedule:
-                schedule[key] = fields["num_train_steps"]
-    if num_warmup_steps is not None:
-        for key in ("warmup_steps", "num_warmup_steps"):
-            if key in schedule:
-                schedule[key] = num_warmup_steps
-    if learning_rate is not None:
-        key = "peak_lr" if "peak_lr" in schedule else "init_lr"
-        schedule[key] = learning_rate
+    given = {
+        "learning_rate": learning_rate,
+        "num_warmup_steps": num_warmup_steps,
+        "num_train_steps": fields.get("num_train_steps"),
+    }
+    for flag, key in SCHEDULE_OVERRIDES.items():
+        if given[flag] is not None and key in schedule:
+            schedule[key] = given[flag]
     phase = dataclasses.replace(
         phase,
         optimizer=opt,
@@ -187,7 +213,3 @@ def load_experiment(name_or_path: str) -> ExperimentConfig:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON: {e}") from None
     return experiment_from_dict(raw, path)
-
-
-def list_experiments() -> list:
-    return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".json"))

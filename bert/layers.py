@@ -8,10 +8,11 @@ The encoder is the original post-LayerNorm BERT (Devlin et al., 2019):
         x = LayerNorm(x + dropout(Dense(act(Dense(x)))))
     pooled = tanh(Dense(x[:, 0]))
 
-Performance notes. Projections are `EinsumDense` layers whose kernels carry
-the head axis ([H, A, H/A] for query/key/value, [A, H/A, H] for the output),
-as checkpoints name them; the layer runs them as flat [rows, H] matmuls
-(`TransformerLayer._projections`), faster on CPU than the einsums. Under a mixed
+Performance notes. The attention projections keep the head axis in their
+kernels ([H, A, H/A] for query/key/value, [A, H/A, H] for the output), as the
+checkpoints name them, but run as flat [rows, H] matmuls
+(`TransformerLayer._projections`): on CPU the einsum form's kernel gradient is a
+batched matmul summed over the batch, slower than one flat matmul. Under a mixed
 precision policy matmuls run in the compute dtype (bfloat16) while LayerNorm
 (Keras computes it in float32 internally), the embedding sum and softmax run
 in float32. The masked-LM head gathers the masked positions before its
@@ -23,8 +24,8 @@ and computes only the rows the heads read.
 import math
 
 import keras
-from keras import ops
 import tensorflow as tf
+from keras import ops
 
 # Large negative logit for padded keys, as in the original BERT code.
 _MASK_VALUE = -10000.0
@@ -68,14 +69,12 @@ class Dropout(keras.layers.Layer):
     it into the masking: each element's index is hashed twice with the
     `lowbias32` integer mixer (constants 0x7feb352d, 0x846ca68b), xor-ed with
     the two words of a per-call seed, and the element is kept when the 32-bit
-    hash is >= round(rate * 2**32). TensorFlow's random ops (Philox) cost
-    ~13% of a BERT-mini training step under XLA on CPU (2M values: 29 ms as
-    floats, 4 ms as 16-bit halves of uint32 draws, 1.4 ms hashed; the bare
-    multiply is 1 ms); `keras.layers.Dropout` leaves the algorithm to
-    TensorFlow, which under XLA on CPU was slower still. The hash has no
-    measurable correlation between neighbouring elements or successive
-    seeds. The seed is drawn from a `keras.random.SeedGenerator`, as Keras
-    does.
+    hash is >= round(rate * 2**32). Drawing the mask with TensorFlow's random
+    ops (Philox), as `keras.layers.Dropout` does, is a noticeable share of a
+    training step under XLA on CPU; the hash is close to the cost of the bare
+    multiply. It has no measurable correlation between neighbouring elements
+    or successive seeds. The seed is drawn from a `keras.random.SeedGenerator`,
+    as Keras does.
 
     Args:
         rate: Fraction of the inputs to drop, in [0, 1).
@@ -208,6 +207,49 @@ class BertEmbeddings(keras.layers.Layer):
         return config
 
 
+class _ProjectionWeights(keras.layers.Layer):
+    """The kernel and bias of one attention projection of `TransformerLayer`.
+
+    Never called: `TransformerLayer` applies the projections itself as flat
+    matmuls. The weights live in a layer of their own so that their paths
+    (`layer_0/query/kernel`) and object-checkpoint keys (`query/_kernel`,
+    `query/bias`, the attributes of a Keras Dense layer) are those of the
+    `EinsumDense` layers earlier versions used, and old checkpoints restore.
+
+    Args:
+        kernel_shape: [H, A, D] for query/key/value, [A, D, H] for the output.
+        kernel_initializer: Initializer of the kernel; the bias starts at 0.
+        bias_size: None for a bias of shape `kernel_shape[1:]` (one per head
+            unit), else the int size of a flat bias.
+    """
+
+    def __init__(self, kernel_shape, kernel_initializer, bias_size=None, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_shape = tuple(kernel_shape)
+        self.bias_size = bias_size
+        self.bias_shape = self.kernel_shape[1:] if bias_size is None else (bias_size,)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape=None):
+        self._kernel = self.add_weight(
+            name="kernel", shape=self.kernel_shape, initializer=self.kernel_initializer
+        )
+        self.bias = self.add_weight(name="bias", shape=self.bias_shape, initializer="zeros")
+
+    @property
+    def kernel(self):
+        return self._kernel
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kernel_shape=self.kernel_shape,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_size=self.bias_size,
+        )
+        return config
+
+
 class TransformerLayer(keras.layers.Layer):
     """One post-LayerNorm BERT transformer layer.
 
@@ -256,26 +298,16 @@ class TransformerLayer(keras.layers.Layer):
         init = truncated_normal(initializer_range)
         heads, head_size = num_attention_heads, self.head_size
 
-        def projection(name):
-            return keras.layers.EinsumDense(
-                "bsh,hnd->bsnd",
-                output_shape=(None, heads, head_size),
-                bias_axes="nd",
-                kernel_initializer=init,
-                dtype=self.dtype_policy,
-                name=name,
+        def projection(kernel_shape, name, bias_size=None):
+            return _ProjectionWeights(
+                kernel_shape, init, bias_size, dtype=self.dtype_policy, name=name
             )
 
-        self.query = projection("query")
-        self.key = projection("key")
-        self.value = projection("value")
-        self.attention_output = keras.layers.EinsumDense(
-            "bsnd,ndh->bsh",
-            output_shape=(None, hidden_size),
-            bias_axes="h",
-            kernel_initializer=init,
-            dtype=self.dtype_policy,
-            name="attention_output",
+        self.query = projection((hidden_size, heads, head_size), "query")
+        self.key = projection((hidden_size, heads, head_size), "key")
+        self.value = projection((hidden_size, heads, head_size), "value")
+        self.attention_output = projection(
+            (heads, head_size, hidden_size), "attention_output", bias_size=hidden_size
         )
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="attention_layer_norm"
@@ -298,45 +330,42 @@ class TransformerLayer(keras.layers.Layer):
 
     def build(self, x_shape, input_mask_shape=None):
         hidden = (None, None, self.hidden_size)
-        heads = (None, None, self.num_attention_heads, self.head_size)
-        for layer in (self.query, self.key, self.value):
-            layer.build(hidden)
-        self.attention_output.build(heads)
+        for weights in (self.query, self.key, self.value, self.attention_output):
+            weights.build()
         self.attention_layer_norm.build(hidden)
         self.intermediate.build(hidden)
         self.output_dense.build((None, None, self.intermediate_size))
         self.output_layer_norm.build(hidden)
 
-    def _projections(self, x, layers):
-        """Projections [B, S, A, D] of `x` by `layers`, from one flat matmul.
+    def _projections(self, x, projections):
+        """Projections [B, S, A, D] of `x` by `projections` (`_ProjectionWeights`).
 
-        The EinsumDense layers only hold the variables (so checkpoint names
-        are unchanged). One [B*S, H] x [H, k*H] matmul instead of k einsums:
-        the einsum gradient of a "bsh,hnd" kernel is a batched [B, H, H]
-        matmul summed over B, ~3x slower on CPU than the flat one.
+        One [B*S, H] x [H, k*H] matmul instead of k einsums: the einsum
+        gradient of a "bsh,hnd" kernel is a batched [B, H, H] matmul summed
+        over B, slower on CPU than the flat one.
         """
         batch, seq_length, hidden = ops.shape(x)
         kernel = ops.concatenate(
-            [ops.reshape(ops.cast(l.kernel, x.dtype), (hidden, -1)) for l in layers], axis=1
+            [ops.reshape(ops.cast(p.kernel, x.dtype), (hidden, -1)) for p in projections], axis=1
         )
         bias = ops.concatenate(
-            [ops.reshape(ops.cast(l.bias, x.dtype), (-1,)) for l in layers], axis=0
+            [ops.reshape(ops.cast(p.bias, x.dtype), (-1,)) for p in projections], axis=0
         )
         out = ops.matmul(ops.reshape(x, (-1, hidden)), kernel) + bias
         out = ops.reshape(
-            out, (batch, seq_length, len(layers), self.num_attention_heads, self.head_size)
+            out, (batch, seq_length, len(projections), self.num_attention_heads, self.head_size)
         )
-        return [out[:, :, i] for i in range(len(layers))]
+        return [out[:, :, i] for i in range(len(projections))]
 
     def _output_projection(self, context):
         """[B, S, A, D] -> [B, S, H] as one flat matmul (see `_projections`)."""
         batch, seq_length = ops.shape(context)[0], ops.shape(context)[1]
-        layer = self.attention_output
+        projection = self.attention_output
         kernel = ops.reshape(
-            ops.cast(layer.kernel, context.dtype), (self.hidden_size, self.hidden_size)
+            ops.cast(projection.kernel, context.dtype), (self.hidden_size, self.hidden_size)
         )
         out = ops.matmul(ops.reshape(context, (-1, self.hidden_size)), kernel)
-        out = out + ops.cast(layer.bias, context.dtype)
+        out = out + ops.cast(projection.bias, context.dtype)
         return ops.reshape(out, (batch, seq_length, self.hidden_size))
 
     def call(self, x, input_mask, training=None, query_positions=None):

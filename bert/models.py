@@ -105,8 +105,8 @@ class BertPretrainingModel(keras.Model):
 
     The heads read the encoder only at [CLS] and the masked positions, so the
     last encoder layer computes just those P + 1 rows (`BertEncoder.encode`):
-    the same outputs and gradients as the full encoder, ~13% fewer FLOPs for
-    BERT-mini at S=128, P=20.
+    the same outputs and gradients as the full encoder, with the queries, the
+    attention output and the feed-forward of that layer on P + 1 rows, not S.
 
     Attributes:
         encoder: the `BertEncoder`.

@@ -14,286 +14,252 @@ from an experiment file in configs/; any flag given on the command line override
 A killed job restarted with the same flags resumes from its latest checkpoint.
 """
 
+import dataclasses
 import json
 import os
+import sys
+from typing import Optional
 
-from absl import app, flags, logging
+import tensorflow as tf
+from absl import app, logging
+
+import bert
+import optimization
+from bert import checkpoints
+from bert import experiment as experiment_lib
+from bert import options as opts
+from bert import pretraining
+from bert import trainer as trainer_lib
+from bert.options import option
+from data import fileio, pretraining_input
 
 
-def define_flags():
-    """Command-line flags (defined only when run as a program)."""
-    flags.DEFINE_string(
-        "experiment", "tiny_lamb", "Experiment config: a name in configs/ or a path."
+@dataclasses.dataclass
+class PretrainingOptions(opts.RuntimeOptions):
+    """The flags of `python -m bert.run_pretraining` (fields marked PHASE override the config)."""
+
+    experiment: str = option("tiny_lamb", "Experiment config: a name in configs/ or a path.")
+    phase: int = option(1, "Which phase of the experiment to run (1 or 2).")
+    model_dir: Optional[str] = option(
+        None, "Where checkpoints, logs and summaries of this phase go."
     )
-    flags.DEFINE_integer("phase", 1, "Which phase of the experiment to run (1 or 2).")
-    flags.DEFINE_string(
-        "model_dir", None, "Where checkpoints, logs and summaries of this phase go."
+    input_file: Optional[str] = option(
+        None, "Glob (or comma list of globs) of pretraining TFRecords."
     )
-    flags.DEFINE_string(
-        "input_file", None, "Glob (or comma list of globs) of pretraining TFRecords."
+    eval_input_file: Optional[str] = option(None, "TFRecords for evaluation (default: input_file).")
+    init_checkpoint: Optional[str] = option(
+        None, "Checkpoint (or directory) of the previous phase to start from."
     )
-    flags.DEFINE_string("eval_input_file", None, "TFRecords for evaluation (default: input_file).")
-    flags.DEFINE_string(
-        "init_checkpoint", None, "Checkpoint (or directory) of the previous phase to start from."
-    )
-    flags.DEFINE_bool(
-        "keep_optimizer_state",
+    keep_optimizer_state: bool = option(
         False,
         "Phase 2: also restore the optimizer moments and update count from "
         "init_checkpoint (the schedule still restarts at its own step 0).",
     )
-    flags.DEFINE_string(
-        "bert_config_file", None, "bert_config.json overriding the experiment's model."
+    bert_config_file: Optional[str] = option(
+        None, "bert_config.json overriding the experiment's model."
     )
-    flags.DEFINE_enum(
-        "strategy",
-        "one_device",
-        ["tpu", "multi_worker", "mirrored", "one_device"],
-        "tf.distribute strategy.",
+    # PHASE: None keeps the experiment's value.
+    train_batch_size: Optional[int] = option(None, "GLOBAL batch size per optimizer update.")
+    gradient_accumulation_steps: Optional[int] = option(
+        None, "Micro-batches per update (train_batch_size must divide evenly)."
     )
-    flags.DEFINE_string("tpu", "", "TPU name or grpc address for TPUClusterResolver.")
-    flags.DEFINE_integer(
-        "num_cpu_devices",
-        0,
-        "With --strategy=mirrored on a CPU-only host: logical CPU devices to use.",
+    max_seq_length: Optional[int] = option(None, "Sequence length of the input records.")
+    max_predictions_per_seq: Optional[int] = option(None, "Masked positions per sequence.")
+    num_train_steps: Optional[int] = option(None, "Optimizer updates in this phase.")
+    num_warmup_steps: Optional[int] = option(None, "Warmup updates of the schedule.")
+    learning_rate: Optional[float] = option(None, "Peak learning rate of the schedule.")
+    optimizer: Optional[str] = option(None, "Optimizer name overriding the experiment's.")
+    # Loop and outputs.
+    steps_per_loop: int = option(100, "Updates per host call of the compiled loop.")
+    save_checkpoints_steps: int = option(1000, "Checkpoint every this many updates.")
+    keep_checkpoint_max: int = option(5, "Checkpoints to keep.")
+    do_train: bool = option(True, "Run training.")
+    do_eval: bool = option(True, "Evaluate masked-LM / next-sentence accuracy at the end.")
+    eval_batch_size: Optional[int] = option(None, "Global eval batch (default: the micro-batch).")
+    max_eval_steps: int = option(20, "Evaluation batches.")
+    dynamic_masking: bool = option(
+        False, "Mask in tf.data from unmasked records (fresh masks every epoch)."
     )
-    flags.DEFINE_integer("train_batch_size", None, "GLOBAL batch size per optimizer update.")
-    flags.DEFINE_integer(
+    skip_corrupt_records: bool = option(
+        False,
+        "Skip the rest of a TFRecord file from its first unreadable (truncated or corrupt) "
+        "record on, with a warning naming the file and counts in the logs and TensorBoard, "
+        "instead of failing with the file's name.",
+    )
+
+    PHASE_OVERRIDES = (
+        "train_batch_size",
         "gradient_accumulation_steps",
-        None,
-        "Micro-batches per update (train_batch_size must divide evenly).",
+        "max_seq_length",
+        "max_predictions_per_seq",
+        "num_train_steps",
+        "num_warmup_steps",
+        "learning_rate",
+        "optimizer",
     )
-    flags.DEFINE_integer("max_seq_length", None, "Sequence length of the input records.")
-    flags.DEFINE_integer("max_predictions_per_seq", None, "Masked positions per sequence.")
-    flags.DEFINE_integer("num_train_steps", None, "Optimizer updates in this phase.")
-    flags.DEFINE_integer("num_warmup_steps", None, "Warmup updates of the schedule.")
-    flags.DEFINE_float("learning_rate", None, "Peak learning rate of the schedule.")
-    flags.DEFINE_string("optimizer", None, "Optimizer name overriding the experiment's.")
-    flags.DEFINE_integer("steps_per_loop", 100, "Updates per host call of the compiled loop.")
-    flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint every this many updates.")
-    flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints to keep.")
-    flags.DEFINE_enum("mixed_precision", "none", ["bf16", "fp16", "none"], "Compute dtype policy.")
-    flags.DEFINE_bool("jit_compile", True, "Compile the training step with XLA.")
-    flags.DEFINE_bool("do_train", True, "Run training.")
-    flags.DEFINE_bool("do_eval", True, "Evaluate masked-LM / next-sentence accuracy at the end.")
-    flags.DEFINE_integer("eval_batch_size", None, "Global eval batch (default: the micro-batch).")
-    flags.DEFINE_integer("max_eval_steps", 20, "Evaluation batches.")
-    flags.DEFINE_bool(
-        "dynamic_masking", False, "Mask in tf.data from unmasked records (fresh masks every epoch)."
-    )
-    flags.DEFINE_integer("seed", 12345, "Seed of the input pipeline and initialization.")
+
+    def phase_overrides(self) -> dict:
+        """The phase fields given on the command line."""
+        return {
+            name: getattr(self, name)
+            for name in self.PHASE_OVERRIDES
+            if getattr(self, name) is not None
+        }
+
+    def validate(self) -> None:
+        if not self.model_dir:
+            raise app.UsageError("--model_dir is required")
+        if self.do_train and not self.input_file:
+            raise app.UsageError("--input_file is required for training")
 
 
-FLAGS = flags.FLAGS
+def run_phase(options: PretrainingOptions) -> dict:
+    """Trains (and evaluates) one phase of an experiment; returns {"train": ..., "eval": ...}."""
+    options.validate()
+    strategy = opts.start_runtime(options)
 
-
-def run_phase(
-    experiment: str,
-    phase: int,
-    model_dir: str,
-    input_file: str = None,
-    eval_input_file: str = None,
-    init_checkpoint: str = None,
-    keep_optimizer_state: bool = False,
-    bert_config_file: str = None,
-    strategy: str = "one_device",
-    tpu: str = "",
-    num_cpu_devices: int = 0,
-    overrides: dict = None,
-    steps_per_loop: int = 100,
-    save_checkpoints_steps: int = 1000,
-    keep_checkpoint_max: int = 5,
-    mixed_precision: str = "none",
-    jit_compile: bool = True,
-    do_train: bool = True,
-    do_eval: bool = True,
-    eval_batch_size: int = None,
-    max_eval_steps: int = 20,
-    dynamic_masking: bool = False,
-    seed: int = 12345,
-) -> dict:
-    """Trains (and evaluates) one phase of an experiment; returns the last metrics.
-
-    `overrides` holds phase fields (train_batch_size, num_train_steps, learning_rate,
-    num_warmup_steps, optimizer, ...) that replace the experiment's values.
-    """
-    from bert import distribute
-
-    if strategy == "mirrored":
-        distribute.configure_cpu_devices(num_cpu_devices)
-    import keras
-    import tensorflow as tf
-    import bert
-    import optimization
-    from bert import experiment as experiment_lib
-    from bert import pretraining
-    from data import pretraining_input
-
-    if do_train and not input_file:
-        raise ValueError("an input_file is required for training")
-    exp = experiment_lib.load_experiment(experiment)
-    phase_number = phase
-    phase = experiment_lib.apply_overrides(exp.phase(phase_number), **(overrides or {}))
-    model_source = bert_config_file or exp.model
+    exp = experiment_lib.load_experiment(options.experiment)
+    phase = experiment_lib.apply_overrides(exp.phase(options.phase), **options.phase_overrides())
+    model_source = options.bert_config_file or exp.model
     config = (
         bert.BertConfig.from_json_file(model_source)
         if model_source.endswith(".json")
         else bert.BertConfig.preset(model_source)
     )
-
-    tf.io.gfile.makedirs(model_dir)
-    keras.utils.set_random_seed(seed)
-    pretraining.set_mixed_precision(mixed_precision)
-    dist = distribute.create_strategy(strategy, tpu, num_cpu_devices)
+    for pattern in filter(None, (options.input_file, options.eval_input_file)):
+        pretraining_input.check_vocab_size(pattern, config.vocab_size, model_source)
+    tf.io.gfile.makedirs(options.model_dir)
     logging.info(
         "Strategy %s with %d replicas; phase %d: %s",
-        type(dist).__name__,
-        dist.num_replicas_in_sync,
-        phase_number,
+        type(strategy).__name__,
+        strategy.num_replicas_in_sync,
+        options.phase,
         phase,
     )
 
     step_offset = 0
-    if keep_optimizer_state and init_checkpoint:
-        step_offset = pretraining.optimizer_step_in_checkpoint(init_checkpoint)
+    if options.keep_optimizer_state and options.init_checkpoint:
+        step_offset = checkpoints.optimizer_step_in_checkpoint(options.init_checkpoint)
     schedule_args = dict(phase.schedule)
     kind = schedule_args.pop("kind")
     if step_offset:
         schedule_args["step_offset"] = step_offset
-    with dist.scope():
+    with strategy.scope():
         model = bert.build_pretraining_model(config)
         schedule = optimization.create_schedule(kind, **schedule_args)
         optimizer_args = dict(phase.optimizer)
         name = optimizer_args.pop("name")
         if phase.gradient_accumulation_steps > 1:
             optimizer_args["gradient_accumulation_steps"] = phase.gradient_accumulation_steps
-        if mixed_precision == "fp16":
+        if options.mixed_precision == "fp16":
             optimizer_args["skip_nonfinite"] = True  # dynamic loss scaling skips overflowed steps
         optimizer = optimization.create_optimizer(name, schedule, **optimizer_args)
 
     micro_batch = phase.train_batch_size // phase.gradient_accumulation_steps
-    if micro_batch % dist.num_replicas_in_sync:
+    if micro_batch % strategy.num_replicas_in_sync:
         raise ValueError(
-            f"micro-batch {micro_batch} is not divisible by {dist.num_replicas_in_sync} replicas"
+            f"micro-batch {micro_batch} is not divisible by "
+            f"{strategy.num_replicas_in_sync} replicas"
         )
 
+    corrupt_records = pretraining_input.CorruptRecordCounter()
+
     def make_dataset_fn(file_pattern, is_training, global_batch):
-        def dataset_fn(ctx, skip_micro_batches):
-            dataset = pretraining_input.build_dataset(
+        def dataset_fn(ctx):
+            return pretraining_input.build_dataset(
                 file_pattern,
                 batch_size=ctx.get_per_replica_batch_size(global_batch),
                 seq_length=phase.max_seq_length,
                 max_predictions_per_seq=phase.max_predictions_per_seq,
                 is_training=is_training,
                 input_context=ctx,
-                seed=seed,
-                dynamic_masking=dynamic_masking,
+                seed=options.seed,
+                dynamic_masking=options.dynamic_masking,
                 vocab_size=config.vocab_size,
-            )
-            # Each micro-step takes one batch per replica fed by this pipeline.
-            per_pipeline = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-            return (
-                dataset.skip(skip_micro_batches * per_pipeline) if skip_micro_batches else dataset
+                skip_corrupt_records=options.skip_corrupt_records,
+                corrupt_record_counter=corrupt_records,
             )
 
         return dataset_fn
 
-    options = pretraining.TrainerOptions(
-        model_dir=model_dir,
-        num_train_steps=phase.num_train_steps,
-        train_batch_size=phase.train_batch_size,
-        gradient_accumulation_steps=phase.gradient_accumulation_steps,
-        steps_per_loop=steps_per_loop,
-        save_checkpoints_steps=save_checkpoints_steps,
-        keep_checkpoint_max=keep_checkpoint_max,
-        jit_compile=jit_compile,
-        mixed_precision=mixed_precision,
-    )
-    trainer = pretraining.PretrainingTrainer(
-        dist,
+    trainer = trainer_lib.Trainer(
+        strategy,
         model,
         optimizer,
         schedule,
-        options,
-        train_dataset_fn=make_dataset_fn(input_file, True, micro_batch),
-        init_checkpoint=init_checkpoint,
-        keep_optimizer_state=keep_optimizer_state,
+        pretraining.PretrainingTask(),
+        trainer_lib.TrainerOptions(
+            model_dir=options.model_dir,
+            num_train_steps=phase.num_train_steps,
+            train_batch_size=phase.train_batch_size,
+            gradient_accumulation_steps=phase.gradient_accumulation_steps,
+            steps_per_loop=options.steps_per_loop,
+            save_checkpoints_steps=options.save_checkpoints_steps,
+            keep_checkpoint_max=options.keep_checkpoint_max,
+            jit_compile=options.jit_compile,
+            mixed_precision=options.mixed_precision,
+        ),
     )
+    if not trainer.restored_from and options.init_checkpoint:
+        # Encoder AND pretraining heads come from the previous phase; moments start fresh
+        # unless --keep_optimizer_state.
+        trainer.initialize_from(options.init_checkpoint, options.keep_optimizer_state)
     if trainer.is_chief:
-        pretraining.write_json_atomic(
-            os.path.join(model_dir, "phase_config.json"),
+        fileio.write_json_atomic(
+            os.path.join(options.model_dir, "phase_config.json"),
             {
-                "experiment": experiment,
-                "phase": phase_number,
+                "experiment": options.experiment,
+                "phase": options.phase,
                 "bert_config": config.to_dict(),
                 "phase_config": phase.__dict__,
                 "schedule_step_offset": step_offset,
-                "strategy": strategy,
-                "num_replicas": dist.num_replicas_in_sync,
+                "strategy": options.strategy,
+                "num_replicas": strategy.num_replicas_in_sync,
             },
         )
     results = {}
-    if do_train:
-        results["train"] = trainer.train()
-    if do_eval:
-        eval_batch = eval_batch_size or micro_batch
-        results["eval"] = trainer.evaluate(
-            make_dataset_fn(eval_input_file or input_file, False, eval_batch),
-            max_eval_steps,
-            eval_batch,
+    if options.do_train:
+        results["train"] = _naming_corrupt_files(
+            options.input_file,
+            lambda: trainer.train(
+                make_dataset_fn(options.input_file, True, micro_batch),
+                host_metrics=corrupt_records.metrics if options.skip_corrupt_records else None,
+            ),
+        )
+    if options.do_eval:
+        eval_batch = options.eval_batch_size or micro_batch
+        eval_file = options.eval_input_file or options.input_file
+        results["eval"] = _naming_corrupt_files(
+            eval_file,
+            lambda: trainer.evaluate(
+                make_dataset_fn(eval_file, False, eval_batch), options.max_eval_steps, eval_batch
+            ),
         )
     return results
 
 
+def _naming_corrupt_files(file_pattern, run):
+    """Runs `run()`; TensorFlow's DataLossError (no file name) becomes one naming the file."""
+    try:
+        return run()
+    except tf.errors.DataLossError:
+        error = pretraining_input.find_corrupt_file(file_pattern)
+        if error is None:
+            raise
+        raise error from None
+
+
 def main(argv):
     del argv
-    if not FLAGS.model_dir:
-        raise app.UsageError("--model_dir is required")
-    if FLAGS.do_train and not FLAGS.input_file:
-        raise app.UsageError("--input_file is required for training")
-    overrides = {
-        name: getattr(FLAGS, name)
-        for name in (
-            "train_batch_size",
-            "gradient_accumulation_steps",
-            "max_seq_length",
-            "max_predictions_per_seq",
-            "num_train_steps",
-            "num_warmup_steps",
-            "learning_rate",
-            "optimizer",
-        )
-        if getattr(FLAGS, name) is not None
-    }
-    results = run_phase(
-        FLAGS.experiment,
-        FLAGS.phase,
-        FLAGS.model_dir,
-        input_file=FLAGS.input_file,
-        eval_input_file=FLAGS.eval_input_file,
-        init_checkpoint=FLAGS.init_checkpoint,
-        keep_optimizer_state=FLAGS.keep_optimizer_state,
-        bert_config_file=FLAGS.bert_config_file,
-        strategy=FLAGS.strategy,
-        tpu=FLAGS.tpu,
-        num_cpu_devices=FLAGS.num_cpu_devices,
-        overrides=overrides,
-        steps_per_loop=FLAGS.steps_per_loop,
-        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
-        keep_checkpoint_max=FLAGS.keep_checkpoint_max,
-        mixed_precision=FLAGS.mixed_precision,
-        jit_compile=FLAGS.jit_compile,
-        do_train=FLAGS.do_train,
-        do_eval=FLAGS.do_eval,
-        eval_batch_size=FLAGS.eval_batch_size,
-        max_eval_steps=FLAGS.max_eval_steps,
-        dynamic_masking=FLAGS.dynamic_masking,
-        seed=FLAGS.seed,
-    )
+    try:
+        results = run_phase(opts.from_flags(PretrainingOptions))
+    except trainer_lib.Preempted as e:
+        logging.warning("%s", e)
+        sys.exit(e.exit_code)
     if "eval" in results:
         print(json.dumps(results["eval"]))
 
 
 if __name__ == "__main__":
-    define_flags()
+    opts.define_flags(PretrainingOptions, module_name=sys.argv[0])
     app.run(main)

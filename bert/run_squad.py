@@ -19,8 +19,10 @@ Initialization (`--init_checkpoint`), one flag for every source:
     head are restored. Running with --do_predict and without --do_train on an output_dir
     that holds a fine-tuned checkpoint uses that checkpoint.
 `--bert_config_file` overrides the config found in the directory; `--vocab_file` defaults to
-the directory's `vocab.txt`. The span head is new (truncated normal 0.02) unless the
-checkpoint has one.
+the directory's `vocab.txt`; `--spm_model_file` takes a SentencePiece model instead (as
+ALBERT's scripts; e.g. one learned by `data.learn_vocab --kind=sentencepiece`). A vocabulary
+larger than the model's `vocab_size` is refused. The span head is new (truncated normal 0.02)
+unless the checkpoint has one.
 
 Defaults are the BERT-Large SQuAD v1.1 recipe that the LAMB paper (You et al., 2020) and the
 tuned-Adam comparison (Nado et al., 2021) reused: the google-research/bert README command for
@@ -53,185 +55,128 @@ SavedModel whose `serving_default` signature takes raw question and context stri
 (see `bert.squad_export`).
 """
 
+import dataclasses
 import json
 import os
+import sys
 import random
 import time
+from typing import Optional
 
-from absl import app, flags, logging
+import numpy as np
+import tensorflow as tf
+from absl import app, logging
 
-flags.DEFINE_string(
-    "bert_config_file",
-    None,
-    "bert_config.json (or HF config.json); default: the one in init_checkpoint.",
-)
-flags.DEFINE_string(
-    "init_checkpoint",
-    None,
-    "Google BERT dir / TF1 prefix, Hugging Face dir, this project's pretraining "
-    "model_dir or checkpoint, or a fine-tuned SQuAD output_dir (see module doc).",
-)
-flags.DEFINE_string("vocab_file", None, "WordPiece vocab (default: init_checkpoint/vocab.txt).")
-flags.DEFINE_bool("do_lower_case", True, "Lower-case (uncased models).")
-flags.DEFINE_string("train_file", None, "SQuAD JSON for training, e.g. train-v1.1.json.")
-flags.DEFINE_string("predict_file", None, "SQuAD JSON for predictions, e.g. dev-v1.1.json.")
-flags.DEFINE_string("output_dir", None, "Where records, checkpoints and predictions go.")
-flags.DEFINE_bool("do_train", False, "Fine-tune on train_file.")
-flags.DEFINE_bool("do_predict", False, "Predict predict_file and evaluate (EM/F1).")
-flags.DEFINE_integer("train_batch_size", 24, "GLOBAL training batch.")
-flags.DEFINE_integer("predict_batch_size", 8, "GLOBAL prediction batch.")
-flags.DEFINE_float("learning_rate", 3e-5, "Peak learning rate.")
-flags.DEFINE_float("num_train_epochs", 2.0, "Epochs over the training questions.")
-flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the steps spent in linear warmup.")
-flags.DEFINE_integer("max_seq_length", 384, "Tokens per window ([CLS] q [SEP] doc [SEP]).")
-flags.DEFINE_integer("doc_stride", 128, "Stride between document windows.")
-flags.DEFINE_integer("max_query_length", 64, "Question tokens kept.")
-flags.DEFINE_integer("n_best_size", 20, "Start/end candidates per window.")
-flags.DEFINE_integer("max_answer_length", 30, "Longest answer in tokens.")
-flags.DEFINE_integer("iterations_per_loop", 50, "Training steps per host call (log interval).")
-flags.DEFINE_integer(
-    "save_checkpoints_steps", 1000, "Save the training state (for resuming) this often; 0: never."
-)
-flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Update rule.")
-flags.DEFINE_string(
-    "optimizer_hparams",
-    "{}",
-    "JSON object of optimization.create_optimizer overrides, e.g. '{\"bias_correction\": true}'.",
-)
-flags.DEFINE_enum(
-    "schedule", "original_bert", ["original_bert", "warmup_poly"], "Learning-rate schedule."
-)
-flags.DEFINE_enum(
-    "strategy",
-    "one_device",
-    ["tpu", "multi_worker", "mirrored", "one_device"],
-    "tf.distribute strategy.",
-)
-flags.DEFINE_string("tpu", "", "TPU name or grpc address.")
-flags.DEFINE_integer("num_cpu_devices", 0, "--strategy=mirrored on CPU: logical devices.")
-flags.DEFINE_bool("jit_compile", True, "XLA-compile the training and prediction steps.")
-flags.DEFINE_enum("mixed_precision", "none", ["bf16", "fp16", "none"], "Compute dtype policy.")
-flags.DEFINE_integer("seed", 12345, "Seed of example shuffling, initialization and dropout.")
-flags.DEFINE_string(
-    "export_dir",
-    None,
-    "Write (after training/prediction) or, with --do_serve_demo, read a "
-    "SavedModel answering raw (question, context) strings.",
-)
-flags.DEFINE_bool("do_serve_demo", False, "Answer --question about --context with --export_dir.")
-flags.DEFINE_string("question", None, "Question for --do_serve_demo.")
-flags.DEFINE_string("context", None, "Context paragraph for --do_serve_demo.")
+import bert
+import optimization
+from bert import checkpoints
+from bert import options as opts
+from bert import trainer as trainer_lib
+from data import fileio, squad, tokenization
+from bert.options import option
 
-FLAGS = flags.FLAGS
-
-PHASE_CONFIG = "phase_config.json"  # written by bert.run_pretraining
 FINE_TUNED_CONFIG = "bert_config.json"  # written beside the fine-tuned checkpoint
 TRAIN_STATE = "train_state"  # output_dir subdirectory of the resumable training state
 
 
-# ----------------------------------------------------------------------------------------------
-# Initialization
+@dataclasses.dataclass
+class SquadOptions(opts.RuntimeOptions):
+    """The flags of `python -m bert.run_squad` (google-research/bert names)."""
 
-
-def _checkpoint_dir(path):
-    """The directory of a model directory or of a checkpoint prefix inside one."""
-    import tensorflow as tf
-
-    return path if tf.io.gfile.isdir(path) else os.path.dirname(path)
-
-
-def _object_graph_children(reader):
-    """Root-level object graph of an object-based checkpoint: {name: {child names}}."""
-    from tensorflow.core.protobuf import trackable_object_graph_pb2
-
-    graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
-    names = {}
-    for child in graph.nodes[0].children:
-        names[child.local_name] = {c.local_name for c in graph.nodes[child.node_id].children}
-    return names
-
-
-def _object_checkpoint(path):
-    """(`ckpt-N` prefix, root object graph) for an object-based checkpoint, else (None, None)."""
-    import tensorflow as tf
-
-    prefix = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
-    if not prefix or not tf.io.gfile.exists(prefix + ".index"):
-        return None, None
-    reader = tf.train.load_checkpoint(prefix)
-    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in reader.get_variable_to_shape_map():
-        return None, None  # A TF1 (name-based) checkpoint such as Google's bert_model.ckpt.
-    return prefix, _object_graph_children(reader)
-
-
-def resolve_config(init_checkpoint, bert_config_file=None):
-    """The BertConfig: `bert_config_file`, else the one that belongs to `init_checkpoint`."""
-    import tensorflow as tf
-    import bert
-
-    if bert_config_file:
-        return bert.BertConfig.from_json_file(bert_config_file)
-    if not init_checkpoint:
-        raise ValueError("give --bert_config_file or an --init_checkpoint holding a config")
-    directory = _checkpoint_dir(init_checkpoint)
-    for name in ("bert_config.json", "config.json"):
-        if tf.io.gfile.exists(os.path.join(directory, name)):
-            return bert.BertConfig.from_json_file(os.path.join(directory, name))
-    phase_config = os.path.join(directory, PHASE_CONFIG)
-    if tf.io.gfile.exists(phase_config):
-        with tf.io.gfile.GFile(phase_config) as f:
-            return bert.BertConfig(**json.load(f)["bert_config"])
-    raise FileNotFoundError(
-        f"{init_checkpoint}: no bert_config.json, config.json or {PHASE_CONFIG} there; "
-        "pass --bert_config_file"
+    bert_config_file: Optional[str] = option(
+        None, "bert_config.json (or HF config.json); default: the one in init_checkpoint."
     )
+    init_checkpoint: Optional[str] = option(
+        None,
+        "Google BERT dir / TF1 prefix, Hugging Face dir, this project's pretraining "
+        "model_dir or checkpoint, or a fine-tuned SQuAD output_dir (see module doc).",
+    )
+    vocab_file: Optional[str] = option(
+        None, "WordPiece vocab (default: init_checkpoint/vocab.txt)."
+    )
+    spm_model_file: Optional[str] = option(
+        None, "SentencePiece model, instead of --vocab_file (as ALBERT's scripts)."
+    )
+    do_lower_case: bool = option(True, "Lower-case (uncased models).")
+    train_file: Optional[str] = option(None, "SQuAD JSON for training, e.g. train-v1.1.json.")
+    predict_file: Optional[str] = option(None, "SQuAD JSON for predictions, e.g. dev-v1.1.json.")
+    output_dir: Optional[str] = option(None, "Where records, checkpoints and predictions go.")
+    do_train: bool = option(False, "Fine-tune on train_file.")
+    do_predict: bool = option(False, "Predict predict_file and evaluate (EM/F1).")
+    train_batch_size: int = option(24, "GLOBAL training batch.")
+    predict_batch_size: int = option(8, "GLOBAL prediction batch.")
+    learning_rate: float = option(3e-5, "Peak learning rate.")
+    num_train_epochs: float = option(2.0, "Epochs over the training questions.")
+    warmup_proportion: float = option(0.1, "Fraction of the steps spent in linear warmup.")
+    max_seq_length: int = option(384, "Tokens per window ([CLS] q [SEP] doc [SEP]).")
+    doc_stride: int = option(128, "Stride between document windows.")
+    max_query_length: int = option(64, "Question tokens kept.")
+    n_best_size: int = option(20, "Start/end candidates per window.")
+    max_answer_length: int = option(30, "Longest answer in tokens.")
+    iterations_per_loop: int = option(50, "Training steps per host call (log interval).")
+    save_checkpoints_steps: int = option(
+        1000, "Save the training state (for resuming) this often; 0: never."
+    )
+    optimizer: str = option("adamw", "Update rule.", ("adamw", "lamb"))
+    optimizer_hparams: str = option(
+        "{}",
+        "JSON object of optimization.create_optimizer overrides, e.g. "
+        "'{\"bias_correction\": true}'.",
+    )
+    schedule: str = option(
+        "original_bert", "Learning-rate schedule.", ("original_bert", "warmup_poly")
+    )
+    export_dir: Optional[str] = option(
+        None,
+        "Write (after training/prediction) or, with --do_serve_demo, read a "
+        "SavedModel answering raw (question, context) strings.",
+    )
+    do_serve_demo: bool = option(False, "Answer --question about --context with --export_dir.")
+    question: Optional[str] = option(None, "Question for --do_serve_demo.")
+    context: Optional[str] = option(None, "Context paragraph for --do_serve_demo.")
 
-
-def resolve_vocab_file(vocab_file, init_checkpoint):
-    """`vocab_file`, else the vocab.txt beside `init_checkpoint`."""
-    import tensorflow as tf
-
-    if vocab_file:
-        return vocab_file
-    if init_checkpoint:
-        candidate = os.path.join(_checkpoint_dir(init_checkpoint), "vocab.txt")
-        if tf.io.gfile.exists(candidate):
-            return candidate
-    raise ValueError("--vocab_file is required (no vocab.txt beside --init_checkpoint)")
-
-
-def initialize_from_checkpoint(model, init_checkpoint):
-    """Fills a SQuAD model from any source listed in the module docstring.
-
-    Returns a short description of what was restored. Shape mismatches raise ValueError naming
-    the checkpoint, the variable and both shapes.
-    """
-    import tensorflow as tf
-    import bert
-
-    prefix, graph = _object_checkpoint(init_checkpoint)
-    if prefix is None:  # Google (TF1) or Hugging Face: names are mapped by load_pretrained.
-        bert.load_pretrained(init_checkpoint, model=model)
-        return f"pretrained weights from {init_checkpoint}"
-    model_children = graph.get("model")
-    if model_children is None or "encoder" not in model_children:
-        raise ValueError(
-            f"{prefix}: not a checkpoint of this project (expected an object "
-            f"'model' with an 'encoder'; found {sorted(graph)})"
-        )
-    if "span_head" in model_children:
-        target, what = model, "fine-tuned SQuAD model (encoder + span head)"
-    else:
-        # Same attribute path as the pretraining model (model.encoder), without its heads.
-        target, what = tf.train.Checkpoint(encoder=model.encoder), "pretrained encoder"
-    try:
-        status = tf.train.Checkpoint(model=target).read(prefix)
-        status.expect_partial()  # Pretraining heads and optimizer slots are not needed.
-        status.assert_existing_objects_matched()
-    except ValueError as e:  # TF names the variable and both shapes; add the file.
-        raise ValueError(f"{prefix}: cannot restore the {what}: {e}") from e
-    return f"{what} from {prefix}"
+    def validate(self) -> dict:
+        """Raises app.UsageError for inconsistent flags; returns the optimizer overrides."""
+        if self.do_serve_demo:
+            for name in ("export_dir", "question", "context"):
+                if not getattr(self, name):
+                    raise app.UsageError(f"--do_serve_demo needs --{name}")
+            return {}
+        if not (self.do_train or self.do_predict or self.export_dir):
+            raise app.UsageError("at least one of --do_train, --do_predict, --export_dir is needed")
+        if not self.output_dir:
+            raise app.UsageError("--output_dir is required")
+        if self.do_train and not self.train_file:
+            raise app.UsageError("--do_train needs --train_file")
+        if self.save_checkpoints_steps < 0:
+            raise app.UsageError(
+                f"--save_checkpoints_steps must be >= 0, got {self.save_checkpoints_steps}"
+            )
+        if self.do_predict and not self.predict_file:
+            raise app.UsageError("--do_predict needs --predict_file")
+        if self.max_seq_length <= self.max_query_length + 3:
+            raise app.UsageError(
+                f"--max_seq_length ({self.max_seq_length}) must exceed "
+                f"--max_query_length + 3 ({self.max_query_length + 3})"
+            )
+        if self.spm_model_file and self.vocab_file:
+            raise app.UsageError("give --vocab_file (WordPiece) or --spm_model_file, not both")
+        if self.spm_model_file and self.export_dir:
+            raise app.UsageError(
+                "--export_dir tokenizes in-graph with WordPiece only; it does not take "
+                "--spm_model_file"
+            )
+        if self.mixed_precision == "fp16":
+            raise app.UsageError(
+                "--mixed_precision=fp16 is not wired for fine-tuning yet; use bf16"
+            )
+        try:
+            hparams = json.loads(self.optimizer_hparams)
+        except json.JSONDecodeError as e:
+            raise app.UsageError(f"--optimizer_hparams is not valid JSON: {e}") from None
+        if not isinstance(hparams, dict):
+            raise app.UsageError("--optimizer_hparams must be a JSON object")
+        return hparams
 
 
 # ----------------------------------------------------------------------------------------------
@@ -246,8 +191,6 @@ def prepare_train_data(
     Returns (number of examples, number of features). A malformed file raises
     `data.squad.SquadFormatError` naming the file, the question and the field.
     """
-    from data import squad
-
     examples = squad.read_examples(train_file, is_training=True)
     if not examples:
         raise ValueError(f"{train_file}: no training questions")
@@ -279,8 +222,6 @@ def prepare_predict_data(
     predict_file, tokenizer, output_dir, max_seq_length, doc_stride, max_query_length
 ):
     """Reads the evaluation questions, writes eval.tf_record; returns (examples, features)."""
-    from data import squad
-
     examples = squad.read_examples(predict_file, is_training=False)
     if not examples:
         raise ValueError(f"{predict_file}: no questions")
@@ -303,7 +244,6 @@ def prepare_predict_data(
 
 def squad_loss(outputs, batch, global_batch_size):
     """This replica's share of the global-batch mean of (start CE + end CE) / 2."""
-    import tensorflow as tf
 
     def cross_entropy(logits, labels):
         return tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -322,171 +262,122 @@ def trainable_variables(model):
     return [v for v in model.trainable_variables if id(v) not in pooler]
 
 
-def _model_inputs(batch):
-    from data import squad
-
+def model_inputs(batch):
+    """The features the SQuAD model reads (the rest are labels or ids)."""
     return {k: batch[k] for k in squad.MODEL_INPUT_KEYS}
 
 
-class SquadTrainer:
-    """Fine-tunes a SQuAD model with a custom loop under any tf.distribute strategy.
+class SquadTask:
+    """Span prediction for `bert.trainer.Trainer`: the loss of `squad_loss`."""
 
-    The whole replica step (forward, backward, update) is XLA-compiled on one device / TPU; with
-    MirroredStrategy only the forward and backward pass are (the optimizer's all-reduce runs
-    outside XLA). `iterations_per_loop` steps run per host call.
-    """
+    log_metrics = {}
 
-    def __init__(
-        self,
-        strategy,
-        model,
-        optimizer,
-        schedule,
-        global_batch_size,
-        jit_compile=True,
-        summary_dir=None,
-    ):
-        import tensorflow as tf
+    def model_inputs(self, batch):
+        return model_inputs(batch)
 
-        self.strategy = strategy
-        self.model = model
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.global_batch_size = global_batch_size
-        self.variables = trainable_variables(model)
-        whole_step = jit_compile and isinstance(
-            strategy, (tf.distribute.OneDeviceStrategy, tf.distribute.TPUStrategy)
-        )
-        grads_fn = self._compute_grads
-        if jit_compile and not whole_step:
-            grads_fn = tf.function(grads_fn, jit_compile=True)
-        self._grads_fn = grads_fn
-        replica_step = self._replica_step
-        if whole_step:
-            replica_step = tf.function(replica_step, jit_compile=True)
+    def trainable_variables(self, model):
+        return trainable_variables(model)
 
-        @tf.function
-        def train_loop(iterator, num_steps):
-            total = tf.constant(0.0)
-            for _ in tf.range(num_steps):
-                loss = strategy.run(replica_step, args=(next(iterator),))
-                total += strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-            return total
+    def global_counts(self, batch):
+        return {}  # The loss is a mean over the (fixed) global batch.
 
-        self._train_loop = train_loop
-        self._writer = (
-            tf.summary.create_file_writer(summary_dir)
-            if summary_dir
-            else tf.summary.create_noop_writer()
-        )
+    def losses(self, outputs, batch, counts, global_batch_size):
+        return {"loss": squad_loss(outputs, batch, global_batch_size)}
 
-    def _compute_grads(self, batch):
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            outputs = self.model(_model_inputs(batch), training=True)
-            loss = squad_loss(outputs, batch, self.global_batch_size)
-        return tape.gradient(loss, self.variables), loss
-
-    def _replica_step(self, batch):
-        grads, loss = self._grads_fn(batch)
-        self.optimizer.apply_gradients(zip(grads, self.variables))
-        return loss
-
-    def train(
-        self,
-        dataset,
-        num_train_steps,
-        iterations_per_loop,
-        checkpoint_manager=None,
-        save_checkpoints_steps=0,
-    ):
-        """Runs updates on the distributed `dataset` until `num_train_steps`; returns the last loss.
-
-        Starts at the optimizer's step (a resumed run passes a dataset that skips the
-        batches used before). With `checkpoint_manager`, saves every `save_checkpoints_steps`.
-        """
-        import tensorflow as tf
-
-        iterator = iter(dataset)
-        step = int(self.optimizer.iterations.numpy())
-        start_step, start_time = step, time.time()
-        loss = float("nan")
-        while step < num_train_steps:
-            num_steps = min(iterations_per_loop, num_train_steps - step)
-            if checkpoint_manager and save_checkpoints_steps:  # End loops on save steps.
-                num_steps = min(num_steps, save_checkpoints_steps - step % save_checkpoints_steps)
-            loop_start = time.time()
-            total = float(self._train_loop(iterator, tf.constant(num_steps)))
-            loop_time = time.time() - loop_start
-            step = int(self.optimizer.iterations.numpy())
-            loss = total / num_steps
-            if loss != loss:  # NaN
-                raise FloatingPointError(
-                    f"loss became NaN in the {num_steps} steps ending at {step}"
-                )
-            learning_rate = float(self.schedule(step - 1))
-            elapsed = time.time() - start_time
-            eta = elapsed / max(step - start_step, 1) * (num_train_steps - step)
-            logging.info(
-                "step %d/%d (%.1f%%) loss %.4f lr %.3g | %.2f steps/s %.1f examples/s | ETA %s",
-                step,
-                num_train_steps,
-                100.0 * step / num_train_steps,
-                loss,
-                learning_rate,
-                num_steps / loop_time,
-                num_steps * self.global_batch_size / loop_time,
-                _format_seconds(eta),
-            )
-            with self._writer.as_default(step=step):
-                tf.summary.scalar("loss", loss)
-                tf.summary.scalar("learning_rate", learning_rate)
-                tf.summary.scalar("steps_per_second", num_steps / loop_time)
-                tf.summary.scalar(
-                    "examples_per_second", num_steps * self.global_batch_size / loop_time
-                )
-            if checkpoint_manager and save_checkpoints_steps and step % save_checkpoints_steps == 0:
-                checkpoint_manager.save(checkpoint_number=step)
-        self._writer.flush()
-        return loss
-
-
-def _format_seconds(seconds):
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    def metrics(self, totals, steps):
+        return {"loss": totals["loss"] / steps}
 
 
 def create_optimizer_and_schedule(
-    name, schedule_kind, learning_rate, num_train_steps, num_warmup_steps, hparams=None
+    name,
+    schedule_kind,
+    learning_rate,
+    num_train_steps,
+    num_warmup_steps,
+    hparams=None,
 ):
     """The optimizer (original BERT AdamW settings by default) and its schedule."""
-    import optimization
-
+    shape = {"warmup_steps": num_warmup_steps, "total_steps": num_train_steps}
     if schedule_kind == "original_bert":
+        schedule = optimization.create_schedule("original_bert", peak_lr=learning_rate, **shape)
+    else:  # Linear warmup from 0, linear decay to 0.
         schedule = optimization.create_schedule(
-            "original_bert",
-            init_lr=learning_rate,
-            num_train_steps=num_train_steps,
-            num_warmup_steps=num_warmup_steps,
-            power=1.0,
-        )
-    else:
-        schedule = optimization.create_schedule(
-            "warmup_poly",
-            init_lr=0.0,
-            peak_lr=learning_rate,
-            final_lr=0.0,
-            warmup_steps=num_warmup_steps,
-            total_steps=num_train_steps,
-            warmup_power=1.0,
-            decay_power=1.0,
+            "warmup_poly", init_lr=0.0, peak_lr=learning_rate, final_lr=0.0, **shape
         )
     settings = {"epsilon": 1e-6, "weight_decay": 0.01, "clipnorm": 1.0}
     if name == "adamw":
         settings["bias_correction"] = False  # google-research/bert AdamWeightDecayOptimizer
     settings.update(hparams or {})
     return optimization.create_optimizer(name, schedule, **settings), schedule
+
+
+def fine_tune(
+    strategy, model, config, vocab_file, num_train_steps, num_warmup_steps, options, hparams
+):
+    """Trains (resuming from output_dir/train_state), then saves the fine-tuned model.
+
+    Returns the number of updates applied.
+    """
+    with strategy.scope():
+        optimizer, schedule = create_optimizer_and_schedule(
+            options.optimizer,
+            options.schedule,
+            options.learning_rate,
+            num_train_steps,
+            num_warmup_steps,
+            hparams,
+        )
+    trainer = trainer_lib.Trainer(
+        strategy,
+        model,
+        optimizer,
+        schedule,
+        SquadTask(),
+        trainer_lib.TrainerOptions(
+            model_dir=options.output_dir,
+            checkpoint_dir=os.path.join(options.output_dir, TRAIN_STATE),
+            num_train_steps=num_train_steps,
+            train_batch_size=options.train_batch_size,
+            steps_per_loop=options.iterations_per_loop,
+            save_checkpoints_steps=options.save_checkpoints_steps,
+            keep_checkpoint_max=1,
+            jit_compile=options.jit_compile,
+            mixed_precision=options.mixed_precision,
+        ),
+    )
+
+    def dataset_fn(ctx):
+        return squad.build_squad_dataset(
+            os.path.join(options.output_dir, "train.tf_record"),
+            ctx.get_per_replica_batch_size(options.train_batch_size),
+            options.max_seq_length,
+            is_training=True,
+            input_context=ctx,
+            seed=options.seed,
+        )
+
+    start = time.time()
+    trainer.train(dataset_fn)
+    step = trainer.current_step()
+    logging.info("Trained %d steps in %.1f s", step, time.time() - start)
+    # The fine-tuned model alone (no optimizer state), as the chief's model dir; other
+    # multi-worker workers write theirs to a directory of their own (the save is collective).
+    chief = trainer.is_chief
+    worker_dir = "" if chief else f"worker_tmp_{strategy.cluster_resolver.task_id}"
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model),
+        os.path.join(options.output_dir, worker_dir),
+        max_to_keep=1,
+    )
+    logging.info("Saved the fine-tuned model to %s", manager.save(checkpoint_number=step))
+    # The config and vocab beside the checkpoint make output_dir a self-contained model dir.
+    if chief:
+        config.to_json_file(os.path.join(options.output_dir, FINE_TUNED_CONFIG))
+        name = os.path.basename(vocab_file) if options.spm_model_file else "vocab.txt"
+        copy = os.path.join(options.output_dir, name)
+        if os.path.abspath(vocab_file) != os.path.abspath(copy):
+            tf.io.gfile.copy(vocab_file, copy, overwrite=True)
+    return step
 
 
 # ----------------------------------------------------------------------------------------------
@@ -499,8 +390,6 @@ def predict_logits(strategy, model, dataset, jit_compile=True):
     Returns (unique_ids, start_logits, end_logits) as numpy arrays, padding rows included
     (unique id -1; `data.squad.raw_results_from_arrays` drops them).
     """
-    import numpy as np
-    import tensorflow as tf
 
     def forward(inputs):
         return model(inputs, training=False)
@@ -508,7 +397,7 @@ def predict_logits(strategy, model, dataset, jit_compile=True):
     forward = tf.function(forward, jit_compile=jit_compile)
 
     def replica_fn(batch):
-        outputs = forward(_model_inputs(batch))
+        outputs = forward(model_inputs(batch))
         return batch["unique_ids"], outputs["start_logits"], outputs["end_logits"]
 
     @tf.function
@@ -530,8 +419,6 @@ def predict_logits(strategy, model, dataset, jit_compile=True):
 
 def evaluate(examples, predictions):
     """Official SQuAD v1.1 EM / F1 (max over each question's gold answers), plus counts."""
-    from data import squad
-
     answers = {example.qas_id: example.answers for example in examples}
     scores = squad.squad_metric.evaluate_answers(answers, predictions)
     return {
@@ -541,22 +428,19 @@ def evaluate(examples, predictions):
     }
 
 
-def run_prediction(strategy, model, examples, features, output_dir, predict_file, flags_, step):
+def run_prediction(strategy, model, examples, features, options, step):
     """Predicts, writes predictions.json / nbest_predictions.json / eval_results.json."""
-    import tensorflow as tf
-    from data import squad
-
-    batch_size = flags_.predict_batch_size
+    output_dir = options.output_dir
     dataset = squad.build_squad_dataset(
         os.path.join(output_dir, "eval.tf_record"),
-        batch_size,
-        flags_.max_seq_length,
+        options.predict_batch_size,
+        options.max_seq_length,
         is_training=False,
     )
     dataset = strategy.experimental_distribute_dataset(dataset)
     start = time.time()
     unique_ids, start_logits, end_logits = predict_logits(
-        strategy, model, dataset, flags_.jit_compile
+        strategy, model, dataset, options.jit_compile
     )
     predict_seconds = time.time() - start
     results = squad.raw_results_from_arrays(unique_ids, start_logits, end_logits)
@@ -566,9 +450,9 @@ def run_prediction(strategy, model, examples, features, output_dir, predict_file
         results,
         os.path.join(output_dir, "predictions.json"),
         os.path.join(output_dir, "nbest_predictions.json"),
-        n_best_size=flags_.n_best_size,
-        max_answer_length=flags_.max_answer_length,
-        do_lower_case=flags_.do_lower_case,
+        n_best_size=options.n_best_size,
+        max_answer_length=options.max_answer_length,
+        do_lower_case=options.do_lower_case,
     )
     scores = evaluate(examples, predictions)
     scores.update(
@@ -577,13 +461,13 @@ def run_prediction(strategy, model, examples, features, output_dir, predict_file
         predict_seconds=round(predict_seconds, 1),
         global_step=step,
     )
-    squad.write_json_atomic(scores, os.path.join(output_dir, "eval_results.json"))
+    fileio.write_json_atomic(os.path.join(output_dir, "eval_results.json"), scores)
     writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
     with writer.as_default(step=step):
         tf.summary.scalar("exact_match", scores["exact_match"])
         tf.summary.scalar("f1", scores["f1"])
     writer.flush()
-    logging.info("Eval results (%s): %s", predict_file, json.dumps(scores))
+    logging.info("Eval results (%s): %s", options.predict_file, json.dumps(scores))
     return scores
 
 
@@ -600,233 +484,133 @@ def serve_demo(export_dir, question, context):
     return answer
 
 
-def _validate_flags():
-    if FLAGS.do_serve_demo:
-        for name in ("export_dir", "question", "context"):
-            if not getattr(FLAGS, name):
-                raise app.UsageError(f"--do_serve_demo needs --{name}")
-        return
-    if not (FLAGS.do_train or FLAGS.do_predict or FLAGS.export_dir):
-        raise app.UsageError("at least one of --do_train, --do_predict, --export_dir is needed")
-    if not FLAGS.output_dir:
-        raise app.UsageError("--output_dir is required")
-    if FLAGS.do_train and not FLAGS.train_file:
-        raise app.UsageError("--do_train needs --train_file")
-    if FLAGS.save_checkpoints_steps < 0:
-        raise app.UsageError(
-            f"--save_checkpoints_steps must be >= 0, got {FLAGS.save_checkpoints_steps}"
-        )
-    if FLAGS.do_predict and not FLAGS.predict_file:
-        raise app.UsageError("--do_predict needs --predict_file")
-    if FLAGS.max_seq_length <= FLAGS.max_query_length + 3:
-        raise app.UsageError(
-            f"--max_seq_length ({FLAGS.max_seq_length}) must exceed "
-            f"--max_query_length + 3 ({FLAGS.max_query_length + 3})"
-        )
-    if FLAGS.mixed_precision == "fp16":
-        raise app.UsageError("--mixed_precision=fp16 needs loss scaling, not implemented; use bf16")
-    try:
-        hparams = json.loads(FLAGS.optimizer_hparams)
-    except json.JSONDecodeError as e:
-        raise app.UsageError(f"--optimizer_hparams is not valid JSON: {e}") from None
-    if not isinstance(hparams, dict):
-        raise app.UsageError("--optimizer_hparams must be a JSON object")
-    return hparams
-
-
-def main(argv):
-    del argv
-    hparams = _validate_flags()
-    if FLAGS.do_serve_demo:
-        serve_demo(FLAGS.export_dir, FLAGS.question, FLAGS.context)
-        return
-    from bert import distribute
-
-    if FLAGS.strategy == "mirrored":
-        distribute.configure_cpu_devices(FLAGS.num_cpu_devices)
-
-    import keras
-    import tensorflow as tf
-    import bert
-    from bert import pretraining
-    from data import squad, tokenization
-
-    tf.io.gfile.makedirs(FLAGS.output_dir)
+def run(options: SquadOptions) -> Optional[dict]:
+    """Fine-tunes, predicts and exports as the options say; returns the eval scores if any."""
+    hparams = options.validate()
+    if options.do_serve_demo:
+        serve_demo(options.export_dir, options.question, options.context)
+        return None
+    tf.io.gfile.makedirs(options.output_dir)
     # A fine-tuned checkpoint in output_dir is the model to predict / export with.
-    fine_tuned = tf.train.latest_checkpoint(FLAGS.output_dir)
-    init_checkpoint = FLAGS.init_checkpoint
-    if not FLAGS.do_train and fine_tuned:
+    fine_tuned = tf.train.latest_checkpoint(options.output_dir)
+    init_checkpoint = options.init_checkpoint
+    if not options.do_train and fine_tuned:
         init_checkpoint = fine_tuned
-    config = resolve_config(init_checkpoint, FLAGS.bert_config_file)
-    vocab_file = resolve_vocab_file(FLAGS.vocab_file, FLAGS.init_checkpoint or init_checkpoint)
-    if FLAGS.max_seq_length > config.max_position_embeddings:
+    config = checkpoints.resolve_config(init_checkpoint, options.bert_config_file)
+    vocab_file = options.spm_model_file or checkpoints.resolve_vocab_file(
+        options.vocab_file, options.init_checkpoint or init_checkpoint
+    )
+    if options.max_seq_length > config.max_position_embeddings:
         raise ValueError(
-            f"--max_seq_length {FLAGS.max_seq_length} exceeds the model's "
+            f"--max_seq_length {options.max_seq_length} exceeds the model's "
             f"max_position_embeddings {config.max_position_embeddings}"
         )
-    tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=FLAGS.do_lower_case)
-
-    keras.utils.set_random_seed(FLAGS.seed)
-    pretraining.set_mixed_precision(FLAGS.mixed_precision)
-    strategy = distribute.create_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.num_cpu_devices)
+    tokenizer = tokenization.create_tokenizer(
+        vocab_file=None if options.spm_model_file else vocab_file,
+        spm_model_file=options.spm_model_file,
+        do_lower_case=options.do_lower_case,
+    )
+    tokenization.check_vocab_fits_model(
+        tokenizer.vocab, vocab_file, config.vocab_size, options.bert_config_file or init_checkpoint
+    )
+    strategy = opts.start_runtime(options)
     replicas = strategy.num_replicas_in_sync
     for name in ("train_batch_size", "predict_batch_size"):
-        if getattr(FLAGS, name) % replicas:
+        if getattr(options, name) % replicas:
             raise ValueError(
-                f"--{name}={getattr(FLAGS, name)} is not divisible by {replicas} replicas"
+                f"--{name}={getattr(options, name)} is not divisible by {replicas} replicas"
             )
 
     # Read and convert the data before building anything, so bad input fails fast.
-    num_train_steps = 0
-    if FLAGS.do_train:
+    if options.do_train:
         num_examples, num_features = prepare_train_data(
-            FLAGS.train_file,
+            options.train_file,
             tokenizer,
-            FLAGS.output_dir,
-            FLAGS.seed,
-            FLAGS.max_seq_length,
-            FLAGS.doc_stride,
-            FLAGS.max_query_length,
+            options.output_dir,
+            options.seed,
+            options.max_seq_length,
+            options.doc_stride,
+            options.max_query_length,
         )
-        num_train_steps = int(num_examples / FLAGS.train_batch_size * FLAGS.num_train_epochs)
+        num_train_steps = int(num_examples / options.train_batch_size * options.num_train_epochs)
         if num_train_steps < 1:
             raise ValueError(
-                f"{num_examples} questions, batch {FLAGS.train_batch_size} and "
-                f"{FLAGS.num_train_epochs} epochs make no training step"
+                f"{num_examples} questions, batch {options.train_batch_size} and "
+                f"{options.num_train_epochs} epochs make no training step"
             )
-        num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+        num_warmup_steps = int(num_train_steps * options.warmup_proportion)
         logging.info(
             "Training: %d questions, %d features, batch %d, %d steps (%d warmup)",
             num_examples,
             num_features,
-            FLAGS.train_batch_size,
+            options.train_batch_size,
             num_train_steps,
             num_warmup_steps,
         )
-    if FLAGS.do_predict:
+    if options.do_predict:
         eval_examples, eval_features = prepare_predict_data(
-            FLAGS.predict_file,
+            options.predict_file,
             tokenizer,
-            FLAGS.output_dir,
-            FLAGS.max_seq_length,
-            FLAGS.doc_stride,
-            FLAGS.max_query_length,
+            options.output_dir,
+            options.max_seq_length,
+            options.doc_stride,
+            options.max_query_length,
         )
 
     with strategy.scope():
         model = bert.build_squad_model(config)
         if init_checkpoint:
-            logging.info("Initialized the %s", initialize_from_checkpoint(model, init_checkpoint))
+            logging.info(
+                "Initialized the %s", checkpoints.initialize_from_checkpoint(model, init_checkpoint)
+            )
         else:
             logging.warning("No --init_checkpoint: the model starts from random weights")
-        if FLAGS.do_train:
-            optimizer, schedule = create_optimizer_and_schedule(
-                FLAGS.optimizer,
-                FLAGS.schedule,
-                FLAGS.learning_rate,
-                num_train_steps,
-                num_warmup_steps,
-                hparams,
-            )
-            optimizer.build(trainable_variables(model))
 
     step = 0
-    if FLAGS.do_train:
-        global_batch = FLAGS.train_batch_size
-        # Every multi-worker worker saves (the save is collective); only the chief's copy is
-        # the real one, the others go to a directory of their own.
-        chief = distribute.is_chief(strategy)
-        worker_dir = "" if chief else f"worker_tmp_{strategy.cluster_resolver.task_id}"
-        # Model, optimizer (moments, step) and dropout generators, to resume after a kill.
-        state = tf.train.CheckpointManager(
-            tf.train.Checkpoint(
-                model=model, optimizer=optimizer, dropout_seeds=bert.dropout_seed_states(model)
-            ),
-            os.path.join(FLAGS.output_dir, TRAIN_STATE, worker_dir),
-            max_to_keep=1,
-        )
-        if state.latest_checkpoint:
-            state.checkpoint.restore(state.latest_checkpoint).assert_existing_objects_matched()
-            logging.info(
-                "Resumed from %s at step %d", state.latest_checkpoint, optimizer.iterations.numpy()
-            )
-        resumed_steps = int(optimizer.iterations.numpy())
-
-        def dataset_fn(ctx):
-            return squad.build_squad_dataset(
-                os.path.join(FLAGS.output_dir, "train.tf_record"),
-                ctx.get_per_replica_batch_size(global_batch),
-                FLAGS.max_seq_length,
-                is_training=True,
-                input_context=ctx,
-                seed=FLAGS.seed,
-            ).skip(resumed_steps)  # One batch per step on each input pipeline.
-
-        dataset = strategy.distribute_datasets_from_function(dataset_fn)
-        trainer = SquadTrainer(
+    if options.do_train:
+        step = fine_tune(
             strategy,
             model,
-            optimizer,
-            schedule,
-            global_batch,
-            jit_compile=FLAGS.jit_compile,
-            summary_dir=os.path.join(FLAGS.output_dir, "train"),
-        )
-        start = time.time()
-        trainer.train(
-            dataset,
+            config,
+            vocab_file,
             num_train_steps,
-            FLAGS.iterations_per_loop,
-            checkpoint_manager=state,
-            save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+            num_warmup_steps,
+            options,
+            hparams,
         )
-        step = int(optimizer.iterations.numpy())
-        logging.info("Trained %d steps in %.1f s", step, time.time() - start)
-        manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model),
-            os.path.join(FLAGS.output_dir, worker_dir),
-            max_to_keep=1,
-        )
-        logging.info("Saved the fine-tuned model to %s", manager.save(checkpoint_number=step))
-        # The config and vocab beside the checkpoint make output_dir a self-contained model dir.
-        if chief:
-            config.to_json_file(os.path.join(FLAGS.output_dir, FINE_TUNED_CONFIG))
-        if chief and os.path.abspath(vocab_file) != os.path.abspath(
-            os.path.join(FLAGS.output_dir, "vocab.txt")
-        ):
-            tf.io.gfile.copy(
-                vocab_file, os.path.join(FLAGS.output_dir, "vocab.txt"), overwrite=True
-            )
     elif fine_tuned:
         step = int(fine_tuned.rsplit("-", 1)[-1])
 
-    if FLAGS.do_predict:
-        scores = run_prediction(
-            strategy,
-            model,
-            eval_examples,
-            eval_features,
-            FLAGS.output_dir,
-            FLAGS.predict_file,
-            FLAGS,
-            step,
-        )
+    scores = None
+    if options.do_predict:
+        scores = run_prediction(strategy, model, eval_examples, eval_features, options, step)
         print(json.dumps(scores))
 
-    if FLAGS.export_dir:
+    if options.export_dir:
         from bert import squad_export
 
         squad_export.export_saved_model(
             model,
             vocab_file,
-            FLAGS.export_dir,
-            do_lower_case=FLAGS.do_lower_case,
-            max_seq_length=FLAGS.max_seq_length,
-            max_query_length=FLAGS.max_query_length,
-            max_answer_length=FLAGS.max_answer_length,
+            options.export_dir,
+            do_lower_case=options.do_lower_case,
+            max_seq_length=options.max_seq_length,
+            max_query_length=options.max_query_length,
+            max_answer_length=options.max_answer_length,
         )
-        logging.info("Exported the SavedModel to %s", FLAGS.export_dir)
+        logging.info("Exported the SavedModel to %s", options.export_dir)
+    return scores
+
+
+def main(argv):
+    del argv
+    try:
+        run(opts.from_flags(SquadOptions))
+    except trainer_lib.Preempted as e:
+        logging.warning("%s", e)
+        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":
+    opts.define_flags(SquadOptions, module_name=sys.argv[0])
     app.run(main)

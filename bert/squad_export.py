@@ -217,17 +217,49 @@ def export_saved_model(
     max_query_length=64,
     max_answer_length=30,
 ):
-    """Writes the SavedModel to `export_dir` (via a temporary directory, then renamed)."""
+    """Writes the SavedModel to `export_dir`, replacing a previous export whole.
+
+    A vocabulary larger than the model's `vocab_size`, or without BERT's special tokens, is
+    refused (an out-of-range id would be clamped silently by XLA's gather).
+    """
+    tokenization.check_vocab_fits_model(
+        tokenization.load_vocab(vocab_file), vocab_file, model.encoder.bert_config.vocab_size
+    )
     module = SquadServingModule(
         model, vocab_file, do_lower_case, max_seq_length, max_query_length, max_answer_length
     )
     export_dir = os.fspath(export_dir).rstrip("/")
-    tmp_dir = f"{export_dir}.tmp-{uuid.uuid4().hex}"
-    tf.saved_model.save(module, tmp_dir, signatures={SIGNATURE_KEY: module.serve})
-    if tf.io.gfile.exists(export_dir):
-        tf.io.gfile.rmtree(export_dir)
-    tf.io.gfile.rename(tmp_dir, export_dir)
+    _write_directory_atomic(
+        export_dir,
+        lambda tmp_dir: tf.saved_model.save(
+            module, tmp_dir, signatures={SIGNATURE_KEY: module.serve}
+        ),
+    )
     return export_dir
+
+
+def _write_directory_atomic(directory, write):
+    """Runs `write(tmp_dir)` on a new directory beside `directory`, then swaps it in.
+
+    A SavedModel is a directory, which `data.fileio.write_atomic` (one file's
+    content) does not cover. A failed write leaves `directory` untouched; the
+    old directory is moved aside before the new one is renamed in and removed
+    after, so a reader finds the old export or the whole new one.
+    """
+    tmp_dir = f"{directory}.tmp-{uuid.uuid4().hex}"
+    try:
+        write(tmp_dir)
+    except BaseException:
+        if tf.io.gfile.exists(tmp_dir):
+            tf.io.gfile.rmtree(tmp_dir)
+        raise
+    old_dir = None
+    if tf.io.gfile.exists(directory):
+        old_dir = f"{directory}.old-{uuid.uuid4().hex}"
+        tf.io.gfile.rename(directory, old_dir)
+    tf.io.gfile.rename(tmp_dir, directory)
+    if old_dir:
+        tf.io.gfile.rmtree(old_dir)
 
 
 def load(export_dir):

@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import random
 import time
+import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import app
@@ -43,7 +44,9 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from data import example_encoding, fileio
 from data import text_corpus
+from data import tokenization
 from data.pretraining_input import FEATURE_NAMES, INFO_SUFFIX
 
 FLAGS = flags.FLAGS
@@ -84,18 +87,37 @@ class Vocab:
     sep_id: int
     mask_id: int
     pad_id: int
-    is_continuation: np.ndarray  # bool [size]: token starts with "##".
+    is_continuation: np.ndarray  # bool [size]: token continues the word before it.
 
     @classmethod
     def from_tokenizer(cls, tokenizer) -> "Vocab":
+        """From a WordPiece `FullTokenizer` or a `SentencePieceTokenizer`.
+
+        A WordPiece token continues a word when it starts with "##"; a SentencePiece
+        piece when it does not start a word (`SentencePieceTokenizer.is_word_start`:
+        no "▁" marker, not special, not punctuation).
+        """
         tokens = list(tokenizer.vocab)
+        special = {"[CLS]": tokenizer.cls_id, "[SEP]": tokenizer.sep_id}
+        special.update({"[MASK]": tokenizer.mask_id, "[PAD]": tokenizer.pad_id})
+        missing = [name for name, token_id in special.items() if token_id is None]
+        if missing:
+            source = getattr(tokenizer, "model_file", None) or getattr(tokenizer, "vocab_file", "")
+            raise ValueError(
+                f"{source}: the vocabulary has no {', '.join(missing)}; pretraining data "
+                "needs [CLS], [SEP], [MASK] and [PAD] (data.learn_vocab adds them)."
+            )
+        if isinstance(tokenizer, tokenization.SentencePieceTokenizer):
+            is_continuation = [not tokenizer.is_word_start(t) for t in tokens]
+        else:
+            is_continuation = [t.startswith("##") for t in tokens]
         return cls(
             size=len(tokens),
-            cls_id=tokenizer.vocab["[CLS]"],
-            sep_id=tokenizer.vocab["[SEP]"],
-            mask_id=tokenizer.vocab["[MASK]"],
-            pad_id=tokenizer.vocab["[PAD]"],
-            is_continuation=np.array([t.startswith("##") for t in tokens]),
+            cls_id=special["[CLS]"],
+            sep_id=special["[SEP]"],
+            mask_id=special["[MASK]"],
+            pad_id=special["[PAD]"],
+            is_continuation=np.array(is_continuation, bool),
         )
 
 
@@ -160,8 +182,8 @@ def _compiled_tokenizers(tokenizer):
 
 @functools.lru_cache(maxsize=4)
 def _compiled_tokenizers_for(vocab_file: str, vocab: Tuple[str, ...], do_lower_case: bool):
-    """Keyed by the vocabulary, not the tokenizer object: building the tables and
-    tracing both functions costs ~0.4 s, once per process and vocabulary."""
+    """Keyed by the vocabulary, not the tokenizer object, so the tables are built and
+    both functions traced once per process and vocabulary."""
     import tensorflow as tf
 
     from data import tokenization
@@ -179,6 +201,8 @@ def tokenize_sentences(
     sentences: Sequence[str], tokenizer, batch_size: int = 8192
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Token ids of many sentences: (flat int32 ids, int64 lengths)."""
+    if isinstance(tokenizer, tokenization.SentencePieceTokenizer):
+        return _tokenize_sentences_spm(sentences, tokenizer, batch_size)
     import tensorflow as tf  # Only the main process uses TensorFlow.
 
     # Printable ASCII only: control characters take the exact path.
@@ -204,6 +228,23 @@ def tokenize_sentences(
         local_starts = np.concatenate([[0], np.cumsum(batch_lengths)[:-1]])
         flat[np.repeat(starts[batch] - local_starts, batch_lengths) + np.arange(len(ids))] = ids
     return flat, lengths
+
+
+def _tokenize_sentences_spm(
+    sentences: Sequence[str], tokenizer, batch_size: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """SentencePiece ids of many sentences (its C++ batch encoder, exact)."""
+    lengths = np.zeros([len(sentences)], np.int64)
+    pieces: List[np.ndarray] = []
+    progress = Progress("tokenize", total=len(sentences), unit="sentences")
+    for start in range(0, len(sentences), batch_size):
+        batch = tokenizer.tokenize_batch_to_ids(sentences[start : start + batch_size])
+        lengths[start : start + len(batch)] = [len(ids) for ids in batch]
+        pieces.extend(np.asarray(ids, np.int32) for ids in batch)
+        progress.update(len(batch))
+    progress.done()
+    flat = np.concatenate(pieces) if pieces else np.zeros([0], np.int32)
+    return flat.astype(np.int32), lengths
 
 
 def tokenize_corpus(documents: Sequence[Sequence[str]], tokenizer) -> TokenizedCorpus:
@@ -469,148 +510,29 @@ def create_instances(
 # -----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=65536)
-def _varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative int."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _varint_words(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Varint bytes (little-endian in a uint32) and byte counts of `values`."""
-    values = values.astype(np.uint32)
-    num_bytes = 1 + (values >= 1 << 7).astype(np.uint8) + (values >= 1 << 14) + (values >= 1 << 21)
-    words = np.zeros(values.shape, np.uint32)
-    for i in range(4):  # 7-bit groups, low first, with continuation bits.
-        group = (values >> 7 * i) & 0x7F
-        if i < 3:
-            group |= np.where(num_bytes > i + 1, 0x80, 0).astype(np.uint32)
-        words |= group << 8 * i
-    return words.astype("<u4"), num_bytes
-
-
-@functools.lru_cache(maxsize=8)
-def _varint_table(size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """`_varint_words` of 0..size-1, to encode token ids by lookup."""
-    return _varint_words(np.arange(size))
-
-
-def _packed_varints(values: np.ndarray) -> Tuple[bytes, np.ndarray]:
-    """Protobuf varints of a [n, k] array of ints in [0, 2**28), all rows
-    concatenated; returns (bytes, [n + 1] row byte offsets)."""
-    n, k = values.shape
-    if not values.size:
-        return b"", np.zeros([n + 1], np.int64)
-    low, high = int(values.min()), int(values.max())
-    if low < 0 or high >= 1 << 28:
-        raise ValueError("Feature values must be in [0, 2**28) for the varint encoder.")
-    if high < 0x80:  # One byte per value.
-        return values.astype(np.uint8).tobytes(), np.arange(n + 1) * k
-    if high < 1 << 22:  # Vocabulary-sized values: table lookup.
-        words, num_bytes = _varint_table(1 << max(high.bit_length(), 14))
-        words, num_bytes = words[values], num_bytes[values]
-    else:
-        words, num_bytes = _varint_words(values)
-    used = np.arange(4, dtype=np.uint8) < num_bytes[..., None]
-    encoded = words.view(np.uint8).reshape(-1)[used.reshape(-1)]
-    offsets = np.concatenate([[0], np.cumsum(num_bytes.sum(axis=1, dtype=np.int64))])
-    return encoded.tobytes(), offsets
-
-
-class _FeatureHeaders:
-    """Protobuf bytes of a Features map entry up to its payload, per payload size.
-
-    Entry = key (field 1) + Feature (field 2) holding an Int64List (field 3)
-    or FloatList (field 2) whose packed values are field 1.
-    """
-
-    def __init__(self, name: str, is_float: bool):
-        self.key = b"\x0a" + _varint(len(name)) + name.encode()
-        self.list_tag = b"\x12" if is_float else b"\x1a"
-        self.cache: Dict[int, bytes] = {}
-
-    def __call__(self, payload_size: int) -> bytes:
-        header = self.cache.get(payload_size)
-        if header is None:
-            packed = b"\x0a" + _varint(payload_size)
-            value_list = self.list_tag + _varint(len(packed) + payload_size)
-            feature_size = len(value_list) + len(packed) + payload_size
-            entry = self.key + b"\x12" + _varint(feature_size) + value_list + packed
-            header = b"\x0a" + _varint(len(entry) + payload_size) + entry
-            self.cache[payload_size] = header
-        return header
-
-
-# Map entries in sorted key order: the bytes equal protobuf's deterministic
-# serialization of the same tf.train.Example (checked in the tests).
-_SORTED_FEATURES = sorted(FEATURE_NAMES)
-_HEADERS = {name: _FeatureHeaders(name, name == "masked_lm_weights") for name in FEATURE_NAMES}
-
-
 def serialize_instances(instances: Instances) -> List[bytes]:
     """Serialized tf.train.Example of each instance, with the original features
     (int64 lists, and a float list for masked_lm_weights).
 
-    Encoded with numpy for all instances at once (building protobuf messages
-    one by one would be the slowest step of the whole pipeline). Features
-    whose encoding has the same size in every record (0/1 masks, weights,
-    small positions) are laid out as one fixed-width byte block per record.
+    Encoded for all instances at once by `data.example_encoding` (building
+    protobuf messages one by one would be the slowest step of the pipeline);
+    the bytes equal protobuf's deterministic serialization.
     """
-    n, seq_length = instances.input_ids.shape
+    seq_length = instances.input_ids.shape[1]
     grid = np.arange(seq_length)[None, :]
     input_mask = grid < instances.lengths[:, None]
     segment_ids = input_mask & (grid >= instances.segment_a_lengths[:, None])
-    weights = instances.masked_lm_weights.astype("<f4")
-    encoded = {
-        "input_ids": _packed_varints(instances.input_ids),
-        "input_mask": _packed_varints(input_mask),
-        "segment_ids": _packed_varints(segment_ids),
-        "masked_lm_positions": _packed_varints(instances.masked_lm_positions),
-        "masked_lm_ids": _packed_varints(instances.masked_lm_ids),
-        "masked_lm_weights": (weights.tobytes(), np.arange(n + 1) * weights.shape[1] * 4),
-        "next_sentence_labels": _packed_varints(instances.is_random_next[:, None]),
+    features = {
+        "input_ids": instances.input_ids,
+        "input_mask": input_mask,
+        "segment_ids": segment_ids,
+        "masked_lm_positions": instances.masked_lm_positions,
+        "masked_lm_ids": instances.masked_lm_ids,
+        "masked_lm_weights": instances.masked_lm_weights,
+        "next_sentence_labels": instances.is_random_next[:, None],
     }
-    # Consecutive fixed-size entries (header + payload) become one block.
-    parts = []  # ("block", bytes, width) or ("varying", header, bytes, offsets)
-    block: List[np.ndarray] = []
-
-    def flush():
-        if block:
-            array = np.concatenate(block, axis=1)
-            parts.append(("block", array.tobytes(), array.shape[1]))
-            block.clear()
-
-    for name in _SORTED_FEATURES:
-        data, offsets = encoded[name]
-        sizes = np.diff(offsets)
-        if n and np.all(sizes == sizes[0]):
-            header = np.frombuffer(_HEADERS[name](int(sizes[0])), np.uint8)
-            block.append(np.broadcast_to(header, (n, len(header))))
-            block.append(np.frombuffer(data, np.uint8).reshape(n, int(sizes[0])))
-        else:
-            flush()
-            parts.append(("varying", _HEADERS[name], data, offsets.tolist()))
-    flush()
-
-    records = []
-    for row in range(n):
-        pieces = []
-        for part in parts:
-            if part[0] == "block":
-                width = part[2]
-                pieces.append(part[1][row * width : (row + 1) * width])
-            else:
-                _, header, data, offsets = part
-                start, end = offsets[row], offsets[row + 1]
-                pieces.append(header(end - start))
-                pieces.append(data[start:end])
-        body = b"".join(pieces)
-        records.append(b"\x0a" + _varint(len(body)) + body)
-    return records
+    assert set(features) == set(FEATURE_NAMES)
+    return example_encoding.serialize_examples(features, float_features=("masked_lm_weights",))
 
 
 # -----------------------------------------------------------------------------
@@ -742,7 +664,8 @@ def write_records(
 ) -> List[int]:
     """Shuffles the records (seeded), writes them round-robin over `paths`.
 
-    Each file is written under a temporary name and renamed when complete, so
+    Each file is streamed to a temporary name and renamed when complete (its
+    `.info.json` is written atomically by `data.fileio` just before), so
     a failure never leaves partial output under a final name.
     """
     import tensorflow as tf
@@ -753,7 +676,7 @@ def write_records(
         directory = os.path.dirname(path)
         if directory:
             tf.io.gfile.makedirs(directory)
-        temporary = f"{path}.tmp-{os.getpid()}"
+        temporary = f"{path}.tmp-{uuid.uuid4().hex[:12]}"  # As data.fileio names them.
         try:
             with tf.io.TFRecordWriter(temporary) as writer:
                 shard_order = order[shard :: len(paths)]
@@ -761,14 +684,12 @@ def write_records(
                     writer.write(records[index])
             if info is not None:
                 shard_info = dict(info, num_instances=int(len(shard_order)))
-                with tf.io.gfile.GFile(temporary + INFO_SUFFIX, "w") as f:
-                    json.dump(shard_info, f, indent=2)
-                tf.io.gfile.rename(temporary + INFO_SUFFIX, path + INFO_SUFFIX, overwrite=True)
+                # json.dumps as before (no trailing newline): output unchanged.
+                fileio.write_atomic(path + INFO_SUFFIX, json.dumps(shard_info, indent=2))
             tf.io.gfile.rename(temporary, path, overwrite=True)
         except BaseException:
-            for leftover in (temporary, temporary + INFO_SUFFIX):
-                if tf.io.gfile.exists(leftover):
-                    tf.io.gfile.remove(leftover)
+            if tf.io.gfile.exists(temporary):
+                tf.io.gfile.remove(temporary)
             raise
         counts.append(len(shard_order))
     return counts
@@ -849,9 +770,21 @@ def define_flags():
         None,
         "Output TFRecord file(s): comma-separated, or a prefix with --num_output_shards.",
     )
-    flags.DEFINE_string("vocab_file", None, "The vocabulary file of the BERT model.")
+    flags.DEFINE_string("vocab_file", None, "The WordPiece vocabulary file of the BERT model.")
+    flags.DEFINE_string(
+        "spm_model_file",
+        None,
+        "A SentencePiece model (e.g. from data.learn_vocab --kind=sentencepiece), instead "
+        "of --vocab_file. It needs the pieces [CLS], [SEP], [MASK] and [PAD].",
+    )
     flags.DEFINE_bool("do_lower_case", True, "Lower-case the input text (uncased models).")
-    flags.DEFINE_bool("do_whole_word_mask", False, "Mask all WordPieces of a word together.")
+    flags.DEFINE_bool(
+        "do_whole_word_mask",
+        False,
+        "Mask all pieces of a word together (WordPiece: a word is a piece and its "
+        '"##" continuations; SentencePiece: a piece starting with "\u2581" and the '
+        "pieces after it).",
+    )
     flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
     flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum masked LM predictions.")
     flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
@@ -885,12 +818,18 @@ def define_flags():
 
 
 def main(_):
-    from data import tokenization
-
     if not FLAGS.input_file and not FLAGS.hf_dataset:
         raise app.UsageError("Give --input_file and/or --hf_dataset.")
     input_files = text_corpus.expand_file_patterns(FLAGS.input_file) if FLAGS.input_file else []
-    tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+    if bool(FLAGS.vocab_file) == bool(FLAGS.spm_model_file):
+        raise app.UsageError(
+            "Give exactly one of --vocab_file (WordPiece) and --spm_model_file (SentencePiece)."
+        )
+    tokenizer = tokenization.create_tokenizer(
+        vocab_file=FLAGS.vocab_file or None,
+        spm_model_file=FLAGS.spm_model_file or None,
+        do_lower_case=FLAGS.do_lower_case,
+    )
     options = InstanceOptions(
         max_seq_length=FLAGS.max_seq_length,
         max_predictions_per_seq=FLAGS.max_predictions_per_seq,
@@ -921,5 +860,5 @@ def main(_):
 
 if __name__ == "__main__":
     define_flags()
-    flags.mark_flags_as_required(["output_file", "vocab_file"])
+    flags.mark_flags_as_required(["output_file"])
     app.run(main)

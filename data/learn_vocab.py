@@ -23,9 +23,10 @@ symbols [CLS], [SEP], [MASK] (ids 2, 3, 4); with --do_lower_case the model
 case-folds by itself (normalization rule nmt_nfkc_cf; special tokens are
 then inserted as ids, since "[CLS]" in raw text is case-folded like any other
 text). The model is written
-to --output and its piece list to the same name with the suffix ".vocab".
+to --output and its piece list to the same name with the suffix ".vocab". Use it
+with `--spm_model_file` of `data.create_pretraining_data` (and of run_squad).
 
-Outputs are written to a temporary name and renamed when complete.
+Outputs are written atomically (`data.fileio`).
 """
 
 import collections
@@ -39,7 +40,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from data import tokenization
+from data import fileio, tokenization
 
 FLAGS = flags.FLAGS
 
@@ -208,17 +209,6 @@ def _next_threshold(low, high, tried, target) -> int:
     return min(max(round(guess), low), high)
 
 
-def write_lines_atomically(path: str, lines: Iterable[str]) -> None:
-    """Writes one line per item to `path` via a temporary file and a rename."""
-    import tensorflow as tf
-
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        for line in lines:
-            f.write(line + "\n")
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def train_sentencepiece(
     lines: Iterable[str],
     model_file: str,
@@ -229,7 +219,6 @@ def train_sentencepiece(
 ) -> str:
     """Trains a SentencePiece model; writes `model_file` and its .vocab."""
     import sentencepiece as spm
-    import tensorflow as tf
 
     model_file = os.fspath(model_file)
     prefix = model_file[: -len(".model")] if model_file.endswith(".model") else model_file
@@ -253,10 +242,10 @@ def train_sentencepiece(
             hard_vocab_limit=False,  # Small corpora may not reach vocab_size.
             minloglevel=2,
         )
-        # Copy beside the target, then rename: no partial file with the real name.
+        # The model last: its presence means the pair is complete.
         for src, dst in ((tmp_prefix + ".vocab", vocab_file), (tmp_prefix + ".model", model_file)):
-            tf.io.gfile.copy(src, f"{dst}.tmp-{os.getpid()}", overwrite=True)
-            tf.io.gfile.rename(f"{dst}.tmp-{os.getpid()}", dst, overwrite=True)
+            with open(src, "rb") as f:
+                fileio.write_atomic(dst, f.read())
     return model_file
 
 
@@ -273,7 +262,7 @@ def main(argv):
         vocab = learn_wordpiece_vocab(
             lines, FLAGS.vocab_size, FLAGS.do_lower_case, min_count=FLAGS.min_count
         )
-        write_lines_atomically(FLAGS.output, vocab)
+        fileio.write_atomic(FLAGS.output, "".join(token + "\n" for token in vocab))
         size = len(vocab)
     else:
         train_sentencepiece(lines, FLAGS.output, FLAGS.vocab_size, FLAGS.do_lower_case)

@@ -10,17 +10,26 @@ dynamic masking of unmasked records, prefetch.
                             input_context=ctx, seed=1)
 
 `batch_size` is the per-input-pipeline batch (`ctx.get_per_replica_batch_size`
-times replicas per host). A malformed record fails with its file's name.
+times replicas per host). A malformed record fails with its file's name. A truncated or
+corrupt file (an unreadable TFRecord) raises TensorFlow's DataLossError, which names no file:
+`find_corrupt_file` then finds and names it (`bert.run_pretraining` does this). With
+`skip_corrupt_records=True` each file is read as its own `TFRecordDataset` whose bytes are
+accounted (`read_records_checked`), and the rest of a bad file is skipped, with a WARNING
+naming it and running counts kept in a `CorruptRecordCounter`.
 """
 
 import json
 import os
 import random
+import threading
 from typing import Dict, List, Optional, Sequence, Union
 
 import tensorflow as tf
+from absl import logging
 
 AUTOTUNE = tf.data.AUTOTUNE
+BERT_MASK_ID = 103  # [MASK] of the original BERT vocabularies.
+BERT_SPECIAL_IDS = (0, 101, 102)  # [PAD], [CLS], [SEP] of the original BERT vocabularies.
 INFO_SUFFIX = ".info.json"  # Written next to unmasked files by create_pretraining_data.
 FEATURE_NAMES = (
     "input_ids",
@@ -117,6 +126,42 @@ def _check_first_record(
         )
 
 
+def check_vocab_size(file_pattern, vocab_size: int, model_source: str = "") -> None:
+    """Refuses records made with another vocabulary than the model's.
+
+    `create_pretraining_data` records its vocabulary size in `<file>.info.json`; ids from a
+    larger vocabulary would index past the model's embedding table (clamped silently under
+    XLA), from a smaller one mean the wrong vocabulary. Files without the side file pass.
+    """
+    first = list_files(file_pattern)[0]
+    info = _read_info(first) or {}
+    if "vocab_size" in info and int(info["vocab_size"]) != vocab_size:
+        source = f" ({model_source})" if model_source else ""
+        raise ValueError(
+            f"{first + INFO_SUFFIX}: the records were made with a vocabulary of "
+            f"{info['vocab_size']} entries, but the model's vocab_size is {vocab_size}{source}"
+        )
+
+
+def find_corrupt_file(file_pattern) -> Optional[ValueError]:
+    """The error naming the first file of `file_pattern` that does not read to its end.
+
+    For a host that caught TensorFlow's DataLossError (which names no file) from a dataset
+    of `build_dataset`: each file is read once more, so call it only after such an error.
+    None if every file reads (the error was elsewhere, e.g. a transient read failure).
+    """
+    for path in list_files(file_pattern):
+        try:
+            check_all_records(path)
+        except ValueError as error:
+            return ValueError(
+                f"Corrupt TFRecord file: {error} Skip the rest of such files with "
+                "skip_corrupt_records=True (--skip_corrupt_records), or scan every file up "
+                "front with check_every_record=True."
+            )
+    return None
+
+
 def check_all_records(path: str):
     """Reads every record of `path` (checking TFRecord CRCs); raises ValueError
     naming the file and the record number at the first corrupt record."""
@@ -128,6 +173,125 @@ def check_all_records(path: str):
         raise ValueError(
             f"{path}: corrupt TFRecord after {count} good record(s) ({e.message.strip()})."
         ) from None
+
+
+class CorruptRecordCounter:
+    """Running counts of the corrupt file tails that `build_dataset` skipped.
+
+    With `skip_corrupt_records=True` every skip (a file whose records stop being readable
+    before its end: truncated, bad length or CRC) logs a WARNING naming the file, and is
+    counted here; `metrics()` gives the counts for logs and summaries. A corrupt file is
+    skipped again at each pass over the data, so `corrupt_tails_skipped` keeps growing with
+    the epochs while `corrupt_files` counts distinct files. The records in a skipped tail
+    cannot be counted (their framing is lost); `corrupt_bytes_skipped` measures them.
+    Reports come from tf.data's threads (through `tf.py_function`, so the input pipeline
+    must run in this Python process, as it does on TPU VMs and with Mirrored strategies).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._files = set()
+        self._tails = 0
+        self._bytes = 0
+
+    def report(self, path, good_records, offset, size) -> bool:
+        """Counts and logs one skipped tail (called by the input pipeline); returns False."""
+        path = path.numpy().decode("utf-8") if hasattr(path, "numpy") else str(path)
+        good_records, offset, size = int(good_records), int(offset), int(size)
+        with self._lock:  # Logged under the lock so that the running counts are in order.
+            self._files.add(path)
+            self._tails += 1
+            self._bytes += size - offset
+            logging.warning(
+                "Corrupt TFRecord file %s: unreadable record starting at byte offset %d of %d "
+                "after %d good record(s); skipped the remaining %d byte(s) of the file "
+                "(skip_corrupt_records). Running count: %d corrupt tail(s) skipped in %d file(s).",
+                path,
+                offset,
+                size,
+                good_records,
+                size - offset,
+                self._tails,
+                len(self._files),
+            )
+        return False
+
+    def metrics(self) -> Dict[str, int]:
+        """{"corrupt_files", "corrupt_tails_skipped", "corrupt_bytes_skipped"} so far."""
+        with self._lock:
+            return {
+                "corrupt_files": len(self._files),
+                "corrupt_tails_skipped": self._tails,
+                "corrupt_bytes_skipped": self._bytes,
+            }
+
+
+# TFRecord framing around each record's data: length (8), its CRC (4), data CRC (4).
+_RECORD_OVERHEAD = 16
+_CHECK_CHUNK = 256  # Records accounted per step (per-record tf.data functions are slow).
+
+
+def read_records_checked(
+    path,
+    size,
+    skip_corrupt_records: bool = False,
+    counter: Optional[CorruptRecordCounter] = None,
+) -> tf.data.Dataset:
+    """The records of one uncompressed TFRecord file of `size` bytes, checked to its end.
+
+    The file is read until its first unreadable record (`ignore_errors` ends a
+    `TFRecordDataset` of one file there) and the bytes of the records read are summed, so
+    stopping short of `size` means a truncated or corrupt tail. Then this fails (an
+    InvalidArgumentError naming the file, the byte offset where the bad record starts and
+    the good records before it) or, with `skip_corrupt_records`, reports the file to
+    `counter` and ends it there. The offset is TensorFlow's "truncated record at <offset>";
+    its "corrupted record at <offset>" (a bad data CRC) points 12 bytes later, at the data.
+    `path` and `size` may be tensors (inside an interleave).
+    """
+    path = tf.convert_to_tensor(path, tf.string)
+    size = tf.cast(size, tf.int64)
+    counter = counter or DEFAULT_CORRUPT_RECORD_COUNTER
+
+    def corrupt_tail(count, offset):
+        if skip_corrupt_records:
+            reported = tf.py_function(counter.report, [path, count, offset, size], tf.bool)
+            return tf.ensure_shape(reported, [])
+        message = tf.strings.join(
+            [
+                "Corrupt TFRecord file ",
+                path,
+                ": unreadable record starting at byte offset ",
+                tf.strings.as_string(offset),
+                " of ",
+                tf.strings.as_string(size),
+                " after ",
+                tf.strings.as_string(count),
+                (
+                    " good record(s) (truncated, or a bad length or CRC). Skip the rest of such "
+                    "files with skip_corrupt_records=True (--skip_corrupt_records), or scan "
+                    "every file up front with check_every_record=True."
+                ),
+            ]
+        )
+        with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+            return tf.constant(False)
+
+    def account(state, chunk):
+        # state: [records, bytes] read so far. The empty chunk appended below marks the end.
+        num = tf.size(chunk, tf.int64)
+        num_bytes = tf.reduce_sum(tf.cast(tf.strings.length(chunk), tf.int64))
+        state = state + tf.stack([num, num_bytes + _RECORD_OVERHEAD * num])
+        short = tf.equal(num, 0) & tf.less(state[1], size)
+        check = tf.cond(short, lambda: corrupt_tail(state[0], state[1]), lambda: tf.constant(False))
+        with tf.control_dependencies([check]):
+            return state, tf.identity(chunk)
+
+    chunks = tf.data.TFRecordDataset(path).ignore_errors(log_warning=True).batch(_CHECK_CHUNK)
+    chunks = chunks.concatenate(tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)))
+    return chunks.scan(tf.zeros([2], tf.int64), account).unbatch()
+
+
+DEFAULT_CORRUPT_RECORD_COUNTER = CorruptRecordCounter()
 
 
 def _read_info(path: str) -> Optional[dict]:
@@ -178,9 +342,9 @@ def dynamic_mask(
     seed,
     max_predictions_per_seq: int,
     vocab_size: int,
-    mask_token_id: int = 103,
+    mask_token_id: int = BERT_MASK_ID,
     masked_lm_prob: float = 0.15,
-    special_token_ids: Sequence[int] = (0, 101, 102),
+    special_token_ids: Sequence[int] = BERT_SPECIAL_IDS,
 ) -> Dict[str, tf.Tensor]:
     """Masks a batch of unmasked features, BERT's rule, with stateless randomness.
 
@@ -246,14 +410,16 @@ def build_dataset(
     seed: Optional[int] = None,
     dynamic_masking: bool = False,
     vocab_size: Optional[int] = None,
-    mask_token_id: int = 103,
+    mask_token_id: Optional[int] = None,
     masked_lm_prob: float = 0.15,
-    special_token_ids: Sequence[int] = (0, 101, 102),
+    special_token_ids: Optional[Sequence[int]] = None,
     num_parallel_calls: int = AUTOTUNE,
     shuffle_buffer_size: int = 10000,
     cycle_length: int = 8,
     validate_files: bool = True,
     check_every_record: bool = False,
+    skip_corrupt_records: bool = False,
+    corrupt_record_counter: Optional[CorruptRecordCounter] = None,
 ) -> tf.data.Dataset:
     """The pretraining dataset of dicts with static shapes (drop_remainder).
 
@@ -270,15 +436,23 @@ def build_dataset(
         pipelines), so pipelines see disjoint data.
       seed: makes shuffling and dynamic masks deterministic.
       dynamic_masking: mask unmasked records here, freshly for every batch
-        (so every epoch); `vocab_size` is read from the `.info.json` written
-        by create_pretraining_data when not given.
+        (so every epoch). `vocab_size`, `mask_token_id` and `special_token_ids`
+        (never masked: [PAD], [CLS], [SEP]) are read from the `.info.json` written
+        by create_pretraining_data when not given, so records of any vocabulary
+        (a learned WordPiece vocab, a SentencePiece model) get their own ids.
+        Without an info file the ids default to BERT's (103; 0, 101, 102).
       validate_files: parse the first record of every file up front so that
         a wrong or unmasked/masked-mismatched file fails early with its name.
         Later records with a missing or wrongly sized feature fail at read
         time, also naming their file.
       check_every_record: also read all records up front, so that TFRecord
-        corruption (bad length or CRC, which TensorFlow reports without a
-        file name) fails here naming the file. Costs one pass over the data.
+        corruption (truncation, bad length or CRC) fails here naming the file
+        rather than when it is reached. Costs one pass over the data.
+      skip_corrupt_records: at read time, skip the rest of a file from its first
+        unreadable record on, with a WARNING naming the file and the byte offset,
+        instead of failing with TensorFlow's DataLossError (see `find_corrupt_file`).
+        Never silent: each skip is counted in `corrupt_record_counter` (default:
+        DEFAULT_CORRUPT_RECORD_COUNTER). Costs a little per record, so it is off by default.
     """
     files = list_files(file_pattern)
     if validate_files:
@@ -287,14 +461,22 @@ def build_dataset(
     if check_every_record:
         for path in files:
             check_all_records(path)
-    if dynamic_masking and vocab_size is None:
-        info = _read_info(files[0])
-        if info is None or "vocab_size" not in info:
-            raise ValueError(
-                f"dynamic_masking needs vocab_size: pass it, or keep the "
-                f"{files[0] + INFO_SUFFIX} written by create_pretraining_data."
+    if dynamic_masking:
+        info = _read_info(files[0]) or {}
+        if vocab_size is None:
+            if "vocab_size" not in info:
+                raise ValueError(
+                    f"dynamic_masking needs vocab_size: pass it, or keep the "
+                    f"{files[0] + INFO_SUFFIX} written by create_pretraining_data."
+                )
+            vocab_size = int(info["vocab_size"])
+        if mask_token_id is None:
+            mask_token_id = int(info.get("mask_id", BERT_MASK_ID))
+        if special_token_ids is None:
+            special_token_ids = tuple(
+                int(info.get(key, default))
+                for key, default in zip(("pad_id", "cls_id", "sep_id"), BERT_SPECIAL_IDS)
             )
-        vocab_size = int(info["vocab_size"])
 
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
@@ -302,13 +484,20 @@ def build_dataset(
     if shard_files:
         files = files[pipeline_id::num_pipelines]
     deterministic = seed is not None
+    # File sizes only for the end-of-file accounting of skip_corrupt_records.
+    sizes = [tf.io.gfile.stat(path).length if skip_corrupt_records else 0 for path in files]
 
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = tf.data.Dataset.from_tensor_slices((files, tf.constant(sizes, tf.int64)))
     if is_training:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
 
-    def read_file(path):
-        records = tf.data.TFRecordDataset(path)
+    def read_file(path, size):
+        if skip_corrupt_records:
+            records = read_records_checked(path, size, True, corrupt_record_counter)
+        else:
+            # Plain reading costs nothing extra; a corrupt file then raises TensorFlow's
+            # DataLossError, which `find_corrupt_file` turns into one naming the file.
+            records = tf.data.TFRecordDataset(path)
         if num_pipelines > 1 and not shard_files:
             # Sharding each file's records keeps pipelines disjoint whatever
             # order the (possibly non-deterministic) interleave produces.

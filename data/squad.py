@@ -38,6 +38,7 @@ from data.squad_data import (  # noqa: F401
     convert_examples_to_features,
     feature_to_tf_example,
     features_to_arrays,
+    orig_text_of_span,
     read_examples,
     read_squad_examples,
     read_squad_hf_examples,
@@ -50,7 +51,7 @@ from data.squad_postprocess import (  # noqa: F401
     RawResult,
     compute_predictions,
     get_final_text,
+    prediction_text,
     raw_results_from_arrays,
-    write_json_atomic,
     write_predictions,
 )

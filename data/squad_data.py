@@ -23,7 +23,8 @@ import dataclasses
 import json
 import os
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+import uuid
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -68,7 +69,10 @@ class InputFeatures:
 
     `token_to_orig_map` and `token_is_max_context` are keyed by the position in
     `tokens` (document tokens only). start/end positions are None when the
-    example has no located answer.
+    example has no located answer. `token_to_orig_chars` (SentencePiece
+    tokenizers only, else None) gives each document token's character span
+    [start, end) inside its original word `doc_tokens[token_to_orig_map[i]]`;
+    postprocessing cuts answers out of the original text with it.
     """
 
     unique_id: int
@@ -83,6 +87,7 @@ class InputFeatures:
     start_position: Optional[int] = None
     end_position: Optional[int] = None
     is_impossible: bool = False
+    token_to_orig_chars: Optional[Dict[int, Tuple[int, int]]] = None
 
 
 # -----------------------------------------------------------------------------
@@ -361,30 +366,100 @@ def _max_context_span(doc_spans, position: int) -> int:
     return best_index
 
 
+def orig_text_of_span(
+    doc_tokens: Sequence[str],
+    token_to_orig: Mapping[int, int],
+    token_chars: Mapping[int, Tuple[int, int]],
+    start: int,
+    end: int,
+) -> str:
+    """The original text of tokens start..end (inclusive), cut at their character spans.
+
+    `token_to_orig` maps a token to its word in `doc_tokens`, `token_chars` to its
+    [start, end) characters inside that word; words are joined by one space.
+    """
+    first_word, last_word = token_to_orig[start], token_to_orig[end]
+    first_char, end_char = token_chars[start][0], token_chars[end][1]
+    if first_word == last_word:
+        return doc_tokens[first_word][first_char:end_char]
+    words = [doc_tokens[first_word][first_char:]]
+    words.extend(doc_tokens[first_word + 1 : last_word])
+    words.append(doc_tokens[last_word][:end_char])
+    return " ".join(words).strip()
+
+
+def _improve_answer_span_by_text(
+    doc_tokens: Sequence[str],
+    tok_to_orig_index: Sequence[int],
+    tok_chars: Sequence[Tuple[int, int]],
+    input_start: int,
+    input_end: int,
+    orig_answer_text: str,
+):
+    """The tightest token span inside the word span whose original text is the answer.
+
+    For tokenizers with character spans (SentencePiece), whose pieces neither split
+    at punctuation nor survive normalization unchanged, so that the reference's
+    comparison of token strings rarely finds "1895" inside "(1895-1943).". If no
+    span spells the answer exactly (it starts or ends inside a piece), the tightest
+    span containing it.
+    """
+    answer = " ".join(orig_answer_text.split())
+
+    def text(start, end):
+        return orig_text_of_span(doc_tokens, tok_to_orig_index, tok_chars, start, end)
+
+    containing = None
+    for new_start in range(input_start, input_end + 1):
+        for new_end in range(input_end, new_start - 1, -1):
+            span_text = text(new_start, new_end)
+            if span_text == answer:
+                return new_start, new_end
+            if answer not in span_text:
+                break  # Shorter spans from this start cannot contain it either.
+            if containing is None or new_end - new_start < containing[1] - containing[0]:
+                containing = (new_start, new_end)
+    return containing or (input_start, input_end)
+
+
 class _TokenizationCache:
-    """Memoizes WordPiece per word and per context (contexts repeat per question)."""
+    """Memoizes tokenization per word and per context (contexts repeat per question).
+
+    Words are tokenized one at a time, so every piece belongs to one whitespace
+    word. With a tokenizer that has `tokenize_with_offsets` (SentencePiece), each
+    piece's character span inside its word is kept too.
+    """
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
-        self.words: Dict[str, List[str]] = {}
+        self.with_offsets = getattr(tokenizer, "tokenize_with_offsets", None)
+        self.words: Dict[str, tuple] = {}
         self.docs: Dict[int, tuple] = {}
 
-    def tokenize_word(self, word: str) -> List[str]:
-        pieces = self.words.get(word)
-        if pieces is None:
-            pieces = self.words[word] = self.tokenizer.tokenize(word)
-        return pieces
+    def tokenize_word(self, word: str):
+        """(pieces, character spans or None) of one word."""
+        cached = self.words.get(word)
+        if cached is None:
+            if self.with_offsets is not None:
+                cached = self.words[word] = self.with_offsets(word)
+            else:
+                cached = self.words[word] = (self.tokenizer.tokenize(word), None)
+        return cached
 
     def tokenize_doc(self, doc_tokens: List[str]):
         cached = self.docs.get(id(doc_tokens))
         if cached is not None and cached[0] is doc_tokens:
             return cached[1:]
         tok_to_orig_index, orig_to_tok_index, all_doc_tokens = [], [], []
+        tok_chars = [] if self.with_offsets is not None else None
         for i, word in enumerate(doc_tokens):
             orig_to_tok_index.append(len(all_doc_tokens))
-            for piece in self.tokenize_word(word):
+            pieces, spans = self.tokenize_word(word)
+            for piece in pieces:
                 tok_to_orig_index.append(i)
                 all_doc_tokens.append(piece)
+            if tok_chars is not None:
+                tok_chars.extend(spans)
         doc_ids = self.tokenizer.convert_tokens_to_ids(all_doc_tokens)
         # Keeping doc_tokens in the value keeps its id() from being reused.
         self.docs[id(doc_tokens)] = (
@@ -393,8 +468,9 @@ class _TokenizationCache:
             orig_to_tok_index,
             all_doc_tokens,
             doc_ids,
+            tok_chars,
         )
-        return tok_to_orig_index, orig_to_tok_index, all_doc_tokens, doc_ids
+        return tok_to_orig_index, orig_to_tok_index, all_doc_tokens, doc_ids, tok_chars
 
 
 def convert_examples_to_features(
@@ -409,11 +485,15 @@ def convert_examples_to_features(
 ) -> List[InputFeatures]:
     """Converts examples to windowed features (the reference algorithm).
 
-    Answer positions are labelled whenever an example has a located answer (or is
-    impossible), also for evaluation; `is_training` only matters for checks.
-    Returns the features (and also passes each to `output_fn` if given).
+    `tokenizer` is a WordPiece `FullTokenizer` or a `SentencePieceTokenizer`
+    (`data.tokenization.create_tokenizer`). Answer positions are labelled whenever
+    an example has a located answer (or is impossible), also for prediction, where
+    they serve oracle checks; prediction features of examples without a located
+    answer get None. With `is_training` every feature must be labelled: an example
+    without a located answer is an error (naming its question id) rather than an
+    unlabelled training feature. Returns the features (and also passes each to
+    `output_fn` if given).
     """
-    del is_training  # Labelling depends on the example only; kept for the reference API.
     cache = _TokenizationCache(tokenizer)
     cls_id, sep_id = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
     features = []
@@ -422,8 +502,8 @@ def convert_examples_to_features(
     for example_index, example in enumerate(examples):
         query_tokens = tokenizer.tokenize(example.question_text)[:max_query_length]
         query_ids = tokenizer.convert_tokens_to_ids(query_tokens)
-        tok_to_orig_index, orig_to_tok_index, all_doc_tokens, doc_ids = cache.tokenize_doc(
-            example.doc_tokens
+        tok_to_orig_index, orig_to_tok_index, all_doc_tokens, doc_ids, tok_chars = (
+            cache.tokenize_doc(example.doc_tokens)
         )
 
         tok_start = tok_end = None
@@ -435,9 +515,24 @@ def convert_examples_to_features(
                 tok_end = orig_to_tok_index[example.end_position + 1] - 1
             else:
                 tok_end = len(all_doc_tokens) - 1
-            tok_answer_text = " ".join(tokenizer.tokenize(example.orig_answer_text))
-            tok_start, tok_end = _improve_answer_span(
-                all_doc_tokens, tok_start, tok_end, tok_answer_text
+            if tok_chars is None:
+                tok_answer_text = " ".join(tokenizer.tokenize(example.orig_answer_text))
+                tok_start, tok_end = _improve_answer_span(
+                    all_doc_tokens, tok_start, tok_end, tok_answer_text
+                )
+            else:
+                tok_start, tok_end = _improve_answer_span_by_text(
+                    example.doc_tokens,
+                    tok_to_orig_index,
+                    tok_chars,
+                    tok_start,
+                    tok_end,
+                    example.orig_answer_text,
+                )
+        elif is_training:
+            raise SquadFormatError(
+                f"Question {example.qas_id!r} has no located answer, but training features "
+                "need one (read_squad_examples(..., is_training=True) skips such questions)."
             )
 
         max_tokens_for_doc = max_seq_length - len(query_tokens) - 3  # [CLS], [SEP], [SEP]
@@ -456,8 +551,11 @@ def convert_examples_to_features(
             segment_ids = [0] * doc_offset + [1] * (span_length + 1)
             token_to_orig_map = {}
             token_is_max_context = {}
+            token_to_orig_chars = None if tok_chars is None else {}
             for i in range(span_length):
                 token_to_orig_map[doc_offset + i] = tok_to_orig_index[span_start + i]
+                if token_to_orig_chars is not None:
+                    token_to_orig_chars[doc_offset + i] = tok_chars[span_start + i]
                 token_is_max_context[doc_offset + i] = (
                     _max_context_span(doc_spans, span_start + i) == doc_span_index
                 )
@@ -490,6 +588,7 @@ def convert_examples_to_features(
                 start_position=start_position,
                 end_position=end_position,
                 is_impossible=example.is_impossible,
+                token_to_orig_chars=token_to_orig_chars,
             )
             features.append(feature)
             if output_fn is not None:
@@ -548,7 +647,11 @@ class FeatureWriter:
         self.filename = os.fspath(filename)
         self.is_training = is_training
         self.num_features = 0
-        self._temp_name = f"{self.filename}.tmp-{os.getpid()}"
+        directory = os.path.dirname(self.filename)
+        if directory:
+            tf.io.gfile.makedirs(directory)
+        # Streamed, so not data.fileio.write_atomic; the temporary name is the same kind.
+        self._temp_name = f"{self.filename}.tmp-{uuid.uuid4().hex[:12]}"
         self._writer = tf.io.TFRecordWriter(self._temp_name)
 
     def process_feature(self, feature: InputFeatures) -> None:

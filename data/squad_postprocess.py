@@ -6,23 +6,27 @@ feature, the n-best start and end positions; valid spans lie in the document,
 start at a token whose window is its max-context window, end after they start
 and are at most `max_answer_length` tokens long. Spans of all windows of an
 example are ranked by start + end logit, mapped back to the original words and
-then to the original text (`get_final_text`), de-duplicated, and given softmax
-probabilities over the n-best.
+then to the original text, de-duplicated, and given softmax probabilities
+over the n-best.
+
+Mapping a token span back to the original text (`prediction_text`): for
+WordPiece, as the reference, by aligning the detokenized span with the
+basic-tokenized original words (`get_final_text`, which assumes "##"
+continuations and BERT's BasicTokenizer); for SentencePiece features, which
+carry each token's character span in its word (`token_to_orig_chars`), by
+cutting the original text at those spans, so no tokenizer is needed here.
 """
 
 import collections
 import dataclasses
-import json
 import math
-import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
-from data import tokenization
-from data.squad_data import PADDING_UNIQUE_ID, InputFeatures, SquadExample
+from data import fileio, tokenization
+from data.squad_data import PADDING_UNIQUE_ID, InputFeatures, SquadExample, orig_text_of_span
 
 N_BEST_SIZE = 20
 MAX_ANSWER_LENGTH = 30
@@ -114,6 +118,33 @@ def _detokenize(tokens: Sequence[str]) -> str:
     return " ".join(text.split())
 
 
+def prediction_text(
+    example: SquadExample, feature: InputFeatures, start: int, end: int, do_lower_case: bool
+) -> str:
+    """The original text of the token span start..end (positions in `feature.tokens`).
+
+    The one path from a predicted span to answer text, for any tokenizer:
+    SentencePiece features are cut out of the original words at their character
+    spans; WordPiece ones go through the reference's `get_final_text`
+    (`do_lower_case` must then match the tokenizer's).
+    """
+    if feature.token_to_orig_chars is not None:
+        return orig_text_of_span(
+            example.doc_tokens,
+            feature.token_to_orig_map,
+            feature.token_to_orig_chars,
+            start,
+            end,
+        )
+    orig_start = feature.token_to_orig_map[start]
+    orig_end = feature.token_to_orig_map[end]
+    return get_final_text(
+        _detokenize(feature.tokens[start : end + 1]),
+        " ".join(example.doc_tokens[orig_start : orig_end + 1]),
+        do_lower_case,
+    )
+
+
 def compute_predictions(
     examples: Sequence[SquadExample],
     features: Sequence[InputFeatures],
@@ -191,13 +222,7 @@ def compute_predictions(
             if feature is None:  # The null answer of SQuAD v2.0.
                 text = ""
             else:
-                orig_start = feature.token_to_orig_map[start]
-                orig_end = feature.token_to_orig_map[end]
-                text = get_final_text(
-                    _detokenize(feature.tokens[start : end + 1]),
-                    " ".join(example.doc_tokens[orig_start : orig_end + 1]),
-                    do_lower_case,
-                )
+                text = prediction_text(example, feature, start, end, do_lower_case)
             if text in seen:
                 continue
             seen.add(text)
@@ -227,13 +252,7 @@ def compute_predictions(
     return predictions, all_nbest, null_score_diffs
 
 
-def write_json_atomic(obj, filename) -> None:
-    """Writes `obj` as indented JSON to a temporary name, then renames it."""
-    filename = os.fspath(filename)
-    temp_name = f"{filename}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temp_name, "w") as f:
-        f.write(json.dumps(obj, indent=4, ensure_ascii=False) + "\n")
-    tf.io.gfile.rename(temp_name, filename, overwrite=True)
+JSON_INDENT = 4  # predictions.json and nbest_predictions.json, as the reference writes them.
 
 
 def write_predictions(
@@ -264,9 +283,9 @@ def write_predictions(
         null_score_diff_threshold=null_score_diff_threshold,
     )
     logging.info("Writing %d predictions to %s", len(predictions), output_prediction_file)
-    write_json_atomic(predictions, output_prediction_file)
+    fileio.write_json_atomic(output_prediction_file, predictions, indent=JSON_INDENT)
     if output_nbest_file:
-        write_json_atomic(nbest, output_nbest_file)
+        fileio.write_json_atomic(output_nbest_file, nbest, indent=JSON_INDENT)
     if version_2_with_negative and output_null_log_odds_file:
-        write_json_atomic(null_score_diffs, output_null_log_odds_file)
+        fileio.write_json_atomic(output_null_log_odds_file, null_score_diffs, indent=JSON_INDENT)
     return predictions

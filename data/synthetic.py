@@ -9,11 +9,15 @@ the region: a city was founded in some year by a person of the region, whose
 own article says that he or she founded it; a river flows through cities whose
 articles name it; a company has its headquarters in a city; and so on.
 
-Every entity gets one document: an introduction first, then its facts in a
-fixed order, with a few templates per fact and pronouns for the subject. A
-masked LM can learn co-reference, numbers and the same fact seen in several
-documents; next-sentence prediction is learnable because sentences are
-coherent and ordered.
+The words are data, the logic is code. `synthetic_world.json` (beside this
+module) holds the word lists, the name parts and, per kind of entity, the
+document plan: its statements in order, a few sentence templates each, and the
+questions a statement answers. This module invents the entities and their
+links (`_make_region`), gives each entity its values (`_person_values`, ...)
+and lets `_DocumentWriter.tell` walk the plan. A masked LM can learn
+co-reference, numbers and the same fact seen in several documents;
+next-sentence prediction is learnable because sentences are coherent and
+ordered.
 
 Every stated fact remembers where its answer is in the document, which gives
 SQuAD v1.1 questions whose answers are exact spans of the paragraph. Train and
@@ -30,16 +34,18 @@ Example (writes corpus.txt, squad_train.json and squad_dev.json):
 """
 
 import dataclasses
+import functools
 import json
 import os
 import random
 import string
-import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
+
+from data import fileio
 
 DEFAULT_NUM_ENTITIES = 480
 DEFAULT_DEV_FRACTION = 0.125
@@ -49,409 +55,17 @@ DEFAULT_MAX_QUESTIONS = 8  # per paragraph
 _DOCUMENTS_PER_REGION = 60
 _MIN_DOCUMENTS_PER_REGION = 6
 _LAST_YEAR = 2024
+SPEC_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "synthetic_world.json")
 
-# ---------------------------------------------------------------------------
-# Word lists. Names are invented; the rest is plain English.
-# ---------------------------------------------------------------------------
-_ONSETS = ("b bl br d dr f fl g gr h k kl kr l m n p pr r s sk st t tr v z th sh").split()
-_VOWELS = "a e i o u a e i o ae ai ei ou".split()
-_INNER_CODAS = ("", "", "", "n", "r", "l", "s", "m")
-_FINAL_CODAS = ("", "", "n", "r", "l", "s", "m", "k", "rn", "nd", "st", "th")
-_FEMALE_ENDINGS = ("a", "ia", "ine", "elle", "ys")
-_MALE_ENDINGS = ("o", "an", "ric", "us", "em")
-_CITY_ENDINGS = ("ton", "mar", "holm", "grad", "via", "dor", "heim", "wick")
-_REGION_ENDINGS = {"ia": "ian", "ora": "oran", "and": "andic", "esh": "eshi", "ana": "anese"}
-_COMPANY_WORDS = (
-    "Works",
-    "Company",
-    "Group",
-    "Industries",
-    "Brothers",
-    "Holdings",
-    "Mills",
-    "Trading",
-)
 
-_PROFESSIONS = (
-    "painter",
-    "architect",
-    "engineer",
-    "poet",
-    "sailor",
-    "merchant",
-    "carpenter",
-    "astronomer",
-    "physician",
-    "teacher",
-    "baker",
-    "weaver",
-    "goldsmith",
-    "historian",
-    "botanist",
-    "lawyer",
-    "journalist",
-    "chemist",
-    "sculptor",
-    "novelist",
-    "farmer",
-    "mapmaker",
-    "composer",
-    "banker",
-    "surgeon",
-    "inventor",
-    "photographer",
-    "geologist",
-    "brewer",
-    "potter",
-    "actor",
-    "singer",
-    "dancer",
-    "judge",
-    "mathematician",
-    "clockmaker",
-    "explorer",
-    "printer",
-    "gardener",
-    "shipbuilder",
-)
-_INSTRUMENTS = (
-    "violin",
-    "cello",
-    "flute",
-    "piano",
-    "harp",
-    "trumpet",
-    "clarinet",
-    "guitar",
-    "drums",
-    "oboe",
-    "accordion",
-    "viola",
-    "bassoon",
-    "trombone",
-    "lute",
-    "organ",
-    "banjo",
-    "saxophone",
-    "mandolin",
-    "horn",
-    "harmonica",
-    "double bass",
-    "tuba",
-    "zither",
-)
-_COLOURS = (
-    "red",
-    "blue",
-    "green",
-    "yellow",
-    "orange",
-    "purple",
-    "grey",
-    "black",
-    "white",
-    "brown",
-    "pink",
-    "violet",
-    "silver",
-    "gold",
-    "crimson",
-    "turquoise",
-    "amber",
-    "ivory",
-    "navy blue",
-    "olive green",
-)
-_SHAPES = (
-    "circle",
-    "star",
-    "square",
-    "triangle",
-    "diamond",
-    "crown",
-    "bird",
-    "tree",
-    "ship",
-    "wheel",
-    "anchor",
-    "key",
-    "bell",
-    "lion",
-    "horse",
-)
-_PRODUCTS = (
-    "glass",
-    "cheese",
-    "woollen cloth",
-    "pottery",
-    "clocks",
-    "paper",
-    "furniture",
-    "bicycles",
-    "soap",
-    "candles",
-    "rope",
-    "shoes",
-    "tea",
-    "chocolate",
-    "wine",
-    "bread",
-    "tools",
-    "maps",
-    "musical instruments",
-    "sails",
-    "carpets",
-    "silk",
-    "leather bags",
-    "lamps",
-    "bells",
-    "salt",
-    "olive oil",
-    "honey",
-    "toys",
-    "steel",
-    "radios",
-    "boats",
-    "books",
-)
-_FISH = (
-    "trout",
-    "salmon",
-    "eels",
-    "pike",
-    "carp",
-    "perch",
-    "catfish",
-    "sturgeon",
-    "bream",
-    "crayfish",
-)
-_LANDMARKS = (
-    "Tower",
-    "Bridge",
-    "Church",
-    "Gate",
-    "Hall",
-    "Palace",
-    "Market",
-    "Library",
-    "Theatre",
-    "Lighthouse",
-)
-_SUBJECTS = (
-    "law",
-    "medicine",
-    "history",
-    "chemistry",
-    "physics",
-    "music",
-    "painting",
-    "architecture",
-    "engineering",
-    "botany",
-    "geology",
-    "philosophy",
-    "mathematics",
-    "astronomy",
-    "economics",
-    "languages",
-    "theology",
-    "agriculture",
-    "navigation",
-    "literature",
-    "sculpture",
-    "forestry",
-    "pharmacy",
-    "zoology",
-    "accounting",
-)
-_HOBBIES = (
-    "chess",
-    "fishing",
-    "sailing",
-    "gardening",
-    "cycling",
-    "swimming",
-    "hiking",
-    "cooking",
-    "knitting",
-    "dancing",
-    "archery",
-    "rowing",
-    "skating",
-    "birdwatching",
-    "woodcarving",
-    "embroidery",
-    "climbing",
-    "riding",
-    "poetry",
-    "card games",
-    "beekeeping",
-    "pottery",
-    "calligraphy",
-    "stargazing",
-    "kite flying",
-)
-_PETS = (
-    "dog",
-    "cat",
-    "parrot",
-    "horse",
-    "goat",
-    "tortoise",
-    "rabbit",
-    "donkey",
-    "canary",
-    "pony",
-    "ferret",
-    "goose",
-    "owl",
-    "hedgehog",
-)
-_DISHES = (
-    "fish soup",
-    "lamb stew",
-    "onion pie",
-    "roast duck",
-    "barley porridge",
-    "cabbage rolls",
-    "plum cake",
-    "mushroom pie",
-    "bean soup",
-    "apple pancakes",
-    "smoked eel",
-    "pepper stew",
-    "honey bread",
-    "cheese dumplings",
-    "pork sausages",
-    "rice pudding",
-    "walnut tart",
-    "baked trout",
-    "potato salad",
-    "lentil soup",
-    "goat cheese",
-    "cherry pie",
-    "grilled sardines",
-    "beetroot soup",
-)
-_CITY_ADJECTIVES = (
-    "quiet",
-    "busy",
-    "old",
-    "hilly",
-    "windy",
-    "small",
-    "large",
-    "pleasant",
-    "crowded",
-    "sleepy",
-    "wealthy",
-    "poor",
-    "green",
-    "rainy",
-    "sunny",
-    "historic",
-    "modern",
-    "lively",
-    "peaceful",
-    "prosperous",
-    "industrial",
-    "walled",
-    "colourful",
-    "ancient",
-)
-_CITY_KINDS = ("city", "town", "port", "market town", "river town")
-_SUMMERS = ("hot", "warm", "mild", "dry", "humid", "short", "long", "pleasant")
-_WINTERS = ("cold", "snowy", "wet", "windy", "mild", "freezing", "dark", "grey")
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_CLUB_WORDS = (
-    "Rovers",
-    "United",
-    "Athletic",
-    "Wanderers",
-    "Albion",
-    "Rangers",
-    "Harriers",
-    "Olympic",
-)
-_TREES = (
-    "willow",
-    "alder",
-    "poplar",
-    "oak",
-    "ash",
-    "birch",
-    "elm",
-    "chestnut",
-    "plane",
-    "beech",
-    "linden",
-    "maple",
-    "pine",
-    "cypress",
-    "walnut",
-)
-_CARGOES = (
-    "timber",
-    "coal",
-    "grain",
-    "salt",
-    "wool",
-    "stone",
-    "wine",
-    "iron ore",
-    "cotton",
-    "sugar",
-    "potatoes",
-    "cattle",
-    "oil",
-    "sand",
-)
-_ANIMALS = (
-    "bear",
-    "wolf",
-    "eagle",
-    "deer",
-    "fox",
-    "lynx",
-    "swan",
-    "stork",
-    "owl",
-    "otter",
-    "badger",
-    "falcon",
-    "elk",
-    "heron",
-    "boar",
-    "beaver",
-    "crane",
-)
-_SPORTS = (
-    "football",
-    "rowing",
-    "wrestling",
-    "cycling",
-    "tennis",
-    "handball",
-    "skiing",
-    "fencing",
-    "basketball",
-    "volleyball",
-    "cricket",
-    "hockey",
-)
-_NEWSPAPER_WORDS = (
-    "Herald",
-    "Gazette",
-    "Times",
-    "Courier",
-    "Post",
-    "Chronicle",
-    "Observer",
-    "Messenger",
-)
-_DIRECTIONS = ("north", "south", "east", "west", "centre")
-_NUMBER_WORDS = ("two", "three", "four", "five", "six", "seven")
+@functools.lru_cache(maxsize=None)
+def load_spec() -> Dict[str, Any]:
+    """The contents of SPEC_FILE: word lists, name parts, document plans (shared: do not modify).
+
+    Read once per process; the file is installed with the package (setup.cfg package_data).
+    """
+    with open(SPEC_FILE, encoding="utf-8") as f:
+        return json.load(f)
 
 
 # ---------------------------------------------------------------------------
@@ -602,7 +216,7 @@ class World:
     documents: List[Document]  # in region order; each region's region document first
 
 
-def _fill(template: str, values: Dict[str, str]) -> Tuple[str, Dict[str, Tuple[int, int]]]:
+def _fill(template: str, values: Dict[str, Any]) -> Tuple[str, Dict[str, Tuple[int, int]]]:
     """Formats `template`, returning the text and the span of each field."""
     parts, spans, length = [], {}, 0
     for literal, field, _, _ in string.Formatter().parse(template):
@@ -616,6 +230,19 @@ def _fill(template: str, values: Dict[str, str]) -> Tuple[str, Dict[str, Tuple[i
     return "".join(parts), spans
 
 
+def _holds(condition: Optional[str], values: Dict[str, Any]) -> bool:
+    """A plan's `when`: the named value is set (not None, empty or False); "!name" negates.
+
+    The name must be a value of the entity (KeyError otherwise), so that a typo in the data
+    file fails loudly instead of silently dropping or always saying a statement.
+    """
+    if condition is None:
+        return True
+    if condition.startswith("!"):
+        return not values[condition[1:]]
+    return bool(values[condition])
+
+
 class _DocumentWriter:
     """Builds a document sentence by sentence, recording where answers are."""
 
@@ -624,11 +251,30 @@ class _DocumentWriter:
         self._document = Document(title, kind, region, [], [])
         self._length = 0
 
+    def tell(self, plan: Sequence[Dict[str, Any]], values: Dict[str, Any]) -> None:
+        """Says the statements of a document plan (see synthetic_world.json) in order.
+
+        A statement with `say` adds a sentence; `each` repeats `do` for every item
+        of a list value (the item's values added); `chance` says `then` with that
+        probability, else `else`. `when` skips any of them unless its value is set.
+        """
+        for item in plan:
+            if not _holds(item.get("when"), values):
+                continue
+            if "each" in item:
+                for extra in values[item["each"]]:
+                    self.tell(item["do"], {**values, **extra})
+            elif "chance" in item:
+                branch = "then" if self._rng.random() < item["chance"] else "else"
+                self.tell(item.get(branch, []), values)
+            else:
+                self.say(item["say"], item.get("ask", {}), values)
+
     def say(
         self,
         templates: Sequence[str],
-        questions: Optional[Dict[str, Sequence[str]]] = None,
-        **values: str,
+        questions: Dict[str, Sequence[str]],
+        values: Dict[str, Any],
     ) -> None:
         """Adds one sentence from a random template; asks about its fields.
 
@@ -636,14 +282,14 @@ class _DocumentWriter:
           templates: sentence templates; `{field}` is replaced by `values[field]`.
           questions: field -> question paraphrases (formatted with `values`). A
             question is asked only when the chosen template states its field.
-          **values: the template fields.
+          values: the template fields.
         """
         text, spans = _fill(self._rng.choice(templates), values)
         text = text[0].upper() + text[1:]  # A sentence may start with "he" or "the".
         offset = self._length + (1 if self._document.sentences else 0)
         self._document.sentences.append(text)
         self._length = offset + len(text)
-        for field, paraphrases in (questions or {}).items():
+        for field, paraphrases in questions.items():
             if field in spans:
                 start, end = spans[field]
                 question = self._rng.choice(paraphrases).format(**values)
@@ -659,17 +305,18 @@ class _DocumentWriter:
 class _NameMaker:
     """Invents pronounceable names; every name word is unique in the world."""
 
-    def __init__(self, rng: random.Random):
+    def __init__(self, rng: random.Random, syllables: Dict[str, List[str]]):
         self._rng = rng
+        self._parts = syllables
         self._used = set()
 
     def _syllables(self, count: int) -> str:
-        rng = self._rng
+        rng, parts = self._rng, self._parts
         word = ""
         for i in range(count):
-            onset = "" if i == 0 and rng.random() < 0.2 else rng.choice(_ONSETS)
-            coda = rng.choice(_FINAL_CODAS if i == count - 1 else _INNER_CODAS)
-            word += onset + rng.choice(_VOWELS) + coda
+            onset = "" if i == 0 and rng.random() < 0.2 else rng.choice(parts["onsets"])
+            coda = rng.choice(parts["final_codas" if i == count - 1 else "inner_codas"])
+            word += onset + rng.choice(parts["vowels"]) + coda
         return word
 
     def make(self, min_syllables: int, max_syllables: int, endings: Sequence[str] = ("",)) -> str:
@@ -709,26 +356,29 @@ def _partner_family(rng: random.Random, names: _NameMaker, region: Region) -> st
 
 def _make_region(rng: random.Random, names: _NameMaker, num_documents: int) -> Region:
     """Generates one region with `num_documents` documents' worth of entities."""
+    spec = load_spec()
+    words, endings, formats = spec["words"], spec["name_endings"], spec["name_formats"]
+    languages = endings["region_to_language"]  # region name ending -> language ending
     rest = num_documents - 1  # One document is about the region itself.
     num_cities = max(2, round(rest * 0.27))
     num_companies = max(1, round(rest * 0.2))
     num_rivers = max(1, round(rest * 0.13))
     num_people = rest - num_cities - num_companies - num_rivers
 
-    ending = rng.choice(sorted(_REGION_ENDINGS))
+    ending = rng.choice(sorted(languages))
     name = names.make(1, 2, (ending,))
-    language = name[: -len(ending)] + _REGION_ENDINGS[ending]
+    language = name[: -len(ending)] + languages[ending]
     while not names.reserve(language):
         name = names.make(1, 2, (ending,))
-        language = name[: -len(ending)] + _REGION_ENDINGS[ending]
+        language = name[: -len(ending)] + languages[ending]
     region = Region(
         name=name,
         language=language,
         currency=names.make(1, 2),
-        sea=names.make(2, 3) + " Sea",
-        dish=rng.choice(_DISHES),
-        animal=rng.choice(_ANIMALS),
-        sport=rng.choice(_SPORTS),
+        sea=formats["sea"].format(names.make(2, 3)),
+        dish=rng.choice(words["dishes"]),
+        animal=rng.choice(words["animals"]),
+        sport=rng.choice(words["sports"]),
         people=[],
         cities=[],
         companies=[],
@@ -736,8 +386,10 @@ def _make_region(rng: random.Random, names: _NameMaker, num_documents: int) -> R
     )
 
     # Shared names, each mentioned in several documents.
-    region.mountains = ["Mount " + names.make(2, 3) for _ in range(3)]
-    region.newspapers = [f"{names.make(2, 3)} {word}" for word in rng.sample(_NEWSPAPER_WORDS, 2)]
+    region.mountains = [formats["mountain"].format(names.make(2, 3)) for _ in range(3)]
+    region.newspapers = [
+        f"{names.make(2, 3)} {word}" for word in rng.sample(words["newspaper_words"], 2)
+    ]
     pet_names = [names.make(1, 2) for _ in range(8)]
 
     # Rivers: the first is the longest; the second (if any) is its tributary.
@@ -745,14 +397,14 @@ def _make_region(rng: random.Random, names: _NameMaker, num_documents: int) -> R
     for length in lengths:
         region.rivers.append(
             River(
-                name=names.make(2, 3) + " River",
+                name=formats["river"].format(names.make(2, 3)),
                 length_km=length,
                 mountain=rng.choice(region.mountains),
-                fish=rng.choice(_FISH),
-                bridge=names.make(2, 3) + " Bridge",
-                tree=rng.choice(_TREES),
-                cargo=rng.choice(_CARGOES),
-                sea=region.sea if rng.random() < 0.7 else names.make(2, 3) + " Sea",
+                fish=rng.choice(words["fish"]),
+                bridge=formats["bridge"].format(names.make(2, 3)),
+                tree=rng.choice(words["trees"]),
+                cargo=rng.choice(words["cargoes"]),
+                sea=region.sea if rng.random() < 0.7 else formats["sea"].format(names.make(2, 3)),
             )
         )
     if num_rivers > 1:
@@ -764,26 +416,28 @@ def _make_region(rng: random.Random, names: _NameMaker, num_documents: int) -> R
     for i in range(num_cities):
         old = i == 0 or rng.random() < 0.5
         city = City(
-            name=names.make(1, 3, _CITY_ENDINGS if rng.random() < 0.5 else ("",)),
-            direction=rng.choice(_DIRECTIONS),
+            name=names.make(1, 3, endings["city"] if rng.random() < 0.5 else ("",)),
+            direction=rng.choice(words["directions"]),
             founded_year=rng.randint(900, 1750) if old else 0,
             population=_round_number(rng, 1200, 950000),
-            known_for=rng.choice(_PRODUCTS),
+            known_for=rng.choice(words["products"]),
             is_capital=i == 0,
             km_to_capital=0 if i == 0 else rng.randint(5, 600),
-            landmark=f"{names.make(2, 3)} {rng.choice(_LANDMARKS)}",
-            adjective=rng.choice(_CITY_ADJECTIVES),
-            kind=rng.choice(_CITY_KINDS),
-            summer=rng.choice(_SUMMERS),
-            winter=rng.choice(_WINTERS),
-            market_day=rng.choice(_WEEKDAYS),
-            streets=[names.make(1, 3) + " Street" for _ in range(3)],
+            landmark=names.make(2, 3) + " " + rng.choice(words["landmarks"]),
+            adjective=rng.choice(words["city_adjectives"]),
+            kind=rng.choice(words["city_kinds"]),
+            summer=rng.choice(words["summers"]),
+            winter=rng.choice(words["winters"]),
+            market_day=rng.choice(words["weekdays"]),
+            streets=[formats["street"].format(names.make(1, 3)) for _ in range(3)],
         )
         if rng.random() < 0.8:
             city.river = rng.choice(region.rivers)
             city.river.cities.append(city)
         region.cities.append(city)
-    for city, club_word in zip(region.cities, rng.sample(_CLUB_WORDS * 4, len(region.cities))):
+    for city, club_word in zip(
+        region.cities, rng.sample(words["club_words"] * 4, len(region.cities))
+    ):
         city.club = f"{city.name} {club_word}"
 
     # People, oldest first, so that a parent is generated before the child
@@ -798,21 +452,23 @@ def _make_region(rng: random.Random, names: _NameMaker, num_documents: int) -> R
         parent = rng.choice(parents) if parents and rng.random() < 0.4 else None
         region.people.append(
             Person(
-                first=names.make(1, 2, _FEMALE_ENDINGS if female else _MALE_ENDINGS),
+                first=names.make(1, 2, endings["female"] if female else endings["male"]),
                 last=parent.last if parent else names.make(1, 3),
                 parent=parent,
                 female=female,
                 birth_year=birth_year,
                 death_year=death_year,
-                profession=rng.choice(_PROFESSIONS),
-                instrument=rng.choice(_INSTRUMENTS),
-                colour=rng.choice(_COLOURS),
-                children=rng.choice(_NUMBER_WORDS) if rng.random() < 0.6 else None,
+                profession=rng.choice(words["professions"]),
+                instrument=rng.choice(words["instruments"]),
+                colour=rng.choice(words["colours"]),
+                children=rng.choice(words["number_words"]) if rng.random() < 0.6 else None,
                 partner=f"{names.make(1, 2)} {_partner_family(rng, names, region)}",
-                subject=rng.choice(_SUBJECTS),
-                hobbies=tuple(rng.sample(_HOBBIES, 2)),
-                pet=(rng.choice(_PETS), rng.choice(pet_names)) if rng.random() < 0.4 else None,
-                dish=rng.choice(_DISHES),
+                subject=rng.choice(words["subjects"]),
+                hobbies=tuple(rng.sample(words["hobbies"], 2)),
+                pet=(rng.choice(words["pets"]), rng.choice(pet_names))
+                if rng.random() < 0.4
+                else None,
+                dish=rng.choice(words["dishes"]),
                 newspaper=rng.choice(region.newspapers) if rng.random() < 0.5 else None,
                 university=rng.choice(universities) if rng.random() < 0.6 else None,
             )
@@ -850,13 +506,13 @@ def _make_region(rng: random.Random, names: _NameMaker, num_documents: int) -> R
         year = rng.randint(founder.birth_year + 20, founder.birth_year + 55)
         year = min(year, founder.last_year, _LAST_YEAR - 1)
         company = Company(
-            name=f"{names.make(2, 3)} {rng.choice(_COMPANY_WORDS)}",
-            product=rng.choice(_PRODUCTS),
+            name=names.make(2, 3) + " " + rng.choice(words["company_words"]),
+            product=rng.choice(words["products"]),
             founded_year=year,
             founder=founder,
             employees=_round_number(rng, 40, 25000),
-            logo_colour=rng.choice(_COLOURS),
-            logo_shape=rng.choice(_SHAPES),
+            logo_colour=rng.choice(words["colours"]),
+            logo_shape=rng.choice(words["shapes"]),
             city=city_before(year),
             best_seller=f"{names.make(1, 2)} {rng.randint(2, 99) * 10}",
             num_countries=rng.randint(2, 60),
@@ -897,23 +553,42 @@ def _make_region(rng: random.Random, names: _NameMaker, num_documents: int) -> R
 
 
 # ---------------------------------------------------------------------------
-# Documents.
+# Documents: each entity's values, said by its kind's plan in the data file.
+# A value that is None (no parent, no pet, ...) turns off the statements whose
+# `when` names it.
 # ---------------------------------------------------------------------------
-def _person_document(rng: random.Random, region: Region, p: Person) -> Document:
-    alive = p.death_year is None
-    v = dict(
+def _and_list(names: Sequence[str]) -> str:
+    """Joins two or more names as "A, B and C"."""
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _kilometres(distance: int) -> str:
+    """ "1,250 kilometres" (the unit's word comes from the data file)."""
+    return load_spec()["name_formats"]["distance"].format(f"{distance:,}")
+
+
+def _person_values(region: Region, p: Person) -> Dict[str, Any]:
+    """A person's template fields; verbs in the present while alive, else in the past."""
+    grammar = load_spec()["grammar"]
+    gender = grammar["female" if p.female else "male"]
+    # Jobs and foundings, said in the order they happened; each sets its own fields.
+    events = []
+    for year, thing in p.founded:
+        key = "founded_city" if isinstance(thing, City) else "founded_company"
+        events.append((year, {"year": str(year), key: thing.name}))
+    if p.employer:
+        events.append((p.join_year, {"join_year": str(p.join_year), "company": p.employer.name}))
+    university = p.university and load_spec()["name_formats"]["university"].format(
+        p.university.name
+    )
+    return dict(
+        grammar["alive" if p.death_year is None else "dead"],  # be, does, has, ...
         name=p.name,
         first=p.first,
         last=p.last,
-        pron="she" if p.female else "he",
-        poss="her" if p.female else "his",
-        be="is" if alive else "was",
-        does="does" if alive else "did",
-        has="has" if alive else "had",
-        plays="plays" if alive else "played",
-        lives="lives" if alive else "lived",
-        lived="has lived" if alive else "lived",
-        speaks="speaks" if alive else "spoke",
+        pron=gender["pron"],
+        poss=gender["poss"],
+        child=gender["child"],
         a=_article(p.profession),
         profession=p.profession,
         city=p.birth_city.name,
@@ -921,395 +596,67 @@ def _person_document(rng: random.Random, region: Region, p: Person) -> Document:
         instrument=p.instrument,
         colour=p.colour,
         language=region.language,
-    )
-    doc = _DocumentWriter(rng, p.name, "person", region.name)
-    doc.say(
-        [
-            "{name} {be} {a} {profession} from {city}.",
-            "{name} {be} {a} {profession} who {lives} in {city}.",
-            "{name}, born in {city}, {be} {a} {profession}.",
-        ],
-        {
-            "profession": [
-                "What {be} {name}'s profession?",
-                "What {does} {name} do for a living?",
-                "What kind of work {does} {name} do?",
-            ],
-            "city": [
-                "Which city {be} {name} from?",
-                "Where {does} {name} come from?",
-                "In which city {be} {name} born?",
-            ],
-        },
-        **v,
-    )
-    doc.say(
-        [
-            "{pron} was born in {birth_year}.",
-            "{first} was born in {birth_year}.",
-            "{last} was born in the year {birth_year}.",
-        ],
-        {
-            "birth_year": [
-                "When was {name} born?",
-                "In what year was {name} born?",
-                "What year was {name} born in?",
-            ]
-        },
-        **v,
-    )
-    if p.parent:
-        doc.say(
-            [
-                "{poss} {relation} {parent} was {a_parent} {parent_profession}.",
-                "{first} was the {child} of {parent}.",
-            ],
-            {"parent": ["Who {be} {name}'s {relation}?", "Who was the {relation} of {name}?"]},
-            relation="mother" if p.parent.female else "father",
-            parent=p.parent.name,
-            parent_profession=p.parent.profession,
-            child="daughter" if p.female else "son",
-            a_parent=_article(p.parent.profession),
-            **v,
-        )
-    if p.university:
-        doc.say(
-            [
-                "{pron} studied {subject} at the {university}.",
-                "At the {university}, {first} studied {subject}.",
-            ],
-            {
-                "subject": ["What did {name} study?", "Which subject did {name} study?"],
-                "university": ["Where did {name} study {subject}?"],
-            },
-            subject=p.subject,
-            university=f"University of {p.university.name}",
-            **v,
-        )
-    if p.teacher:
-        doc.say(
-            [
-                "As a young {profession}, {pron} studied under {teacher}.",
-                "{pron} learned the trade from {teacher}.",
-                "{last} was a student of {teacher}.",
-            ],
-            {
-                "teacher": [
-                    "Who taught {name}?",
-                    "Under whom did {name} study?",
-                    "Who was {name}'s teacher?",
-                ]
-            },
-            teacher=p.teacher.name,
-            **v,
-        )
-    # Jobs and foundings, in the order they happened.
-    events = [(year, thing) for year, thing in p.founded]
-    if p.employer:
-        events.append((p.join_year, None))
-    for year, thing in sorted(events, key=lambda event: event[0]):
-        if thing is None:
-            doc.say(
-                [
-                    "In {join_year} {pron} joined {company}.",
-                    "{pron} worked for {company} from {join_year}.",
-                    "{last} took a job at {company} in {join_year}.",
-                ],
-                {
-                    "company": ["Which company did {name} work for?", "Where did {name} work?"],
-                    "join_year": [
-                        "When did {name} join {company}?",
-                        "In what year did {name} start working for {company}?",
-                    ],
-                },
-                company=p.employer.name,
-                join_year=str(year),
-                **v,
-            )
-        elif isinstance(thing, City):
-            doc.say(
-                [
-                    "In {year} {pron} founded the city of {thing}.",
-                    "{last} founded the town of {thing} in {year}.",
-                ],
-                {"thing": ["Which city did {name} found in {year}?"]},
-                year=str(year),
-                thing=thing.name,
-                **v,
-            )
-        else:
-            doc.say(
-                [
-                    "In {year} {pron} started the company {thing}.",
-                    "{last} founded {thing} in {year}.",
-                ],
-                {"thing": ["Which company did {name} found in {year}?"]},
-                year=str(year),
-                thing=thing.name,
-                **v,
-            )
-    doc.say(
-        [
-            "{pron} {plays} the {instrument} in a small band.",
-            "{last} {be} also known for playing the {instrument}.",
-            "In {poss} spare time {pron} {plays} the {instrument}.",
-        ],
-        {
-            "instrument": [
-                "What instrument {does} {name} play?",
-                "Which instrument {does} {name} play?",
-            ]
-        },
-        **v,
-    )
-    doc.say(
-        ["{poss} favourite colour {be} {colour}.", "{last}'s favourite colour {be} {colour}."],
-        {
-            "colour": [
-                "What {be} {name}'s favourite colour?",
-                "Which colour {does} {name} like best?",
-            ]
-        },
-        **v,
-    )
-    doc.say(
-        [
-            "{pron} {enjoys} {hobby} and {hobby2}.",
-            "In {poss} free time {last} {enjoys} {hobby} and {hobby2}.",
-        ],
-        enjoys="enjoys" if alive else "enjoyed",
+        parent=p.parent and p.parent.name,
+        relation=p.parent and grammar["female" if p.parent.female else "male"]["as_parent"],
+        parent_profession=p.parent and p.parent.profession,
+        a_parent=p.parent and _article(p.parent.profession),
+        university=university,
+        subject=p.subject,
+        teacher=p.teacher and p.teacher.name,
+        events=[values for _, values in sorted(events, key=lambda event: event[0])],
+        year=None,  # the fields of one event (set while saying it)
+        join_year=None,
+        company=None,
+        founded_city=None,
+        founded_company=None,
         hobby=p.hobbies[0],
         hobby2=p.hobbies[1],
-        **v,
-    )
-    if p.pet:
-        doc.say(
-            ["{pron} {has} a {pet} called {pet_name}.", "{last} kept a {pet} named {pet_name}."],
-            {
-                "pet_name": ["What {be} the name of {name}'s {pet}?"],
-                "pet": ["What animal {does} {name} keep as a pet?"],
-            },
-            pet=p.pet[0],
-            pet_name=p.pet[1],
-            **v,
-        )
-    doc.say(
-        ["{poss} favourite dish {be} {dish}.", "{first} {likes} {dish} more than any other food."],
-        {"dish": ["What {be} {name}'s favourite dish?", "Which food {does} {name} like best?"]},
-        likes="likes" if alive else "liked",
+        pet=p.pet and p.pet[0],
+        pet_name=p.pet and p.pet[1],
         dish=p.dish,
-        **v,
-    )
-    if p.children:
-        doc.say(
-            [
-                "{pron} {has} {children} children with {partner}.",
-                "{first} and {partner} had {children} children.",
-            ],
-            {
-                "children": ["How many children {does} {name} have?"],
-                "partner": [
-                    "Who {be} the partner of {name}?",
-                    "With whom {does} {name} have children?",
-                ],
-            },
-            children=p.children,
-            partner=p.partner,
-            **v,
-        )
-    doc.say(
-        ["For many years {pron} {lived} on {street}.", "{poss} house {be} on {street}."],
-        {"street": ["On which street {does} {name} live?", "Where {be} {name}'s house?"]},
+        children=p.children,
+        partner=p.partner,
         street=p.street,
-        **v,
+        newspaper=p.newspaper,
+        death_year=p.death_year and str(p.death_year),
+        death_city=p.death_city and p.death_city.name,
     )
-    if p.newspaper:
-        doc.say(
-            [
-                "Every morning {pron} {reads} the {newspaper}.",
-                "{first} {be} a loyal reader of the {newspaper}.",
-            ],
-            {"newspaper": ["Which newspaper {does} {name} read?"]},
-            reads="reads" if alive else "read",
-            newspaper=p.newspaper,
-            **v,
-        )
-    if rng.random() < 0.5:
-        doc.say(["Like most people in {city}, {pron} {speaks} {language}."], **v)
-    if p.death_year:
-        doc.say(
-            [
-                "{pron} died in {death_city} in {death_year}.",
-                "{last} died in {death_year} in {death_city}.",
-            ],
-            {
-                "death_year": ["When did {name} die?", "In what year did {name} die?"],
-                "death_city": ["Where did {name} die?", "In which city did {name} die?"],
-            },
-            death_year=str(p.death_year),
-            death_city=p.death_city.name,
-            **v,
-        )
-    return doc.finish()
 
 
-def _city_document(rng: random.Random, region: Region, c: City) -> Document:
-    v = dict(
+def _city_values(region: Region, c: City) -> Dict[str, Any]:
+    """A city's template fields; `company` or `companies` by how many are based there."""
+    return dict(
         name=c.name,
         region=region.name,
         direction=c.direction,
         adjective=c.adjective,
         kind=c.kind,
         a=_article(c.adjective),
+        is_capital=c.is_capital,
+        capital=region.cities[0].name,
+        distance=_kilometres(c.km_to_capital),
+        river=c.river and c.river.name,
         year=str(c.founded_year),
+        founder=c.founder and c.founder.name,
         population=f"{c.population:,}",
         product=c.known_for,
-    )
-    doc = _DocumentWriter(rng, c.name, "city", region.name)
-    doc.say(
-        [
-            "{name} is {a} {adjective} {kind} in the {direction} of {region}.",
-            "{name} is {a} {adjective} {kind} in {region}, in the {direction} of the country.",
-        ],
-        {
-            "region": ["In which country is {name}?", "Which country is {name} in?"],
-            "direction": ["In which part of {region} is {name}?"],
-        },
-        **v,
-    )
-    if c.is_capital:
-        doc.say(
-            ["{name} is the capital of {region}.", "It is the capital of {region}."],
-            {"name": ["What is the capital of {region}?"]},
-            **v,
-        )
-    else:
-        doc.say(
-            [
-                "{name} lies {distance} from {capital}, the capital.",
-                "The capital, {capital}, is {distance} away from {name}.",
-            ],
-            {
-                "distance": [
-                    "How far is {name} from {capital}?",
-                    "How far is it from {name} to {capital}?",
-                ]
-            },
-            distance=f"{c.km_to_capital} kilometres",
-            capital=region.cities[0].name,
-            **v,
-        )
-    if c.river:
-        doc.say(
-            [
-                "It lies on the {river}.",
-                "The {river} flows through {name}.",
-                "{name} was built on the banks of the {river}.",
-            ],
-            {"river": ["Which river flows through {name}?", "On which river does {name} lie?"]},
-            river=c.river.name,
-            **v,
-        )
-    founded = {"year": ["When was {name} founded?", "In what year was {name} founded?"]}
-    if c.founder:
-        founded["founder"] = [
-            "Who founded {name}?",
-            "Who was the founder of {name}?",
-            "By whom was {name} founded?",
-        ]
-        doc.say(
-            [
-                "{name} was founded in {year} by {founder}.",
-                "It was founded by {founder} in {year}.",
-                "{founder} founded {name} in {year}.",
-            ],
-            founded,
-            founder=c.founder.name,
-            **v,
-        )
-    else:
-        doc.say(["{name} was founded in {year}.", "It was first settled in {year}."], founded, **v)
-    doc.say(
-        [
-            "Its population is about {population}.",
-            "About {population} people live in {name}.",
-            "{name} has a population of roughly {population}.",
-        ],
-        {"population": ["What is the population of {name}?", "How many people live in {name}?"]},
-        **v,
-    )
-    doc.say(
-        ["The city is known for its {product}.", "{name} is famous for its {product}."],
-        {"product": ["What is {name} known for?", "What is {name} famous for?"]},
-        **v,
-    )
-    doc.say(
-        [
-            "Summers in {name} are {summer} and winters are {winter}.",
-            "The city has {summer} summers and {winter} winters.",
-        ],
-        {
-            "winter": ["What are winters like in {name}?"],
-            "summer": ["What are summers like in {name}?"],
-        },
         summer=c.summer,
         winter=c.winter,
-        **v,
-    )
-    doc.say(
-        [
-            "Its main street is {street}, which meets {street2} and {street3}.",
-            "The main street of {name} is {street}; {street2} and {street3} start there.",
-        ],
-        {"street": ["What is the main street of {name}?"]},
         street=c.streets[0],
         street2=c.streets[1],
         street3=c.streets[2],
-        **v,
-    )
-    doc.say(
-        [
-            "A market is held in {name} every {day}.",
-            "Every {day} there is a market in the main square of {name}.",
-        ],
-        {"day": ["On which day is there a market in {name}?"]},
         day=c.market_day,
-        **v,
-    )
-    doc.say(
-        ["The local football club is {club}.", "Football fans in {name} support {club}."],
-        {"club": ["What is the football club of {name}?", "Which football club is from {name}?"]},
         club=c.club,
-        **v,
-    )
-    doc.say(
-        [
-            "Its oldest building is the {landmark}, built in {landmark_year}.",
-            "The {landmark} was built in {landmark_year} and is the oldest building in {name}.",
-        ],
-        {
-            "landmark": ["What is the oldest building in {name}?"],
-            "landmark_year": ["When was the {landmark} built?"],
-        },
         landmark=c.landmark,
         landmark_year=str(c.landmark_year),
-        **v,
+        company=c.companies[0].name if len(c.companies) == 1 else None,
+        companies=_and_list([x.name for x in c.companies]) if len(c.companies) > 1 else None,
     )
-    if len(c.companies) == 1:
-        doc.say(
-            ["{name} is home to {company}.", "The company {company} is based in {name}."],
-            {"company": ["Which company is based in {name}?"]},
-            company=c.companies[0].name,
-            **v,
-        )
-    elif c.companies:
-        names = ", ".join(x.name for x in c.companies[:-1]) + " and " + c.companies[-1].name
-        doc.say(["Companies based in {name} include {companies}."], companies=names, **v)
-    return doc.finish()
 
 
-def _company_document(rng: random.Random, region: Region, c: Company) -> Document:
-    v = dict(
+def _company_values(region: Region, c: Company) -> Dict[str, Any]:
+    """A company's template fields (`region` is the adjective: its language)."""
+    return dict(
         name=c.name,
         product=c.product,
         year=str(c.founded_year),
@@ -1321,284 +668,69 @@ def _company_document(rng: random.Random, region: Region, c: Company) -> Documen
         a_shape=_article(c.logo_shape),
         a_colour=_article(c.logo_colour),
         region=region.language,
-    )
-    doc = _DocumentWriter(rng, c.name, "company", region.name)
-    made = {"product": ["What does {name} make?", "What kind of goods does {name} produce?"]}
-    based = {"city": ["Where is {name} based?", "In which city are the headquarters of {name}?"]}
-    if rng.random() < 0.5:
-        doc.say(["{name} is a maker of {product} based in {city}."], {**made, **based}, **v)
-    else:
-        doc.say(
-            [
-                "{name} is a company that makes {product}.",
-                "{name} is a {region} maker of {product}.",
-            ],
-            made,
-            **v,
-        )
-        doc.say(["Its headquarters are in {city}.", "The company is based in {city}."], based, **v)
-    doc.say(
-        [
-            "It was founded in {year} by {founder}.",
-            "{founder} founded the company in {year}.",
-            "{name} was started by {founder} in {year}.",
-        ],
-        {
-            "founder": ["Who founded {name}?", "Who started {name}?"],
-            "year": ["When was {name} founded?", "In which year was {name} founded?"],
-        },
-        **v,
-    )
-    doc.say(
-        [
-            "{name} employs about {employees} people.",
-            "The company has around {employees} employees.",
-        ],
-        {
-            "employees": [
-                "How many people does {name} employ?",
-                "How many employees does {name} have?",
-            ]
-        },
-        **v,
-    )
-    doc.say(
-        [
-            "Its logo is {a_shape} {shape} drawn in {colour}.",
-            "The {name} logo shows {a_colour} {colour} {shape}.",
-        ],
-        {
-            "colour": ["What colour is the logo of {name}?"],
-            "shape": ["What does the {name} logo show?", "What shape is the {name} logo?"],
-        },
-        **v,
-    )
-    doc.say(
-        [
-            "{name} sells its {product} in {countries} countries.",
-            "Its goods are sold in {countries} countries.",
-        ],
-        {"countries": ["In how many countries does {name} sell its goods?"]},
         countries=str(c.num_countries),
-        **v,
-    )
-    doc.say(
-        [
-            "Its largest factory is in {factory}.",
-            "The company's biggest factory stands in {factory}.",
-        ],
-        {"factory": ["Where is the largest factory of {name}?"]},
         factory=c.factory_city.name,
-        **v,
-    )
-    doc.say(
-        [
-            "Its best-known product is the {best_seller}.",
-            "The {best_seller} is the company's most famous product.",
-        ],
-        {"best_seller": ["What is the best-known product of {name}?"]},
         best_seller=c.best_seller,
-        **v,
+        chief=c.chief and c.chief.name,
+        since=str(c.chief_since),
     )
-    if c.chief:
-        doc.say(
-            [
-                "Since {since}, the company has been led by {chief}.",
-                "{chief} has run {name} since {since}.",
-            ],
-            {"chief": ["Who leads {name}?", "Who runs {name}?"]},
-            since=str(c.chief_since),
-            chief=c.chief.name,
-            **v,
-        )
-    return doc.finish()
 
 
-def _river_document(rng: random.Random, region: Region, r: River) -> Document:
-    v = dict(
+def _river_values(region: Region, r: River) -> Dict[str, Any]:
+    """A river's template fields; `main` is set for a tributary, `city` or `cities` by count."""
+    return dict(
         name=r.name,
         region=region.name,
-        length=f"{r.length_km:,} kilometres",
+        length=_kilometres(r.length_km),
         mountain=r.mountain,
         sea=r.sea,
         fish=r.fish,
-    )
-    doc = _DocumentWriter(rng, r.name, "river", region.name)
-    doc.say(
-        ["The {name} is a river in {region}.", "The {name} flows through {region}."],
-        {"region": ["In which country is the {name}?"]},
-        **v,
-    )
-    doc.say(
-        [
-            "It is {length} long.",
-            "The river is about {length} long.",
-            "The {name} has a length of {length}.",
-        ],
-        {"length": ["How long is the {name}?", "What is the length of the {name}?"]},
-        **v,
-    )
-    doc.say(
-        ["It rises on {mountain}.", "Its source is on {mountain}."],
-        {"mountain": ["Where does the {name} rise?", "Where is the source of the {name}?"]},
-        **v,
-    )
-    if r.tributary_of:
-        doc.say(
-            ["It is a tributary of the {main}.", "It joins the {main} before reaching the sea."],
-            {"main": ["Which river does the {name} flow into?"]},
-            main=r.tributary_of.name,
-            **v,
-        )
-    else:
-        doc.say(
-            ["It flows into the {sea}.", "The {name} ends in the {sea}."],
-            {"sea": ["Into which sea does the {name} flow?", "Where does the {name} end?"]},
-            **v,
-        )
-    if r.tributary:
-        doc.say(
-            ["Its largest tributary is the {tributary}."],
-            {"tributary": ["What is the largest tributary of the {name}?"]},
-            tributary=r.tributary.name,
-            **v,
-        )
-    doc.say(
-        [
-            "The oldest bridge over the river is the {bridge}.",
-            "The {bridge} is the oldest bridge over the {name}.",
-        ],
-        {"bridge": ["What is the oldest bridge over the {name}?"]},
+        main=r.tributary_of and r.tributary_of.name,
+        tributary=r.tributary and r.tributary.name,
         bridge=r.bridge,
-        **v,
-    )
-    if len(r.cities) == 1:
-        doc.say(
-            ["On its way it passes through {city}.", "The city of {city} lies on its banks."],
-            {"city": ["Which city lies on the {name}?"]},
-            city=r.cities[0].name,
-            **v,
-        )
-    elif r.cities:
-        cities = ", ".join(c.name for c in r.cities[:-1]) + " and " + r.cities[-1].name
-        doc.say(["On its way it passes through {cities}."], cities=cities, **v)
-    doc.say(
-        ["Many {tree} trees grow along its banks.", "Its banks are lined with {tree} trees."],
-        {"tree": ["Which trees grow along the {name}?"]},
+        city=r.cities[0].name if len(r.cities) == 1 else None,
+        cities=_and_list([c.name for c in r.cities]) if len(r.cities) > 1 else None,
         tree=r.tree,
-        **v,
-    )
-    doc.say(
-        [
-            "Boats carry {cargo} down the river.",
-            "For centuries boats have carried {cargo} on the {name}.",
-        ],
-        {"cargo": ["What do boats carry on the {name}?"]},
         cargo=r.cargo,
-        **v,
     )
-    doc.say(
-        ["The river is known for its {fish}.", "Fishermen come to the {name} for its {fish}."],
-        {"fish": ["What is the {name} known for?", "Which fish is the {name} known for?"]},
-        **v,
-    )
-    return doc.finish()
 
 
-def _region_document(rng: random.Random, region: Region) -> Document:
-    largest = max(region.cities, key=lambda c: c.population)
-    employer = max(region.companies, key=lambda c: c.employees)
-    v = dict(
+def _region_values(region: Region, _: Region) -> Dict[str, Any]:
+    """A region's template fields (the entity is the region itself)."""
+    return dict(
         name=region.name,
         sea=region.sea,
         capital=region.cities[0].name,
         language=region.language,
         river=region.rivers[0].name,
         count=str(len(region.cities)),
-        largest=largest.name,
-        employer=employer.name,
+        largest=max(region.cities, key=lambda c: c.population).name,
+        employer=max(region.companies, key=lambda c: c.employees).name,
         currency=region.currency,
-    )
-    doc = _DocumentWriter(rng, region.name, "region", region.name)
-    doc.say(
-        [
-            "{name} is a country on the coast of the {sea}.",
-            "{name} is a small country beside the {sea}.",
-        ],
-        {"sea": ["Which sea borders {name}?", "On which sea is {name}?"]},
-        **v,
-    )
-    doc.say(
-        ["Its capital city is {capital}.", "The capital of {name} is {capital}."],
-        {"capital": ["What is the capital of {name}?", "Which city is the capital of {name}?"]},
-        **v,
-    )
-    doc.say(
-        ["The people of {name} speak {language}.", "Most people in {name} speak {language}."],
-        {
-            "language": [
-                "What language is spoken in {name}?",
-                "Which language do the people of {name} speak?",
-            ]
-        },
-        **v,
-    )
-    doc.say(
-        [
-            "The country has {count} cities, and the largest is {largest}.",
-            "Of its {count} cities, {largest} is the largest.",
-        ],
-        {"largest": ["What is the largest city in {name}?"]},
-        **v,
-    )
-    doc.say(
-        ["The longest river in {name} is the {river}."],
-        {"river": ["What is the longest river in {name}?"]},
-        **v,
-    )
-    doc.say(
-        ["The largest employer in the country is {employer}."],
-        {"employer": ["What is the largest employer in {name}?"]},
-        **v,
-    )
-    doc.say(
-        ["The highest mountain in {name} is {mountain}."],
-        {"mountain": ["What is the highest mountain in {name}?"]},
         mountain=region.mountains[0],
-        **v,
-    )
-    doc.say(
-        ["Its main newspapers are the {paper} and the {paper2}."],
         paper=region.newspapers[0],
         paper2=region.newspapers[1],
-        **v,
-    )
-    doc.say(
-        [
-            "The national dish of {name} is {dish}.",
-            "Every family in {name} knows how to make {dish}.",
-        ],
-        {"dish": ["What is the national dish of {name}?"]},
         dish=region.dish,
-        **v,
-    )
-    doc.say(
-        ["Its national animal is the {animal}.", "The {animal} is the national animal of {name}."],
-        {"animal": ["What is the national animal of {name}?"]},
         animal=region.animal,
-        **v,
-    )
-    doc.say(
-        ["The most popular sport in {name} is {sport}."],
-        {"sport": ["What is the most popular sport in {name}?"]},
         sport=region.sport,
-        **v,
     )
-    doc.say(
-        ["People in {name} pay with the {currency}.", "Its currency is the {currency}."],
-        {"currency": ["What is the currency of {name}?"]},
-        **v,
-    )
+
+
+# Document kind -> (region, entity) -> the entity's template fields.
+_VALUES = {
+    "region": _region_values,
+    "person": _person_values,
+    "city": _city_values,
+    "company": _company_values,
+    "river": _river_values,
+}
+
+
+def _document(rng: random.Random, region: Region, kind: str, entity: Any) -> Document:
+    """The document of `entity`: its kind's plan said with the entity's values."""
+    values = _VALUES[kind](region, entity)
+    doc = _DocumentWriter(rng, values["name"], kind, region.name)
+    doc.tell(load_spec()["documents"][kind], values)
     return doc.finish()
 
 
@@ -1618,17 +750,20 @@ def generate_world(num_entities: int = DEFAULT_NUM_ENTITIES, seed: int = 0) -> W
             f"num_entities must be at least {2 * _MIN_DOCUMENTS_PER_REGION}, got {num_entities}."
         )
     rng = random.Random(seed)
-    names = _NameMaker(rng)
+    names = _NameMaker(rng, load_spec()["syllables"])
     regions, documents = [], []
     for i in range(num_regions):
         size = num_entities // num_regions + (1 if i < num_entities % num_regions else 0)
         region = _make_region(rng, names, size)
         regions.append(region)
-        documents.append(_region_document(rng, region))
-        documents.extend(_person_document(rng, region, p) for p in region.people)
-        documents.extend(_city_document(rng, region, c) for c in region.cities)
-        documents.extend(_company_document(rng, region, c) for c in region.companies)
-        documents.extend(_river_document(rng, region, r) for r in region.rivers)
+        documents.append(_document(rng, region, "region", region))
+        for kind, entities in (
+            ("person", region.people),
+            ("city", region.cities),
+            ("company", region.companies),
+            ("river", region.rivers),
+        ):
+            documents.extend(_document(rng, region, kind, entity) for entity in entities)
     return World(regions, documents)
 
 
@@ -1646,20 +781,6 @@ def split_train_dev(
 # ---------------------------------------------------------------------------
 # Writing files.
 # ---------------------------------------------------------------------------
-def _write_atomically(path: str, text: str) -> None:
-    """Writes UTF-8 text to a temporary file beside `path`, then renames it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temp_path = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(temp_path, path)
-    except BaseException:
-        os.unlink(temp_path)
-        raise
-
-
 def corpus_text(documents: Sequence[Document], seed: int = 0) -> str:
     """BERT's text format: one sentence a line, a blank line between documents.
 
@@ -1674,26 +795,23 @@ def write_pretraining_corpus(
     path: str, num_documents: int = DEFAULT_NUM_ENTITIES, seed: int = 0
 ) -> str:
     """Writes the documents of `generate_world(num_documents, seed)`; returns `path`."""
-    _write_atomically(path, corpus_text(generate_world(num_documents, seed).documents, seed))
+    fileio.write_atomic(path, corpus_text(generate_world(num_documents, seed).documents, seed))
     return path
-
-
-_LEADING_WORDS = ("in", "about", "around", "roughly", "the", "since")
-_TRAILING_WORDS = (" River", " Sea", " Street", " Bridge", " kilometres") + tuple(
-    " " + word for word in _LANDMARKS + _NEWSPAPER_WORDS
-)
 
 
 def _answer_variants(context: str, start: int, text: str) -> List[Tuple[str, int]]:
     """The answer and up to two natural variants ("1873" / "in 1873", "Vessa River" / "Vessa")."""
+    spec = load_spec()
+    kind_words = spec["answer_variants"]["trailing_words"]
+    kind_words = kind_words + spec["words"]["landmarks"] + spec["words"]["newspaper_words"]
     variants = [(text, start)]
     words_before = context[:start].split()
-    if words_before and words_before[-1].lower() in _LEADING_WORDS:
+    if words_before and words_before[-1].lower() in spec["answer_variants"]["leading_words"]:
         word_start = start - 1 - len(words_before[-1])
         variants.append((context[word_start : start + len(text)], word_start))
-    for word in _TRAILING_WORDS:
-        if text.endswith(word) and len(text) > len(word):
-            variants.append((text[: -len(word)], start))
+    for word in kind_words:
+        if text.endswith(" " + word) and len(text) > len(word) + 1:
+            variants.append((text[: -len(word) - 1], start))
             break
     return variants
 
@@ -1759,7 +877,7 @@ def write_squad(
 ) -> str:
     """Writes `squad_json(documents, ...)` to `path` atomically; returns `path`."""
     dataset = squad_json(documents, multiple_answers, id_prefix, max_questions, seed)
-    _write_atomically(path, json.dumps(dataset, ensure_ascii=False, indent=1) + "\n")
+    fileio.write_json_atomic(path, dataset, indent=1)
     return path
 
 
@@ -1794,7 +912,7 @@ def generate_default_dataset(
         "squad_train": os.path.join(out_dir, "squad_train.json"),
         "squad_dev": os.path.join(out_dir, "squad_dev.json"),
     }
-    _write_atomically(paths["corpus"], corpus_text(world.documents, seed))
+    fileio.write_atomic(paths["corpus"], corpus_text(world.documents, seed))
     write_squad(
         paths["squad_train"],
         train,

@@ -1,25 +1,37 @@
-"""Optimizers (AdamW, LAMB, LARS, momentum/Nesterov) and learning-rate schedules."""
+"""Optimizers (AdamW, LAMB, LARS, momentum/Nesterov) and learning-rate schedules.
 
-from optimization.optimizers import ChainOptimizer, create_optimizer, DEFAULTS
+transforms     per-variable parts of update rules (Adam direction, decay, trust ratio...)
+wrappers       whole-gradient steps (accumulation, skip inf/NaN, global-norm clipping)
+alias          one function per optimizer returning its chain
+hparams        hyperparameter defaults and validation
+optimizers     the Keras adapter `ChainOptimizer` and `create_optimizer`
+keras_private  every private Keras/TF call, in one place
+schedules      learning-rate schedules with shared argument names
+"""
+
+import data.tf_startup  # noqa: F401  (first: quiet TensorFlow start-up for the CLIs)
+from optimization import alias, transforms, wrappers
+from optimization.optimizers import DEFAULTS, ChainOptimizer, create_optimizer
 from optimization.schedules import (
+    ConstantSchedule,
+    OriginalBertSchedule,
+    WarmupCosineSchedule,
+    WarmupPolySchedule,
     create_schedule,
     lamb_scaling,
-    OriginalBertSchedule,
-    WarmupPolySchedule,
-    WarmupCosineSchedule,
-    ConstantSchedule,
 )
-from optimization import transforms
 
 __all__ = [
-    "ChainOptimizer",
-    "create_optimizer",
     "DEFAULTS",
+    "ChainOptimizer",
+    "ConstantSchedule",
+    "OriginalBertSchedule",
+    "WarmupCosineSchedule",
+    "WarmupPolySchedule",
+    "alias",
+    "create_optimizer",
     "create_schedule",
     "lamb_scaling",
-    "OriginalBertSchedule",
-    "WarmupPolySchedule",
-    "WarmupCosineSchedule",
-    "ConstantSchedule",
     "transforms",
+    "wrappers",
 ]

@@ -16,12 +16,13 @@ Without --config, one phase from the original BERT flags:
       --output=/tmp/lamb_64k_32k.png
 """
 
+import io
 import json
-import os
-import tempfile
 
 from absl import app
 from absl import flags
+
+from data.fileio import write_atomic
 
 FLAGS = flags.FLAGS
 
@@ -42,27 +43,23 @@ def counterparts(schedule_config):
 
     kwargs = dict(schedule_config)
     kind = kwargs.pop("kind")
+    kwargs = schedules.canonical_args(kind, kwargs)
     kwargs.pop("step_offset", None)  # Plots are phase-local.
     own = schedules.create_schedule(kind, **kwargs)
+    shared = {k: kwargs[k] for k in ("peak_lr", "warmup_steps", "total_steps") if k in kwargs}
     if kind == "original_bert":
         other = schedules.create_schedule(
             "warmup_poly",
             init_lr=0.0,
-            peak_lr=kwargs["init_lr"],
             final_lr=0.0,
-            warmup_steps=kwargs["num_warmup_steps"],
-            total_steps=kwargs["num_train_steps"],
             warmup_power=1.0,
             decay_power=kwargs.get("power", 1.0),
+            **shared,
         )
         return [("original_bert (as given)", own), ("corrected warmup_poly", other)]
     if kind in ("warmup_poly", "warmup_cosine"):
         other = schedules.create_schedule(
-            "original_bert",
-            init_lr=kwargs["peak_lr"],
-            num_train_steps=kwargs["total_steps"],
-            num_warmup_steps=kwargs["warmup_steps"],
-            power=kwargs.get("decay_power", 1.0),
+            "original_bert", power=kwargs.get("decay_power", 1.0), **shared
         )
         return [(f"{kind} (as given)", own), ("original_bert counterpart", other)]
     return [(f"{kind} (as given)", own)]
@@ -118,17 +115,12 @@ def plot(phases, output, title=""):
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(output))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".png")
-    os.close(fd)
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, output)
+        fig.savefig(buffer, format="png", dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(output, buffer.getvalue())
 
 
 def load_phases(path):
@@ -167,9 +159,9 @@ def main(argv):
                 "num_train_steps": FLAGS.num_train_steps,
                 "schedule": {
                     "kind": "original_bert",
-                    "init_lr": FLAGS.learning_rate,
-                    "num_train_steps": FLAGS.num_train_steps,
-                    "num_warmup_steps": FLAGS.num_warmup_steps,
+                    "peak_lr": FLAGS.learning_rate,
+                    "total_steps": FLAGS.num_train_steps,
+                    "warmup_steps": FLAGS.num_warmup_steps,
                     "power": FLAGS.power,
                 },
             }

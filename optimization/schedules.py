@@ -4,22 +4,29 @@ All schedules are evaluated at the optimizer's update count `step` (0-based: the
 first update uses step 0) and work on the phase-local step t = step - step_offset
 (clamped at 0), so a phase-2 schedule starts at its own step 0.
 
+Shared argument names, so that callers (e.g. experiment overrides) need no
+per-schedule knowledge: peak_lr (P), warmup_steps (W), total_steps (T) and
+step_offset. Older names stay accepted by `create_schedule` and `from_config`
+(original_bert: init_lr, num_train_steps, num_warmup_steps; constant:
+learning_rate); `canonical_args` renames them.
+
   original_bert   google-research/bert optimization.py, step by step:
-                  t <  W: init_lr * t / W
-                  t >= W: init_lr * (1 - min(t, T) / T) ** power
+                  t <  W: P * t / W
+                  t >= W: P * (1 - min(t, T) / T) ** power
                   (the decay runs from step 0, so at t = W the rate drops from
-                  ~init_lr to init_lr * (1 - W / T)).
-  warmup_poly     t <= t_w: init + (peak - init) * (t / t_w) ** warmup_power
-                  t >  t_w: final + (peak - final) * ((T - t) / (T - t_w)) ** decay_power,
-                  with t clamped to T (so t >= T gives final); continuous at t_w.
-  warmup_cosine   the same warmup, then final + (peak - final) * (1 + cos(pi * s)) / 2,
-                  s = (min(t, T) - t_w) / (T - t_w).
-  constant        learning_rate.
+                  ~P to P * (1 - W / T)).
+  warmup_poly     t <= W: init + (P - init) * (t / W) ** warmup_power
+                  t >  W: final + (P - final) * ((T - t) / (T - W)) ** decay_power,
+                  with t clamped to T (so t >= T gives final); continuous at W.
+                  (init_lr here is the rate warmup starts from.)
+  warmup_cosine   the same warmup, then final + (P - final) * (1 + cos(pi * s)) / 2,
+                  s = (min(t, T) - W) / (T - W).
+  constant        P.
 """
 
 import inspect
 import math
-from typing import Tuple
+from typing import ClassVar
 
 import keras
 import tensorflow as tf
@@ -51,48 +58,85 @@ def _as_int(value):
     return value
 
 
-@keras.saving.register_keras_serializable(package="optimization")
-class OriginalBertSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """google-research/bert: linear warmup overriding a polynomial decay that starts at step 0."""
+class _PhaseSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Shared handling of `step_offset`, the argument aliases and the config.
 
-    kind = "original_bert"
+    `__call__` turns the optimizer step into the phase-local step t (see the
+    module docstring) and returns `self.rate(t)`; subclasses define `rate` and
+    `_config` (their arguments other than step_offset, under the shared names).
+    """
 
-    def __init__(self, init_lr, num_train_steps, num_warmup_steps, power=1.0, step_offset=0):
-        k = self.kind
-        self.init_lr = _check_number(k, "init_lr", init_lr)
-        self.num_train_steps = _check_int(k, "num_train_steps", _as_int(num_train_steps), 1)
-        self.num_warmup_steps = _check_int(k, "num_warmup_steps", _as_int(num_warmup_steps))
-        self.power = _check_number(k, "power", power)
-        self.step_offset = _check_int(k, "step_offset", _as_int(step_offset))
+    kind = ""
+    aliases: ClassVar[dict] = {}  # accepted older argument name -> shared name
+
+    def __init__(self, step_offset=0):
+        self.step_offset = _check_int(self.kind, "step_offset", _as_int(step_offset))
+
+    def rate(self, t):
+        raise NotImplementedError
 
     def __call__(self, step):
-        t = _phase_step(step, self.step_offset)
-        total = float(self.num_train_steps)
-        # (T - t) / T rather than 1 - t / T: exact differences keep float32 accurate near T.
-        decayed = self.init_lr * tf.pow((total - tf.minimum(t, total)) / total, self.power)
-        if not self.num_warmup_steps:
-            return decayed
-        warmup = self.init_lr * t / float(self.num_warmup_steps)
-        return tf.where(t < float(self.num_warmup_steps), warmup, decayed)
+        return self.rate(_phase_step(step, self.step_offset))
+
+    def _config(self):
+        raise NotImplementedError
 
     def get_config(self):
+        return {**self._config(), "step_offset": self.step_offset}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**canonical_args(cls.kind, config))
+
+
+@keras.saving.register_keras_serializable(package="optimization")
+class OriginalBertSchedule(_PhaseSchedule):
+    """google-research/bert: linear warmup overriding a polynomial decay that starts at step 0.
+
+    The original's init_lr / num_train_steps / num_warmup_steps are accepted
+    (create_schedule, from_config) as peak_lr / total_steps / warmup_steps.
+    """
+
+    kind = "original_bert"
+    aliases: ClassVar[dict] = {
+        "init_lr": "peak_lr",
+        "num_train_steps": "total_steps",
+        "num_warmup_steps": "warmup_steps",
+    }
+
+    def __init__(self, peak_lr, total_steps, warmup_steps, power=1.0, step_offset=0):
+        super().__init__(step_offset)
+        k = self.kind
+        self.peak_lr = _check_number(k, "peak_lr", peak_lr)
+        self.total_steps = _check_int(k, "total_steps", _as_int(total_steps), 1)
+        self.warmup_steps = _check_int(k, "warmup_steps", _as_int(warmup_steps))
+        self.power = _check_number(k, "power", power)
+
+    def rate(self, t):
+        total = float(self.total_steps)
+        # (T - t) / T rather than 1 - t / T: exact differences keep float32 accurate near T.
+        decayed = self.peak_lr * tf.pow((total - tf.minimum(t, total)) / total, self.power)
+        if not self.warmup_steps:
+            return decayed
+        warmup = self.peak_lr * t / float(self.warmup_steps)
+        return tf.where(t < float(self.warmup_steps), warmup, decayed)
+
+    def _config(self):
         return {
-            "init_lr": self.init_lr,
-            "num_train_steps": self.num_train_steps,
-            "num_warmup_steps": self.num_warmup_steps,
+            "peak_lr": self.peak_lr,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
             "power": self.power,
-            "step_offset": self.step_offset,
         }
 
 
-class _WarmupThenDecay(keras.optimizers.schedules.LearningRateSchedule):
+class _WarmupThenDecay(_PhaseSchedule):
     """Shared warmup (init -> peak over t_w steps, power p_w) and config for the decays."""
-
-    kind = ""
 
     def __init__(
         self, init_lr, peak_lr, final_lr, warmup_steps, total_steps, warmup_power=1.0, step_offset=0
     ):
+        super().__init__(step_offset)
         k = self.kind
         self.init_lr = _check_number(k, "init_lr", init_lr)
         self.peak_lr = _check_number(k, "peak_lr", peak_lr)
@@ -105,14 +149,13 @@ class _WarmupThenDecay(keras.optimizers.schedules.LearningRateSchedule):
                 f"warmup_steps ({warmup_steps})"
             )
         self.warmup_power = _check_number(k, "warmup_power", warmup_power)
-        self.step_offset = _check_int(k, "step_offset", _as_int(step_offset))
 
     def _decay_fraction(self, s, remaining):
         """Fraction of (peak - final) left at decay progress s = 1 - remaining, both in [0, 1]."""
         raise NotImplementedError
 
-    def __call__(self, step):
-        t = tf.minimum(_phase_step(step, self.step_offset), float(self.total_steps))
+    def rate(self, t):
+        t = tf.minimum(t, float(self.total_steps))
         t_w = float(self.warmup_steps)
         if self.warmup_steps:
             warm = self.init_lr + (self.peak_lr - self.init_lr) * tf.pow(
@@ -128,7 +171,7 @@ class _WarmupThenDecay(keras.optimizers.schedules.LearningRateSchedule):
         )
         return tf.where(t <= t_w, warm, decayed)
 
-    def get_config(self):
+    def _config(self):
         return {
             "init_lr": self.init_lr,
             "peak_lr": self.peak_lr,
@@ -136,7 +179,6 @@ class _WarmupThenDecay(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_steps": self.warmup_steps,
             "total_steps": self.total_steps,
             "warmup_power": self.warmup_power,
-            "step_offset": self.step_offset,
         }
 
 
@@ -165,8 +207,8 @@ class WarmupPolySchedule(_WarmupThenDecay):
     def _decay_fraction(self, s, remaining):
         return tf.pow(remaining, self.decay_power)
 
-    def get_config(self):
-        return {**super().get_config(), "decay_power": self.decay_power}
+    def _config(self):
+        return {**super()._config(), "decay_power": self.decay_power}
 
 
 @keras.saving.register_keras_serializable(package="optimization")
@@ -180,21 +222,26 @@ class WarmupCosineSchedule(_WarmupThenDecay):
 
 
 @keras.saving.register_keras_serializable(package="optimization")
-class ConstantSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """A constant learning rate (step_offset accepted for uniformity)."""
+class ConstantSchedule(_PhaseSchedule):
+    """A constant rate `peak_lr` (older name: learning_rate).
+
+    step_offset goes through the shared phase-step handling like every schedule,
+    so a resumed phase may pass it; a constant rate is the same at every step.
+    """
 
     kind = "constant"
+    aliases: ClassVar[dict] = {"learning_rate": "peak_lr"}
 
-    def __init__(self, learning_rate, step_offset=0):
-        self.learning_rate = _check_number(self.kind, "learning_rate", learning_rate)
-        self.step_offset = _check_int(self.kind, "step_offset", _as_int(step_offset))
+    def __init__(self, peak_lr, step_offset=0):
+        super().__init__(step_offset)
+        self.peak_lr = _check_number(self.kind, "peak_lr", peak_lr)
 
-    def __call__(self, step):
-        del step
-        return tf.constant(self.learning_rate, tf.float32)
+    def rate(self, t):
+        del t
+        return tf.constant(self.peak_lr, tf.float32)
 
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "step_offset": self.step_offset}
+    def _config(self):
+        return {"peak_lr": self.peak_lr}
 
 
 SCHEDULES = {
@@ -203,21 +250,51 @@ SCHEDULES = {
 }
 
 
-def create_schedule(kind: str, **kwargs) -> keras.optimizers.schedules.LearningRateSchedule:
-    """Returns schedule `kind` (one of SCHEDULES) built from `kwargs`; ValueError on bad input."""
+def canonical_args(kind: str, kwargs: dict) -> dict:
+    """`kwargs` of schedule `kind` with older argument names replaced by the shared ones.
+
+    ValueError if `kind` is unknown or an argument is given under both names.
+    """
     if kind not in SCHEDULES:
         raise ValueError(f"schedule kind must be one of {sorted(SCHEDULES)}, got {kind!r}")
-    cls = SCHEDULES[kind]
+    aliases = SCHEDULES[kind].aliases
+    out = {}
+    for key, value in kwargs.items():
+        name = aliases.get(key, key)
+        if name in out:
+            raise ValueError(
+                f"schedule {kind!r}: {name} is given twice (also as {key!r} or its other "
+                f"name); use only {name}"
+            )
+        out[name] = value
+    return out
+
+
+def create_schedule(kind: str, **kwargs) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Returns schedule `kind` (one of SCHEDULES) built from `kwargs`; ValueError on bad input.
+
+    Every schedule takes the shared names peak_lr, warmup_steps (if it warms up),
+    total_steps (if it decays) and step_offset; older names (`aliases`) are accepted.
+    """
+    cls = SCHEDULES.get(kind)
+    renamed = [f"{cls.aliases[k]} was given as {k}" for k in kwargs if k in cls.aliases]
+    kwargs = canonical_args(kind, kwargs)
     try:
         return cls(**kwargs)
     except TypeError as e:  # Unknown or missing argument names.
         params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        older = ", ".join(f"{old} for {new}" for old, new in cls.aliases.items())
         raise ValueError(
             f"schedule {kind!r}: bad arguments {sorted(kwargs)} ({e}); expected {params}"
+            + (f" (also accepted: {older})" if older else "")
         ) from None
+    except ValueError as e:
+        if not renamed:
+            raise
+        raise ValueError(f"{e} ({'; '.join(renamed)})") from None
 
 
-def lamb_scaling(batch_size: int) -> Tuple[float, float]:
+def lamb_scaling(batch_size: int) -> tuple[float, float]:
     """Untuned LAMB (You et al., Table 4): lr = 5e-3 * sqrt(B / 32768), warmup ratio = B / 163840.
 
     The warmup ratio is 1/320 at B = 512 and 1/5 at B = 32768 (the fraction of

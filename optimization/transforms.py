@@ -1,27 +1,28 @@
-"""Small composable parts of update rules, in the spirit of optax.
+"""Per-variable parts of update rules, chained in the spirit of optax.
 
-A `Transform` maps the (already all-reduced, accumulated and clipped) gradient
-of ONE variable to an update, possibly keeping per-variable state ("slots",
-e.g. Adam's first and second moments). Transforms are chained; the last one of
-every rule in this package is `scale_by_learning_rate`, so the variable is
+A `Transform` maps the final gradient of ONE variable (already all-reduced,
+accumulated and clipped by the `wrappers`) to an update, possibly keeping
+per-variable state ("slots", e.g. Adam's first and second moments). The last
+part of every rule in `alias` is `scale_by_learning_rate`, so the variable is
 updated with `w <- w + u`.
 
-Every `update` function has the signature
+    update(u, state, w, step) -> (new_u, new_state)
 
-    update(u, state, w, step, name) -> (new_u, new_state)
-
-  u:      the incoming update (a dense tensor, the gradient for the first part).
+  u:      the incoming update (a dense tensor; the gradient for the first part).
   state:  dict slot name -> current slot value (tensors) for this variable.
   w:      the current value of the variable.
   step:   `StepInfo` (1-based update count, learning rate).
-  name:   the variable's full path, a Python string used for the exclusion lists.
 
-Exclusions are decided per variable from its name at trace time, so an excluded
+Rules that differ between variables (weight decay and the trust ratio skip
+LayerNorm and bias) are written with `masked(transform, exclude=...)`. The
+optimizer calls `transform.for_variable(path)` once per variable when it is
+built; `masked` returns a pass-through there for an excluded path, so that
 variable's graph simply has no weight-decay / trust-ratio ops.
 """
 
 import re
-from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -37,15 +38,53 @@ class StepInfo(NamedTuple):
 
 
 class Transform(NamedTuple):
-    """An update-rule part: names of its per-variable slots and its update function."""
+    """An update-rule part: its per-variable slot names and update function.
 
-    slots: Tuple[str, ...]
+    `specialize(path)`, if given, returns the transform to use for the variable
+    at `path` (see `masked`); `None` means the same transform for every variable.
+    """
+
+    slots: tuple[str, ...]
     update: Callable
+    specialize: Callable[[str], "Transform"] | None = None
+
+    def for_variable(self, path: str) -> "Transform":
+        """This transform as applied to the variable at `path` (no further specialization)."""
+        return self if self.specialize is None else self.specialize(path)
 
 
-def name_matches(name: str, patterns: Optional[Sequence[str]]) -> bool:
+def name_matches(name: str, patterns: Sequence[str] | None) -> bool:
     """True if any regex in `patterns` is found (re.search) in `name`."""
     return any(re.search(p, name) is not None for p in (patterns or ()))
+
+
+def identity(slots: tuple[str, ...] = ()) -> Transform:
+    """Leaves the update and the state (slots `slots`, if any) unchanged."""
+
+    def update(u, state, w, step):
+        del w, step
+        return u, state
+
+    return Transform(tuple(slots), update)
+
+
+def masked(transform: Transform, exclude: Sequence[str] | None = DEFAULT_EXCLUDE) -> Transform:
+    """`transform`, except for variables whose path matches a regex in `exclude`.
+
+    Excluded variables get a pass-through (their slots, if any, keep their value).
+    The choice is made per variable by `for_variable`; the unspecialized update
+    cannot know the variable and raises.
+    """
+
+    def update(u, state, w, step):
+        raise ValueError("masked(): call .for_variable(path) to get the update of one variable")
+
+    def specialize(path):
+        if name_matches(path, exclude):
+            return identity(transform.slots)
+        return transform.for_variable(path)
+
+    return Transform(transform.slots, update, specialize)
 
 
 def scale_by_adam(
@@ -63,8 +102,8 @@ def scale_by_adam(
     u = m_hat / sqrt(v_hat + eps)                    (epsilon_inside_sqrt=True)
     """
 
-    def update(u, state, w, step, name):
-        del w, name
+    def update(u, state, w, step):
+        del w
         m = beta_1 * state["m"] + (1.0 - beta_1) * u
         v = beta_2 * state["v"] + (1.0 - beta_2) * tf.square(u)
         m_hat, v_hat = m, v
@@ -81,37 +120,31 @@ def scale_by_adam(
     return Transform(("m", "v"), update)
 
 
-def add_decayed_weights(
-    weight_decay: float, exclude: Optional[Sequence[str]] = DEFAULT_EXCLUDE
-) -> Transform:
-    """Decoupled weight decay: u <- u + wd * w (skipped for names matching `exclude`).
+def add_decayed_weights(weight_decay: float) -> Transform:
+    """Decoupled weight decay: u <- u + wd * w (a pass-through when wd is 0).
 
-    Placed before `scale_by_learning_rate`, so the decay is scaled by the learning rate.
+    Placed before `scale_by_learning_rate`, so the decay is scaled by the learning
+    rate; wrap it in `masked` to exclude LayerNorm and bias.
     """
+    if weight_decay == 0.0:
+        return identity()
 
-    def update(u, state, w, step, name):
+    def update(u, state, w, step):
         del step
-        if weight_decay == 0.0 or name_matches(name, exclude):
-            return u, state
         return u + weight_decay * w, state
 
     return Transform((), update)
 
 
-def scale_by_trust_ratio(
-    exclude: Optional[Sequence[str]] = DEFAULT_EXCLUDE, bounds: Optional[Tuple[float, float]] = None
-) -> Transform:
+def scale_by_trust_ratio(bounds: tuple[float, float] | None = None) -> Transform:
     """Layer-wise trust ratio: u <- phi(||w||) / ||u|| * u.
 
     phi(z) = min(max(z, lower), upper) with `bounds=(lower, upper)`, identity if None.
-    The ratio is 1 when ||w|| or ||u|| is zero, and the part is skipped for
-    variables whose name matches `exclude`.
+    The ratio is 1 when ||w|| or ||u|| is zero. Wrap it in `masked` for exclusions.
     """
 
-    def update(u, state, w, step, name):
+    def update(u, state, w, step):
         del step
-        if name_matches(name, exclude):
-            return u, state
         w_norm = tf.norm(w)
         u_norm = tf.norm(u)
         phi = w_norm
@@ -131,8 +164,8 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
     b <- mu b + u;  u <- b (heavy ball) or u + mu b (Nesterov).
     """
 
-    def update(u, state, w, step, name):
-        del w, step, name
+    def update(u, state, w, step):
+        del w, step
         buf = momentum * state["momentum"] + u
         new_u = u + momentum * buf if nesterov else buf
         return new_u, {"momentum": buf}
@@ -143,8 +176,8 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
 def scale_by_learning_rate() -> Transform:
     """u <- -lr * u, so that the rule ends with w <- w + u."""
 
-    def update(u, state, w, step, name):
-        del w, name
+    def update(u, state, w, step):
+        del w
         return -tf.cast(step.learning_rate, u.dtype) * u, state
 
     return Transform((), update)
@@ -156,11 +189,13 @@ def chain(*transforms: Transform) -> Transform:
     if len(set(slots)) != len(slots):
         raise ValueError(f"chain(): duplicate slot names {slots}")
 
-    def update(u, state, w, step, name):
-        new_state: Dict[str, tf.Tensor] = {}
+    def update(u, state, w, step):
+        new_state: dict[str, tf.Tensor] = {}
         for t in transforms:
-            u, part = t.update(u, {s: state[s] for s in t.slots}, w, step, name)
+            u, part = t.update(u, {s: state[s] for s in t.slots}, w, step)
             new_state.update(part)
         return u, new_state
 
-    return Transform(slots, update)
+    if all(t.specialize is None for t in transforms):
+        return Transform(slots, update)
+    return Transform(slots, update, lambda path: chain(*(t.for_variable(path) for t in transforms)))

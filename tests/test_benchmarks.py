@@ -15,7 +15,7 @@ from benchmarks import train_step
 
 def test_model_flops_match_the_kernels_of_the_built_model():
     """6 x (matmul kernel parameters) x tokens, counted from the real model, + attention."""
-    config = train_step._bert_config("tiny", dropout=0.0)
+    config = train_step.benchmark_bert_config("tiny", dropout=0.0)
     model = bert.build_pretraining_model(config)
     s, p, h, n = (
         train_step.SEQ_LENGTH,
@@ -71,7 +71,7 @@ def test_executed_flops_match_the_dots_xla_compiles():
     the executed-FLOP formula gives (1/3 of training FLOPs): the last layer
     really works on [CLS] + masked rows only, and the model count is higher."""
     tf.random.set_seed(0)  # the compiler-IR call needs one under TF_DETERMINISTIC_OPS
-    config = train_step._bert_config("tiny", dropout=0.0)
+    config = train_step.benchmark_bert_config("tiny", dropout=0.0)
     model = bert.build_pretraining_model(config)
     batch = train_step.random_batch(2)
     inputs = {k: tf.constant(batch[k]) for k in pretraining.MODEL_INPUTS}

@@ -1,13 +1,18 @@
 """Tests of data.create_pretraining_data on real text (shared/data/text)."""
 
 import glob
+import json
 import math
 import os
+import subprocess
+import sys
+import unicodedata
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import REPO_ROOT
 from data import create_pretraining_data as cpd
 from data import text_corpus
 from data import tokenization
@@ -407,3 +412,109 @@ def test_hugging_face_source_is_read_as_documents_of_sentences(monkeypatch, shar
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: iter([{"content": "x"}]))
     with pytest.raises(KeyError, match="no field 'text'"):
         text_corpus.read_documents(hf_datasets=["some/dataset"])
+
+
+# -----------------------------------------------------------------------------
+# SentencePiece models (data.learn_vocab).
+# -----------------------------------------------------------------------------
+
+SPM_WORD_START = "\u2581"
+
+
+@pytest.fixture(scope="module")
+def spm_tokenizer(shared_data, tmp_path_factory):
+    from data import learn_vocab
+
+    text = (shared_data / "text" / "wiki_squad_contexts.txt").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip()]
+    model = tmp_path_factory.mktemp("spm") / "spm.model"
+    learn_vocab.train_sentencepiece(lines, str(model), vocab_size=3000, do_lower_case=True)
+    return tokenization.create_tokenizer(spm_model_file=str(model), do_lower_case=True)
+
+
+def test_sentencepiece_records_info_and_tokens(documents, spm_tokenizer, small_text_file, tmp_path):
+    sp = spm_tokenizer.sp_model
+    # The corpus holds exactly SentencePiece's own ids of every (non-empty) sentence.
+    corpus = cpd.tokenize_corpus(documents, spm_tokenizer)
+    expected = [i for doc in documents for sentence in doc for i in sp.encode(sentence.lower())]
+    assert corpus.token_ids.tolist() == expected
+    expected_text = "," + ",".join(map(str, expected[: corpus.sentence_starts[-1]])) + ","
+    options = cpd.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1, masking=False)
+    output = str(tmp_path / "spm.tfrecord")
+    cpd.create_pretraining_data([small_text_file], [output], spm_tokenizer, options)
+    info = json.load(open(output + cpd.INFO_SUFFIX))
+    assert info["vocab_size"] == sp.get_piece_size() == 3000
+    special = {name: sp.piece_to_id(f"[{name.upper()}]") for name in ("cls", "sep", "mask", "pad")}
+    assert {name: info[f"{name}_id"] for name in special} == special
+    assert len(set(special.values())) == 4 and sp.piece_to_id("[PAD]") == 0
+    parsed = parse([r.numpy() for r in tf.data.TFRecordDataset(output)])
+    assert info["num_instances"] == len(parsed["input_ids"]) > 20
+    for ids, mask, segments in zip(
+        parsed["input_ids"], parsed["input_mask"], parsed["segment_ids"]
+    ):
+        length = mask.sum()
+        assert ids[0] == special["cls"] and ids[length - 1] == special["sep"]
+        assert (ids[length:] == special["pad"]).all()
+        a_end = np.flatnonzero(segments)[0] - 1 if segments.any() else length - 1
+        assert ids[a_end] == special["sep"]
+        # Segment A is a run of SentencePiece's ids of the input text.
+        segment_a = "," + ",".join(map(str, ids[1:a_end])) + ","
+        assert a_end > 1 and segment_a in expected_text
+
+
+def test_sentencepiece_whole_word_masking_uses_word_start_marker(documents, spm_tokenizer):
+    corpus = cpd.tokenize_corpus(documents, spm_tokenizer)
+    vocab = cpd.Vocab.from_tokenizer(spm_tokenizer)
+    pieces = [spm_tokenizer.sp_model.id_to_piece(i) for i in range(vocab.size)]
+    ascii_punctuation = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+    def is_punctuation(char):  # BERT's definition: ASCII symbols and Unicode P*.
+        return char in ascii_punctuation or unicodedata.category(char).startswith("P")
+
+    # Independent of the implementation: a piece continues a word unless it has the
+    # marker, is a special piece or only punctuation (a word of its own, as in BERT).
+    continues = [
+        not (p.startswith(SPM_WORD_START) or p in ("[CLS]", "[SEP]", "[MASK]", "[PAD]", "<unk>"))
+        and not all(is_punctuation(c) for c in p)
+        for p in pieces
+    ]
+    assert vocab.is_continuation.tolist() == continues
+    assert not vocab.is_continuation[spm_tokenizer.sp_model.piece_to_id(SPM_WORD_START + "the")]
+
+    parsed = make(corpus, vocab, do_whole_word_mask=True, dupe_factor=2)
+    restored = restore(parsed)
+    multi_piece_words = 0
+    for row in range(len(restored)):
+        masked = set(parsed["masked_lm_positions"][row][parsed["masked_lm_weights"][row] > 0])
+        length = parsed["input_mask"][row].sum()
+        for i in range(2, length):
+            if continues[restored[row, i]] and restored[row, i - 1] != vocab.sep_id:
+                assert (i in masked) == (i - 1 in masked), pieces[restored[row, i]]
+                multi_piece_words += i in masked
+    assert multi_piece_words > 20
+
+
+def test_command_line_sentencepiece_and_exclusive_vocab_flags(
+    spm_tokenizer, small_text_file, minilm_vocab, tmp_path
+):
+    output = tmp_path / "cli.tfrecord"
+    command = [
+        sys.executable,
+        "-m",
+        "data.create_pretraining_data",
+        f"--input_file={small_text_file}",
+        f"--output_file={output}",
+        f"--spm_model_file={spm_tokenizer.model_file}",
+        "--dupe_factor=1",
+        "--num_workers=1",
+        "--no_masking",
+    ]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    subprocess.run(command, check=True, cwd=REPO_ROOT, env=env, capture_output=True)
+    info = json.load(open(str(output) + cpd.INFO_SUFFIX))
+    assert (info["vocab_size"], info["cls_id"], info["mask_id"]) == (3000, 2, 4)
+    both = subprocess.run(
+        [*command, f"--vocab_file={minilm_vocab}"], cwd=REPO_ROOT, env=env, capture_output=True
+    )
+    assert both.returncode != 0
+    assert "--vocab_file" in both.stderr.decode() and "--spm_model_file" in both.stderr.decode()

@@ -265,8 +265,9 @@ def test_gradient_accumulation_equals_one_big_batch():
     for v in variables:
         np.testing.assert_allclose(v.numpy(), ours_big[v.name.split(":")[0]], rtol=1e-5, atol=1e-7)
     # Accumulators are reset for the next global batch.
-    for acc in opt._accumulators:
-        np.testing.assert_array_equal(acc.numpy(), 0.0)
+    for v in variables:
+        np.testing.assert_array_equal(opt.slot(v, "accumulator").numpy(), 0.0)
+    assert int(opt.micro_step.numpy()) == 0
 
 
 def test_schedule_and_bias_correction_count_updates_not_micro_steps():
@@ -432,12 +433,15 @@ def test_checkpoint_round_trip_resumes_exactly(tmp_path):
     variables, opt, step = make()
     feed(step, grads[:5])
     path = tf.train.Checkpoint(optimizer=opt, variables=variables).save(str(tmp_path / "ckpt"))
-    assert int(opt.iterations.numpy()) == 2 and int(opt._micro_step.numpy()) == 1
+    assert int(opt.iterations.numpy()) == 2 and int(opt.micro_step.numpy()) == 1
 
+    saved_variables = variables
     variables, opt2, step = make()
     tf.train.Checkpoint(optimizer=opt2, variables=variables).restore(path).assert_consumed()
-    assert int(opt2.iterations.numpy()) == 2 and int(opt2._micro_step.numpy()) == 1
-    np.testing.assert_array_equal(opt2._slots["m"][0].numpy(), opt._slots["m"][0].numpy())
+    assert int(opt2.iterations.numpy()) == 2 and int(opt2.micro_step.numpy()) == 1
+    for a, b in zip(saved_variables, variables):
+        for s in ("m", "v", "accumulator"):
+            np.testing.assert_array_equal(opt2.slot(b, s).numpy(), opt.slot(a, s).numpy())
     feed(step, grads[5:])
     for a, b in zip(straight, variables):
         np.testing.assert_array_equal(a, b.numpy())
@@ -503,3 +507,140 @@ def test_skip_nonfinite_leaves_weights_moments_and_step_untouched():
     assert int(optimizer.iterations.numpy()) == 1
     optimizer.apply_gradients([(good, w)])
     assert int(optimizer.iterations.numpy()) == 2 and not np.array_equal(w.numpy(), state[-1])
+
+
+# -----------------------------------------------------------------------------
+# The parts: masked transforms, whole-gradient wrappers, stable checkpoint layout
+
+
+def test_checkpoint_keys_and_slot_layout_are_stable(tmp_path):
+    """Checkpoints written before the alias/wrappers split must keep loading.
+
+    The layout the earlier optimizer wrote (read from its checkpoints): after
+    `_iterations` and `_learning_rate`, `_variables/2...` hold the rule's slots
+    ("m" for every variable, then "v"), then the accumulators; the micro-step
+    counter is `_micro_step`.
+    """
+    variables = make_variables()
+    opt = optimization.create_optimizer("lamb", 0.01, gradient_accumulation_steps=2)
+    opt.build(variables)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        opt.apply_gradients(
+            [(tf.constant(rng.normal(size=v.shape), tf.float32), v) for v in variables]
+        )
+    prefix = tf.train.Checkpoint(optimizer=opt).write(str(tmp_path / "ckpt"))
+    n = len(variables)
+    layout = {"_iterations": opt.iterations, "_micro_step": opt.micro_step}
+    for j, slot in enumerate(("m", "v", "accumulator")):
+        for i, v in enumerate(variables):
+            layout[f"_variables/{2 + j * n + i}"] = opt.slot(v, slot)
+    expected = {f"optimizer/{k}/.ATTRIBUTES/VARIABLE_VALUE" for k in layout}
+    expected |= {"optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE"}
+    expected |= {f"optimizer/_trainable_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE" for i in range(n)}
+    expected |= {"_CHECKPOINTABLE_OBJECT_GRAPH"}
+    assert {name for name, _ in tf.train.list_variables(prefix)} == expected
+    for key, variable in layout.items():
+        stored = tf.train.load_variable(prefix, f"optimizer/{key}/.ATTRIBUTES/VARIABLE_VALUE")
+        np.testing.assert_array_equal(stored, variable.numpy(), err_msg=key)
+    assert int(opt.micro_step.numpy()) == 1 and int(opt.iterations.numpy()) == 1
+    assert opt.slot_names == ("m", "v", "accumulator")
+    assert optimization.create_optimizer("adamw", 0.01).micro_step is None
+    with pytest.raises(ValueError, match="momentum"):
+        opt.slot(variables[0], "momentum")
+
+
+def test_masked_decides_per_variable_path():
+    tx = optimization.transforms
+    decay = tx.masked(tx.add_decayed_weights(0.5), exclude=["bias$", "LayerNorm"])
+    w, u = tf.constant([2.0, -4.0]), tf.constant([1.0, 1.0])
+    step = tx.StepInfo(tf.constant(1.0), tf.constant(0.1))
+    for path, expected in [
+        ("dense/kernel", [2.0, -1.0]),
+        ("dense/bias", [1.0, 1.0]),
+        ("enc/LayerNorm/gamma", [1.0, 1.0]),
+    ]:
+        got, state = decay.for_variable(path).update(u, {}, w, step)
+        np.testing.assert_allclose(got.numpy(), expected)
+        assert state == {}
+    with pytest.raises(ValueError, match="for_variable"):
+        decay.update(u, {}, w, step)
+    # A chain specializes its parts; an excluded trust ratio keeps the Adam direction.
+    rule = optimization.alias.lamb(weight_decay=0.0)
+    state = {"m": tf.zeros(2), "v": tf.zeros(2)}
+    got, _ = rule.for_variable("x/bias").update(u, state, w, step)
+    np.testing.assert_allclose(got.numpy(), [-0.1 / (1 + 1e-6)] * 2, rtol=1e-5)
+    got, _ = rule.for_variable("x/kernel").update(u, state, w, step)
+    np.testing.assert_allclose(np.linalg.norm(got.numpy()), 0.1 * np.linalg.norm(w), rtol=1e-6)
+
+
+def test_wrappers_on_plain_tensors():
+    wr = optimization.wrappers
+    acc = wr.accumulate_gradients(2)
+    assert (acc.slots, acc.counters) == (("accumulator",), ("micro_step",))
+    state = {"accumulator": [tf.constant([1.0, 2.0])], "micro_step": tf.constant(0, tf.int64)}
+    grads, apply, new = acc.update([tf.constant([3.0, 4.0])], state)
+    assert not bool(apply) and int(new["micro_step"]) == 1
+    np.testing.assert_allclose(new["accumulator"][0].numpy(), [4.0, 6.0])
+    grads, apply, new = acc.update(
+        [tf.constant([3.0, 4.0])], dict(state, micro_step=new["micro_step"])
+    )
+    assert bool(apply) and int(new["micro_step"]) == 0
+    np.testing.assert_allclose(grads[0].numpy(), [2.0, 3.0])  # (1 + 3) / 2, (2 + 4) / 2
+    np.testing.assert_array_equal(new["accumulator"][0].numpy(), [0.0, 0.0])
+
+    grads, apply, _ = wr.skip_nonfinite().update([tf.constant([1.0, np.nan])], {})
+    assert not bool(apply)
+    np.testing.assert_array_equal(grads[0].numpy(), [0.0, 0.0])
+
+    clip = wr.clip_by_global_norm(1.0)
+    grads, apply, _ = clip.update([tf.constant([3.0]), tf.constant([4.0])], {})
+    assert apply is None
+    np.testing.assert_allclose([g.numpy()[0] for g in grads], [0.6, 0.8], rtol=1e-6)
+
+    both = wr.chain(wr.skip_nonfinite(), clip)
+    grads, apply, _ = both.update([tf.constant([30.0]), tf.constant([40.0])], {})
+    assert bool(apply)
+    np.testing.assert_allclose([g.numpy()[0] for g in grads], [0.6, 0.8], rtol=1e-6)
+
+
+def test_defaults_are_the_documented_hyperparameters():
+    common = {"clipnorm": None, "gradient_accumulation_steps": 1, "skip_nonfinite": False}
+    adam = {
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-6,
+        "bias_correction": True,
+        "epsilon_inside_sqrt": False,
+        "weight_decay": 0.01,
+        "exclude_from_weight_decay": EXCLUDE,
+    }
+    trust = {"exclude_from_layer_adaptation": None, "trust_ratio_bounds": None}
+    sgd = {"momentum": 0.9, "weight_decay": 0.0, "exclude_from_weight_decay": EXCLUDE}
+    assert optimization.DEFAULTS == {
+        "adamw": {**common, **adam},
+        "lamb": {**common, **adam, **trust},
+        "lars": {**common, **sgd, **trust, "nesterov": False},
+        "momentum": {**common, **sgd, "nesterov": False},
+        "nesterov": {**common, **sgd, "nesterov": True},
+    }
+
+
+def test_private_keras_and_tf_calls_only_in_keras_private():
+    import pathlib
+
+    private = re.compile(
+        r"keras\.src|tf\.__internal__|_filter_empty_gradients|_check_variables_are_known"
+        r"|_get_variable_index|_get_current_learning_rate|_distribution_strategy"
+        r"|\._iterations\b|\._learning_rate\b|\._trainable_variables\b"
+    )
+    package = pathlib.Path(optimization.__file__).parent
+    offenders = [
+        f"{path.name}:{i}"
+        for path in sorted(package.glob("*.py"))
+        if path.name != "keras_private.py"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
+    assert offenders == []
+    assert private.search((package / "keras_private.py").read_text())

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import tensorflow as tf
 import bert
 import optimization
 from bert import pretraining
+from bert import trainer as trainer_lib
 from data import create_pretraining_data as cpd
 from data import tokenization
 
@@ -318,11 +320,11 @@ def train_in_process(
         )
     micro = global_batch // accumulation
 
-    def dataset_fn(ctx, skip):
+    def dataset_fn(ctx):
         ds = tf.data.Dataset.from_tensor_slices(examples).repeat()
-        return ds.batch(ctx.get_per_replica_batch_size(micro), drop_remainder=True).skip(skip)
+        return ds.batch(ctx.get_per_replica_batch_size(micro), drop_remainder=True)
 
-    options = pretraining.TrainerOptions(
+    options = trainer_lib.TrainerOptions(
         model_dir=str(model_dir),
         num_train_steps=steps,
         train_batch_size=global_batch,
@@ -333,10 +335,10 @@ def train_in_process(
         mixed_precision=trainer_kw.pop("mixed_precision", "none"),
         initial_loss_scale=trainer_kw.pop("initial_loss_scale", 2.0**15),
     )
-    trainer = pretraining.PretrainingTrainer(
-        strategy, model, optimizer, schedule, options, dataset_fn, **trainer_kw
+    trainer = trainer_lib.Trainer(
+        strategy, model, optimizer, schedule, pretraining.PretrainingTask(), options
     )
-    trainer.train()
+    trainer.train(dataset_fn)
     return [w.numpy() for w in model.weights], trainer
 
 
@@ -376,13 +378,13 @@ def test_phase2_starts_from_phase1_encoder_and_heads(tmp_path, initial_weights):
         model = bert.build_pretraining_model(tiny_config(dropout=0.0, vocab_size=512))
         model.set_weights(fresh)
         optimizer = optimization.create_optimizer("adamw", 1e-3)
-    options = pretraining.TrainerOptions(
+    options = trainer_lib.TrainerOptions(
         model_dir=str(tmp_path / "p2"), num_train_steps=1, train_batch_size=8
     )
-    trainer = pretraining.PretrainingTrainer(
-        one, model, optimizer, 1e-3, options, None, init_checkpoint=str(tmp_path / "p1")
+    trainer = trainer_lib.Trainer(
+        one, model, optimizer, 1e-3, pretraining.PretrainingTask(), options
     )
-    assert trainer.restored_from.endswith("ckpt-4")
+    assert trainer.initialize_from(str(tmp_path / "p1")).endswith("ckpt-4")
     assert int(optimizer.iterations) == 0  # moments and step start fresh
     names = [w.path for w in model.weights]
     assert any("mlm" in n or "predictions" in n for n in names), names
@@ -461,10 +463,9 @@ def _free_ports(n):
     return ports
 
 
-def test_multi_worker_two_processes_train_and_agree(tmp_path, corpus_records):
-    experiment = write_experiment(str(tmp_path / "experiment.json"), phase1_steps=6)
+def start_two_workers(experiment, input_file, model_dir, *flags):
+    """Two run_pretraining processes of one MultiWorkerMirroredStrategy cluster on localhost."""
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-    model_dir = tmp_path / "mw"
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
@@ -473,15 +474,27 @@ def test_multi_worker_two_processes_train_and_agree(tmp_path, corpus_records):
                 f"--experiment={experiment}",
                 "--phase=1",
                 "--strategy=multi_worker",
-                f"--input_file={corpus_records['p1']}",
+                f"--input_file={input_file}",
                 f"--model_dir={model_dir}",
-                "--steps_per_loop=3",
-                "--save_checkpoints_steps=6",
                 "--do_eval=false",
+                *flags,
                 env={"TF_CONFIG": json.dumps(tf_config)},
                 wait=False,
             )
         )
+    return procs
+
+
+def test_multi_worker_two_processes_train_and_agree(tmp_path, corpus_records):
+    experiment = write_experiment(str(tmp_path / "experiment.json"), phase1_steps=6)
+    model_dir = tmp_path / "mw"
+    procs = start_two_workers(
+        experiment,
+        corpus_records["p1"],
+        model_dir,
+        "--steps_per_loop=3",
+        "--save_checkpoints_steps=6",
+    )
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-4000:]
@@ -491,3 +504,109 @@ def test_multi_worker_two_processes_train_and_agree(tmp_path, corpus_records):
         np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
     log = read_log(model_dir)
     assert log[-1]["step"] == 6 and np.isfinite(log[-1]["loss"])
+
+
+# -----------------------------------------------------------------------------------------
+# Preemption: SIGTERM saves at the current step, the same command resumes there.
+
+
+def _wait_for_log_lines(model_dir, count, proc, timeout=300):
+    deadline = time.time() + timeout
+    path = os.path.join(model_dir, "train_log.jsonl")
+    while not (os.path.exists(path) and len(open(path).read().splitlines()) >= count):
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.1)
+
+
+def test_sigterm_saves_the_current_step_and_the_same_command_resumes(tmp_path, corpus_records):
+    experiment = write_experiment(str(tmp_path / "experiment.json"), phase1_steps=16, dropout=0.1)
+    common = [
+        f"--experiment={experiment}",
+        "--phase=1",
+        f"--input_file={corpus_records['p1']}",
+        "--steps_per_loop=1",
+        "--save_checkpoints_steps=1000",  # no periodic checkpoint before the end
+        "--do_eval=false",
+    ]
+    straight = tmp_path / "straight"
+    run_cli(*common, f"--model_dir={straight}")
+
+    model_dir = tmp_path / "preempted"
+    proc = run_cli(*common, f"--model_dir={model_dir}", wait=False)
+    _wait_for_log_lines(str(model_dir), 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 143, out[-3000:]
+    stopped = int(re.search(r"Stopped by SIGTERM at step (\d+)", out).group(1))
+    assert 3 <= stopped < 16
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{stopped}")
+    assert read_log(str(model_dir))[-1]["step"] == stopped
+
+    out = run_cli(*common, f"--model_dir={model_dir}")
+    assert f"at step {stopped}" in out and "Resumed from" in out
+    a, b = checkpoint_values(str(straight)), checkpoint_values(str(model_dir))
+    assert a.keys() == b.keys() and len(a) > 10
+    assert b.pop("save_counter/.ATTRIBUTES/VARIABLE_VALUE") == 2  # the SIGTERM save + the last
+    for name in b:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_multi_worker_sigterm_to_one_worker_stops_both_at_one_step(tmp_path, corpus_records):
+    experiment = write_experiment(str(tmp_path / "experiment.json"), phase1_steps=40)
+    model_dir = tmp_path / "mw"
+    procs = start_two_workers(
+        experiment,
+        corpus_records["p1"],
+        model_dir,
+        "--steps_per_loop=1",
+        "--save_checkpoints_steps=1000",
+    )
+    _wait_for_log_lines(str(model_dir), 2, procs[0])
+    procs[1].send_signal(signal.SIGTERM)  # only the second worker is told
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    steps = []
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 143, out[-3000:]
+        steps.append(int(re.search(r"Stopped by SIGTERM at step (\d+)", out).group(1)))
+    assert steps[0] == steps[1] < 40
+    chief = tf.train.latest_checkpoint(str(model_dir))
+    other = tf.train.latest_checkpoint(str(model_dir / "worker_tmp_1"))
+    assert chief.endswith(f"ckpt-{steps[0]}") and other.endswith(f"ckpt-{steps[0]}")
+
+
+def test_records_of_another_vocabulary_are_refused(tmp_path, shared_data, minilm_vocab):
+    """Unmasked records carry their vocabulary size in .info.json; a model of another size
+    is refused before training, naming the file and both sizes."""
+    from bert import options as opts
+    from bert import run_pretraining
+
+    lines = (shared_data / "text" / "wiki_squad_contexts.txt").read_text("utf-8").split("\n")
+    text = tmp_path / "wiki.txt"
+    text.write_text("\n".join(lines[:200]), "utf-8")
+    records = str(tmp_path / "unmasked.tfrecord")
+    cpd.create_pretraining_data(
+        [str(text)],
+        [records],
+        tokenization.FullTokenizer(str(minilm_vocab), do_lower_case=True),
+        cpd.InstanceOptions(max_seq_length=SEQ1, max_predictions_per_seq=PRED1, masking=False),
+    )
+    experiment = write_experiment(str(tmp_path / "experiment.json"))
+    small = tmp_path / "small_vocab_config.json"
+    tiny_config(vocab_size=1737).to_json_file(str(small))
+    options = opts.parse(
+        run_pretraining.PretrainingOptions,
+        [
+            "prog",
+            f"--experiment={experiment}",
+            f"--input_file={records}",
+            f"--model_dir={tmp_path / 'run'}",
+            f"--bert_config_file={small}",
+            "--dynamic_masking",
+        ],
+    )
+    with pytest.raises(
+        ValueError, match=r"unmasked\.tfrecord\.info\.json: .* 30522 entries, .* 1737"
+    ):
+        run_pretraining.run_phase(options)
+    assert not (tmp_path / "run" / "train_log.jsonl").exists()

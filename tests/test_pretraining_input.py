@@ -15,6 +15,7 @@ from data import tokenization
 SEQ = 64
 PRED = 10
 MASK_ID, CLS_ID, SEP_ID = 103, 101, 102
+BERT_MASK_ID = 103
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +290,41 @@ def test_corrupt_files_are_named(tmp_path):
         )
     with pytest.raises(FileNotFoundError, match="missing"):
         pretraining_input.build_dataset(str(tmp_path / "missing*"), 2, SEQ, PRED, False)
+
+
+def test_dynamic_masking_uses_the_special_ids_of_a_sentencepiece_model(shared_data, tmp_path):
+    from data import learn_vocab
+
+    path = str(shared_data / "text" / "wikitext2_test_sentences.txt")
+    documents = list(text_corpus.read_text_file(path))[:6]
+    lines = [sentence for document in documents for sentence in document]
+    model = learn_vocab.train_sentencepiece(lines, str(tmp_path / "spm.model"), vocab_size=1500)
+    spm_tokenizer = tokenization.create_tokenizer(spm_model_file=model)
+    sp = spm_tokenizer.sp_model
+    pad, cls, sep, mask = (sp.piece_to_id(p) for p in ("[PAD]", "[CLS]", "[SEP]", "[MASK]"))
+    assert (pad, cls, sep, mask) == (0, 2, 3, 4)  # Not BERT's 0, 101, 102, 103.
+    text_file = tmp_path / "docs.txt"
+    text_file.write_text("\n\n".join("\n".join(d) for d in documents) + "\n", encoding="utf-8")
+    options = cpd.InstanceOptions(
+        max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=1, masking=False
+    )
+    output = str(tmp_path / "spm.tfrecord")
+    cpd.create_pretraining_data([str(text_file)], [output], spm_tokenizer, options)
+    # Nothing but the records and their info.json: the ids come from the latter.
+    ds = pretraining_input.build_dataset(
+        output, 8, SEQ, PRED, is_training=True, seed=1, dynamic_masking=True
+    )
+    shown = labels_seen = 0
+    masked_as_mask = 0
+    for batch in ds.take(20).as_numpy_iterator():
+        weights = batch["masked_lm_weights"] > 0
+        labels = batch["masked_lm_ids"][weights]
+        assert not np.isin(labels, [pad, cls, sep]).any()
+        assert (labels < sp.get_piece_size()).all()
+        rows, cols = np.nonzero(weights)
+        ids = batch["input_ids"][rows, batch["masked_lm_positions"][rows, cols]]
+        masked_as_mask += int(np.sum(ids == mask))
+        shown += int(np.sum(ids == BERT_MASK_ID))
+        labels_seen += len(labels)
+    assert abs(masked_as_mask - 0.8 * labels_seen) <= 4 * math.sqrt(labels_seen * 0.16)
+    assert shown <= 0.02 * labels_seen  # BERT's 103 only as a 1-in-1500 random replacement.

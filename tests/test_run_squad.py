@@ -17,7 +17,8 @@ import tensorflow as tf
 
 import bert
 import optimization
-from bert import run_squad, squad_export
+from bert import checkpoints, options, run_squad, squad_export
+from bert import trainer as trainer_lib
 from data import squad, squad_metric, tokenization
 
 # The cheapest run found that clearly learns on 2 CPU cores: 96 steps of 8 windows of 128
@@ -47,12 +48,8 @@ FINE_TUNE_FLAGS = [
 
 
 def run_main(argv):
-    """Runs `python -m bert.run_squad ARGV` in this process (flags reset afterwards)."""
-    run_squad.FLAGS(["run_squad"] + list(argv))
-    try:
-        run_squad.main([])
-    finally:
-        run_squad.FLAGS.unparse_flags()
+    """Runs `python -m bert.run_squad ARGV` in this process."""
+    return run_squad.run(options.parse(run_squad.SquadOptions, ["run_squad", *argv]))
 
 
 def write_squad(path, articles):
@@ -382,7 +379,7 @@ def test_init_from_pretraining_checkpoint_and_shape_errors(tmp_path, minilm_dir)
     )
     manager.save(checkpoint_number=7)
     squad_model = bert.build_squad_model(tiny_config())
-    what = run_squad.initialize_from_checkpoint(squad_model, str(tmp_path / "pt"))
+    what = checkpoints.initialize_from_checkpoint(squad_model, str(tmp_path / "pt"))
     assert "pretrained encoder" in what and what.endswith("ckpt-7")
     for restored, original in zip(squad_model.encoder.weights, pretraining_model.encoder.weights):
         np.testing.assert_array_equal(restored.numpy(), original.numpy())
@@ -393,7 +390,7 @@ def test_init_from_pretraining_checkpoint_and_shape_errors(tmp_path, minilm_dir)
         match=r"ckpt-7.*shape \(32, 64\).*shape \(32, 48\).*"
         r"intermediate",
     ):
-        run_squad.initialize_from_checkpoint(wrong, str(tmp_path / "pt"))
+        checkpoints.initialize_from_checkpoint(wrong, str(tmp_path / "pt"))
 
     # A Hugging Face directory whose tensors do not fit its config: named by load_pretrained.
     hf_dir = tmp_path / "hf"
@@ -404,7 +401,7 @@ def test_init_from_pretraining_checkpoint_and_shape_errors(tmp_path, minilm_dir)
     (hf_dir / "model.safetensors").symlink_to(minilm_dir / "model.safetensors")
     model = bert.build_squad_model(bert.BertConfig.from_json_file(hf_dir / "config.json"))
     with pytest.raises(ValueError, match=r"intermediate.*\[384, 1536\].*\[384, 1024\]"):
-        run_squad.initialize_from_checkpoint(model, str(hf_dir))
+        checkpoints.initialize_from_checkpoint(model, str(hf_dir))
 
 
 def test_loss_is_the_global_batch_mean_of_start_and_end_cross_entropy():
@@ -491,8 +488,21 @@ def test_mirrored_training_matches_one_device(
                 seed=0,
             )
 
-        trainer = run_squad.SquadTrainer(strategy, model, optimizer, schedule, 8)
-        losses[name] = trainer.train(strategy.distribute_datasets_from_function(dataset_fn), 4, 2)
+        trainer = trainer_lib.Trainer(
+            strategy,
+            model,
+            optimizer,
+            schedule,
+            run_squad.SquadTask(),
+            trainer_lib.TrainerOptions(
+                model_dir=str(tmp_path / name),
+                num_train_steps=4,
+                train_batch_size=8,
+                steps_per_loop=2,
+                save_checkpoints_steps=0,
+            ),
+        )
+        losses[name] = trainer.train(dataset_fn)["loss"]
         assert int(optimizer.iterations.numpy()) == 4
         trained[name] = [w.numpy() for w in model.trainable_weights]
     assert losses["mirrored"] == pytest.approx(losses["one_device"], rel=1e-4)
@@ -500,3 +510,107 @@ def test_mirrored_training_matches_one_device(
     assert moved > 1e-3
     for one, two in zip(trained["one_device"], trained["mirrored"]):
         np.testing.assert_allclose(two, one, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Vocabularies
+
+
+def tiny_squad_setup(tmp_path, shared_data, vocab_size, count=4):
+    train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
+    articles = [{"title": "t", "paragraphs": train["data"][1]["paragraphs"][:count]}]
+    config = bert.BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=SEQ_LENGTH,
+    )
+    config_file = tmp_path / "bert_config.json"
+    config.to_json_file(str(config_file))
+    return write_squad(tmp_path / "train.json", articles), articles, str(config_file)
+
+
+def test_sentencepiece_model_fine_tunes_and_predicts_original_text(tmp_path, shared_data):
+    """--spm_model_file (as ALBERT): a model learned by data.learn_vocab, train + predict."""
+    from data import learn_vocab
+
+    lines = (shared_data / "text" / "wiki_squad_contexts.txt").read_text("utf-8").splitlines()
+    model_file = learn_vocab.train_sentencepiece(lines, str(tmp_path / "spm.model"), 2000)
+    size = tokenization.create_tokenizer(spm_model_file=model_file).vocab_size
+    train_file, articles, config_file = tiny_squad_setup(tmp_path, shared_data, size)
+    output_dir = tmp_path / "out"
+    scores = run_main(
+        [
+            f"--bert_config_file={config_file}",
+            f"--spm_model_file={model_file}",
+            "--do_train",
+            "--do_predict",
+            f"--train_file={train_file}",
+            f"--predict_file={train_file}",
+            f"--output_dir={output_dir}",
+            f"--max_seq_length={SEQ_LENGTH}",
+            "--doc_stride=64",
+            "--train_batch_size=8",
+            "--predict_batch_size=8",
+            "--num_train_epochs=0.5",
+        ]
+    )
+    questions = {
+        qa["id"]: p["context"] for a in articles for p in a["paragraphs"] for qa in p["qas"]
+    }
+    assert scores["num_predictions"] == scores["num_questions"] == len(questions)
+    predictions = read_json(output_dir / "predictions.json")
+    # Answers are cut from the original context, whatever the pieces looked like.
+    assert all(predictions[q] in questions[q] for q in questions)
+    assert (output_dir / "spm.model").is_file() and scores["global_step"] > 0
+
+
+def test_vocabulary_larger_than_the_model_is_refused(tmp_path, shared_data, minilm_vocab):
+    train_file, _, config_file = tiny_squad_setup(tmp_path, shared_data, vocab_size=1737)
+    with pytest.raises(ValueError, match=rf"vocab\.txt has 30522 entries .* vocab_size is 1737"):
+        run_main(
+            [
+                f"--bert_config_file={config_file}",
+                f"--vocab_file={minilm_vocab}",
+                "--do_train",
+                f"--train_file={train_file}",
+                f"--output_dir={tmp_path / 'out'}",
+                f"--max_seq_length={SEQ_LENGTH}",
+            ]
+        )
+
+
+def test_vocabulary_without_bert_special_tokens_is_refused(tmp_path, shared_data, minilm_vocab):
+    lines = minilm_vocab.read_text("utf-8").splitlines()
+    no_mask = tmp_path / "vocab.txt"
+    no_mask.write_text("\n".join(t for t in lines if t != "[MASK]") + "\n", "utf-8")
+    train_file, _, config_file = tiny_squad_setup(tmp_path, shared_data, vocab_size=30522)
+    with pytest.raises(ValueError, match=r"vocab\.txt: missing required token\(s\) \['\[MASK\]'\]"):
+        run_main(
+            [
+                f"--bert_config_file={config_file}",
+                f"--vocab_file={no_mask}",
+                "--do_train",
+                f"--train_file={train_file}",
+                f"--output_dir={tmp_path / 'out'}",
+                f"--max_seq_length={SEQ_LENGTH}",
+            ]
+        )
+
+
+def test_saved_model_export_refuses_a_vocabulary_larger_than_the_model(tmp_path, minilm_vocab):
+    config = bert.BertConfig(
+        vocab_size=1737,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=SEQ_LENGTH,
+    )
+    with pytest.raises(ValueError, match=r"30522 entries but the model's vocab_size is 1737"):
+        squad_export.export_saved_model(
+            bert.build_squad_model(config), str(minilm_vocab), str(tmp_path / "export")
+        )
+    assert not (tmp_path / "export").exists()

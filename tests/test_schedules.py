@@ -1,5 +1,6 @@
 """Learning-rate schedules against closed-form values of the BERT-Large recipes."""
 
+import inspect
 import json
 import math
 import pathlib
@@ -253,6 +254,14 @@ def test_schedule_compiles_with_xla():
             "warmup_powr",
         ),
         ("constant", dict(learning_rate=-1.0), "learning_rate"),
+        ("constant", dict(peak_lr=-1.0), "peak_lr must be a number >= 0"),
+        ("constant", dict(peak_lr=1e-3, learning_rate=1e-3), "peak_lr is given twice"),
+        (
+            "original_bert",
+            dict(init_lr=1e-3, peak_lr=1e-3, total_steps=100, warmup_steps=10),
+            "peak_lr is given twice",
+        ),
+        ("constant", dict(peak_lr=1e-3, warmup_steps=10), "warmup_steps"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kind, kwargs, needle):
@@ -306,3 +315,143 @@ def test_plot_schedule_writes_png(tmp_path):
     bad.write_text('{"phases": [{"name": "p", "num_train_steps": 3}]}')
     with pytest.raises(ValueError, match="bad.json.*schedule"):
         plot_schedule.load_phases(bad)
+
+
+# -----------------------------------------------------------------------------
+# Shared argument names and the older ones
+
+
+OLD_AND_SHARED = [
+    (
+        "original_bert",
+        dict(init_lr=5e-3, num_train_steps=14063, num_warmup_steps=3125, power=0.5),
+        dict(peak_lr=5e-3, total_steps=14063, warmup_steps=3125, power=0.5),
+    ),
+    ("constant", dict(learning_rate=3e-4), dict(peak_lr=3e-4)),
+]
+
+
+@pytest.mark.parametrize("kind,old,shared", OLD_AND_SHARED)
+def test_older_argument_names_are_aliases_of_the_shared_ones(kind, old, shared):
+    a = optimization.create_schedule(kind, **old)
+    b = optimization.create_schedule(kind, **shared)
+    assert a.get_config() == b.get_config() == {**shared, "step_offset": 0}
+    # A config saved with the older names (as earlier versions wrote) still loads.
+    c = type(a).from_config({**old, "step_offset": 0})
+    serialized = keras.saving.serialize_keras_object(a)
+    serialized["config"] = {**old, "step_offset": 0}
+    d = keras.saving.deserialize_keras_object(serialized)
+    for t in [0, 1, 3124, 3125, 3126, 14062, 14063, 20000]:
+        assert lr_at(a, t) == lr_at(b, t) == lr_at(c, t) == lr_at(d, t)
+
+
+def test_every_schedule_takes_the_shared_names():
+    from optimization import schedules
+
+    for kind, cls in schedules.SCHEDULES.items():
+        params = set(inspect.signature(cls.__init__).parameters)
+        assert {"peak_lr", "step_offset"} <= params, kind
+        if kind != "constant":
+            assert {"warmup_steps", "total_steps"} <= params, kind
+        assert set(cls.aliases.values()) <= params, kind
+
+
+def test_constant_schedule_step_offset_is_kept_and_harmless():
+    s = optimization.create_schedule("constant", peak_lr=2e-4, step_offset=100)
+    assert s.get_config() == {"peak_lr": 2e-4, "step_offset": 100}
+    for t in [0, 99, 100, 101, 10**6]:
+        assert lr_at(s, t) == pytest.approx(2e-4)
+    with pytest.raises(ValueError, match="step_offset"):
+        optimization.create_schedule("constant", peak_lr=2e-4, step_offset=-1)
+
+
+def _experiment(schedule, num_train_steps=100):
+    phase = {
+        "name": "phase1",
+        "train_batch_size": 8,
+        "max_seq_length": 16,
+        "max_predictions_per_seq": 2,
+        "num_train_steps": num_train_steps,
+        "optimizer": {"name": "lamb"},
+        "schedule": schedule,
+    }
+    return {"model": "tiny", "phases": [phase]}
+
+
+OLD_BERT = {
+    "kind": "original_bert",
+    "init_lr": 1e-3,
+    "num_train_steps": 100,
+    "num_warmup_steps": 10,
+}
+WARMUP_POLY = {
+    "kind": "warmup_poly",
+    "init_lr": 0.0,
+    "peak_lr": 1e-3,
+    "final_lr": 0.0,
+    "warmup_steps": 10,
+    "total_steps": 100,
+}
+
+
+@pytest.mark.parametrize(
+    "schedule,expected",
+    [
+        (
+            OLD_BERT,
+            {"kind": "original_bert", "peak_lr": 5e-3, "total_steps": 50, "warmup_steps": 5},
+        ),
+        (dict(WARMUP_POLY), {**WARMUP_POLY, "peak_lr": 5e-3, "total_steps": 50, "warmup_steps": 5}),
+        ({"kind": "constant", "learning_rate": 1e-3}, {"kind": "constant", "peak_lr": 5e-3}),
+    ],
+)
+def test_experiment_overrides_use_the_shared_names(schedule, expected):
+    from bert import experiment
+
+    phase = experiment.experiment_from_dict(_experiment(schedule)).phase(1)
+    out = experiment.apply_overrides(
+        phase, learning_rate=5e-3, num_warmup_steps=5, num_train_steps=50, optimizer="adamw"
+    )
+    assert out.schedule == expected
+    assert out.num_train_steps == 50 and out.optimizer == {"name": "adamw"}
+    assert phase.schedule == schedule  # the input phase is not modified
+    kwargs = dict(out.schedule)
+    optimization.create_schedule(kwargs.pop("kind"), **kwargs)
+    # Nothing to override: the schedule keeps its values (under the shared names).
+    same = experiment.apply_overrides(phase)
+    assert same.schedule == experiment.shared_schedule_names(schedule)
+
+
+def test_experiment_total_steps_check_and_older_name_files(tmp_path):
+    from bert import experiment
+
+    with pytest.raises(ValueError, match="schedule total steps 100 differ"):
+        experiment.experiment_from_dict(_experiment(OLD_BERT, num_train_steps=90))
+    with pytest.raises(ValueError, match="schedule total steps 100 differ"):
+        experiment.experiment_from_dict(_experiment(WARMUP_POLY, num_train_steps=90))
+    with pytest.raises(ValueError, match="phases.0.*given twice"):
+        experiment.experiment_from_dict(_experiment({**OLD_BERT, "total_steps": 100}))
+    # Every shipped recipe, and the same recipes written with the older names, load alike.
+    older = {
+        "peak_lr": "init_lr",
+        "total_steps": "num_train_steps",
+        "warmup_steps": "num_warmup_steps",
+    }
+    for path in sorted(CONFIGS.glob("*.json")):
+        raw = json.loads(path.read_text())
+        new = experiment.load_experiment(str(path))
+        for phase in raw["phases"]:
+            if phase["schedule"]["kind"] == "original_bert":
+                phase["schedule"] = {older.get(k, k): v for k, v in phase["schedule"].items()}
+        old_path = tmp_path / path.name
+        old_path.write_text(json.dumps(raw))
+        old = experiment.load_experiment(str(old_path))
+        for a, b in zip(new.phases, old.phases):
+            assert experiment.shared_schedule_names(a.schedule) == experiment.shared_schedule_names(
+                b.schedule
+            )
+            ka, kb = dict(a.schedule), dict(b.schedule)
+            sa = optimization.create_schedule(ka.pop("kind"), **ka)
+            sb = optimization.create_schedule(kb.pop("kind"), **kb)
+            for t in [0, a.num_train_steps // 3, a.num_train_steps]:
+                assert lr_at(sa, t) == lr_at(sb, t)

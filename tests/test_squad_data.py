@@ -483,3 +483,112 @@ def test_benchmark_runs_on_a_few_questions(shared_data, minilm_vocab):
     assert [r["questions"] for r in rows] == [20, 20, 20]
     assert rows[-1]["oracle_exact_match"] >= 90
     assert "| metric (EM/F1) |" in squad_benchmark.to_markdown(rows)
+
+
+# -----------------------------------------------------------------------------
+# Prediction features without answers; SentencePiece tokenizers.
+# -----------------------------------------------------------------------------
+
+
+def test_prediction_features_without_answers(tokenizer, tmp_path):
+    context = "The Normans gave their name to Normandy, a region in France."
+    words, _ = squad.split_context(context)
+    examples = [squad.SquadExample("q1", "What did the Normans name?", words)]
+    assert examples[0].start_position is None
+    features = squad.convert_examples_to_features(examples, tokenizer, is_training=False)
+    assert len(features) == 1 and features[0].start_position is None
+    assert features[0].end_position is None
+    path = tmp_path / "eval.tf_record"
+    assert squad.write_features(features, path, is_training=False) == 1
+    (batch,) = squad.build_squad_dataset(str(path), 2, 384, is_training=False)
+    assert batch["unique_ids"].numpy().tolist() == [features[0].unique_id, -1]
+    # Logits at "normandy": the prediction is cut from the original text.
+    start = features[0].tokens.index("normandy")
+    logits = np.zeros([384], np.float32)
+    logits[start] = 10.0
+    results = [squad.RawResult(features[0].unique_id, logits, logits)]
+    predictions, _, _ = squad.compute_predictions(examples, features, results)
+    assert predictions == {"q1": "Normandy"}
+    # Training features must all be labelled: the question is named.
+    with pytest.raises(squad.SquadFormatError, match="q1"):
+        squad.convert_examples_to_features(examples, tokenizer, is_training=True)
+
+
+@pytest.fixture(scope="module")
+def spm_tokenizer(shared_data, tmp_path_factory):
+    from data import learn_vocab
+
+    text = (shared_data / "text/wiki_squad_contexts.txt").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip()]
+    model = tmp_path_factory.mktemp("spm") / "spm.model"
+    learn_vocab.train_sentencepiece(lines, str(model), vocab_size=4000, do_lower_case=True)
+    return tokenization.create_tokenizer(spm_model_file=str(model), do_lower_case=True)
+
+
+def test_sentencepiece_labelled_spans_recover_gold_answers(shared_data, spm_tokenizer):
+    examples = squad.read_squad_examples(
+        shared_data / "squad/train-v1.1-subset.json", is_training=True
+    )
+    # Short windows: many answers fall outside some windows and are labelled [CLS].
+    features = squad.convert_examples_to_features(
+        examples, spm_tokenizer, max_seq_length=128, doc_stride=64, is_training=True
+    )
+    assert all(f.tokens[0] == "[CLS]" and f.input_ids[0] == spm_tokenizer.cls_id for f in features)
+    matched = total = outside = 0
+    for f in features:
+        assert f.token_to_orig_chars is not None
+        if f.start_position == 0:
+            outside += 1
+            continue
+        assert f.segment_ids[f.start_position] == f.segment_ids[f.end_position] == 1
+        example = examples[f.example_index]
+        # The prediction path: the labelled span as if the model had predicted it.
+        text = squad.prediction_text(example, f, f.start_position, f.end_position, True)
+        matched += normalize_answer(text) == normalize_answer(example.orig_answer_text)
+        total += 1
+    rate = matched / total
+    print(f"SentencePiece labelled span == gold answer: {matched}/{total} = {100 * rate:.2f}%")
+    assert outside > 1000 and total > 3800
+    assert rate >= 0.98
+
+
+def test_sentencepiece_oracle_predictions_score_on_xquad(shared_data, spm_tokenizer, tmp_path):
+    path = shared_data / "squad/xquad-en-v1.1.json"
+    examples = squad.read_squad_examples(path, is_training=False)[:300]
+    features = squad.convert_examples_to_features(examples, spm_tokenizer, is_training=False)
+    arrays = squad.features_to_arrays(features, pad_to_multiple_of=32)
+    start_logits, end_logits = _oracle_logits(arrays, features)
+    results = squad.raw_results_from_arrays(arrays["unique_ids"], start_logits, end_logits)
+    predictions = squad.write_predictions(examples, features, results, tmp_path / "p.json")
+    answers = {e.qas_id: e.answers for e in examples}
+    scores = squad_metric.evaluate_answers(answers, predictions)
+    print(f"SentencePiece oracle round trip on XQuAD[:300]: {scores}")
+    assert scores["exact_match"] >= 97.0 and scores["f1"] >= 99.0
+
+
+def test_sentencepiece_spans_cut_original_text(spm_tokenizer):
+    # NFKC folds the full-width letters and case; the answer keeps them.
+    context = "Born in Ｔｏｋｙｏ (1895-1943), Mr. Ōno wrote."
+    words, char_to_word = squad.split_context(context)
+    answer_start = context.index("Ｔｏｋｙｏ")
+    example = squad.SquadExample(
+        "q",
+        "Where?",
+        words,
+        orig_answer_text="Ｔｏｋｙｏ",
+        start_position=char_to_word[answer_start],
+        end_position=char_to_word[answer_start],
+        answers=["Ｔｏｋｙｏ"],
+    )
+    (feature,) = squad.convert_examples_to_features([example], spm_tokenizer)
+    text = squad.prediction_text(
+        example, feature, feature.start_position, feature.end_position, True
+    )
+    assert text == "Ｔｏｋｙｏ"
+    # Every document token maps to characters of its word; together they cover it.
+    for position, word in feature.token_to_orig_map.items():
+        start, end = feature.token_to_orig_chars[position]
+        assert 0 <= start <= end <= len(words[word])
+    doc = sorted(feature.token_to_orig_map)
+    whole = squad.prediction_text(example, feature, doc[0], doc[-1], True)
+    assert whole == " ".join(words)

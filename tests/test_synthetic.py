@@ -4,8 +4,12 @@
 The properties checked are the ones the demo relies on: determinism, BERT's
 text format, SQuAD answers that are exact spans, train/dev splits that share
 no entity, and questions that need reading (cheap guesses score low while
-reading the right sentence finds the answer).
+reading the right sentence finds the answer). The words and templates live in
+data/synthetic_world.json: every template there is used, and the file is
+packaged with the module.
 """
+
+import configparser
 
 import collections
 import json
@@ -23,6 +27,7 @@ from data import synthetic
 from data import text_corpus
 
 _FILES = ("corpus", "squad_train", "squad_dev")
+_WORDS = synthetic.load_spec()["words"]
 _PRONOUNS = ("He ", "She ", "It ", "Its ", "His ", "Her ")
 
 
@@ -203,8 +208,8 @@ def test_train_and_dev_share_no_entity(default_paths):
         "Mount",
         "Street",
         "Bridge",
-        *synthetic._LANDMARKS,
-        *synthetic._COMPANY_WORDS,
+        *_WORDS["landmarks"],
+        *_WORDS["company_words"],
     }
     train_words = set(re.findall(r"\w+", train_text))
     num_names = 0
@@ -275,7 +280,7 @@ def test_command_line_writes_the_default_dataset(default_paths, tmp_path):
         [sys.executable, "-m", "data.synthetic", f"--output_dir={tmp_path}", "--seed=0"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,  # the write imports TensorFlow (data.fileio): ~25 s on a loaded machine
         check=False,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(synthetic.__file__))),
     )
@@ -292,7 +297,7 @@ def test_command_line_writes_the_default_dataset(default_paths, tmp_path):
 def test_names_are_invented_words_that_need_sub_words():
     world = synthetic.generate_world(240, seed=11)
     words = collections.Counter(re.findall(r"\w+", " ".join(d.text for d in world.documents)))
-    kind_words = {"River", *synthetic._COMPANY_WORDS}
+    kind_words = {"River", *_WORDS["company_words"]}
     names = {w for d in world.documents for w in d.title.split()} - kind_words
     # Many different names, each built from syllables.
     assert len(names) > 300
@@ -300,3 +305,58 @@ def test_names_are_invented_words_that_need_sub_words():
     assert all(re.fullmatch(r"[A-Z][a-z]{3,11}", name) for name in names), sorted(names)[:20]
     # A long tail: many words occur only once, so a small vocabulary must split them.
     assert sum(1 for count in words.values() if count == 1) > 0.2 * len(words)
+
+
+def _statements(plan):
+    """The `say` statements of a document plan, through its `each` and `chance` blocks."""
+    for item in plan:
+        if "say" in item:
+            yield item
+        for key in ("do", "then", "else"):
+            yield from _statements(item.get(key, []))
+
+
+def _pattern(template):
+    """A regex for the sentences or questions `template` gives (any text in each field)."""
+    parts = re.split(r"\{\w+\}", template[0].lower() + template[1:])
+    return re.compile("(.+)".join(re.escape(part) for part in parts))
+
+
+def test_every_template_of_the_data_file_is_used():
+    # The plans drive the documents: every sentence template and question
+    # paraphrase of the data file shows up in a default-size world (a typo in a
+    # `when` or a dropped value would leave one unused, or fail generation).
+    world = synthetic.generate_world(seed=0)
+    plans = synthetic.load_spec()["documents"]
+    assert set(plans) == {doc.kind for doc in world.documents}
+    for kind, plan in plans.items():
+        docs = [doc for doc in world.documents if doc.kind == kind]
+        sentences = {s[0].lower() + s[1:] for doc in docs for s in doc.sentences}
+        questions = {f.question[0].lower() + f.question[1:] for doc in docs for f in doc.facts}
+        for statement in _statements(plan):
+            for template in statement["say"]:
+                pattern = _pattern(template)
+                assert any(pattern.fullmatch(s) for s in sentences), (kind, template)
+            for field, paraphrases in statement.get("ask", {}).items():
+                assert f"{{{field}}}" in " ".join(statement["say"]), (kind, field)
+                for paraphrase in paraphrases:
+                    pattern = _pattern(paraphrase)
+                    assert any(pattern.fullmatch(q) for q in questions), (kind, paraphrase)
+
+
+def test_word_lists_are_distinct_words():
+    # A repeated word would silently weigh a choice (the syllables repeat on purpose).
+    for name, words in _WORDS.items():
+        assert len(words) >= 5, name
+        assert len(set(words)) == len(words), name
+        assert all(w and w == w.strip() for w in words), name
+
+
+def test_data_file_is_installed_with_the_package():
+    assert os.path.isfile(synthetic.SPEC_FILE)
+    assert os.path.dirname(synthetic.SPEC_FILE) == os.path.dirname(synthetic.__file__)
+    setup_cfg = os.path.join(os.path.dirname(os.path.dirname(synthetic.__file__)), "setup.cfg")
+    config = configparser.ConfigParser()
+    config.read(setup_cfg)
+    package_data = config["options.package_data"]["data"].split()
+    assert os.path.basename(synthetic.SPEC_FILE) in package_data

@@ -368,3 +368,42 @@ def test_create_tokenizer(minilm_vocab):
         tokenization.create_tokenizer(vocab_file=minilm_vocab, spm_model_file="x.model")
     with pytest.raises(tokenization.VocabError, match="not found"):
         tokenization.create_tokenizer(spm_model_file="/nonexistent/x.model")
+
+
+def test_sentencepiece_offsets_cover_the_original_text(shared_data, tmp_path):
+    lines = _read_lines(shared_data / "text" / "wiki_squad_contexts.txt", 2000)
+    model = learn_vocab.train_sentencepiece(lines, str(tmp_path / "spm.model"), vocab_size=1000)
+    tok = tokenization.create_tokenizer(spm_model_file=model, do_lower_case=True)
+    held_out = _read_lines(shared_data / "text" / "wikitext2_test_sentences.txt", 300)
+    held_out += ["Ｔｏｋｙｏ ﬁne İstanbul  ΣΟΦΟΣ", "", "  spaced   out  "]
+    non_ascii = 0
+    for line in held_out:
+        pieces, spans = tok.tokenize_with_offsets(line)
+        assert pieces == tok.tokenize(line)
+        assert len(spans) == len(pieces)
+        # In order, not overlapping, and together exactly the non-space characters.
+        ends = [0] + [end for _, end in spans]
+        assert all(ends[i] <= start <= end for i, (start, end) in enumerate(spans))
+        assert "".join(line[start:end] for start, end in spans) == "".join(line.split())
+        if not line.isascii():
+            non_ascii += 1
+            continue
+        for piece, (start, end) in zip(pieces, spans):  # NFKC keeps ASCII; the model folds case.
+            if piece != tokenization.SPM_UNK:
+                assert piece.lstrip(tokenization.SPM_WORD_START) == line[start:end].lower()
+    assert non_ascii > 10
+
+
+def test_sentencepiece_word_starts(shared_data, tmp_path):
+    lines = _read_lines(shared_data / "text" / "wiki_squad_contexts.txt", 2000)
+    model = learn_vocab.train_sentencepiece(lines, str(tmp_path / "spm.model"), vocab_size=1000)
+    tok = tokenization.create_tokenizer(spm_model_file=model)
+    pieces = tok.tokenize("The Notre Dame's golden statue, 1879.")
+    assert pieces[0] == "\u2581the" and tok.is_word_start(pieces[0])
+    starts = [p for p in pieces if tok.is_word_start(p)]
+    # Every word begins with a "▁" piece; "'", "," and "." begin words of their own.
+    assert sum(p.startswith("\u2581") for p in starts) == 6
+    assert all(tok.is_word_start(p) for p in ("[CLS]", "[SEP]", "[MASK]", "[PAD]", "<unk>"))
+    assert [p for p in pieces if not tok.is_word_start(p)] == [
+        p for p in pieces if not p.startswith("\u2581") and p not in ("'", ",", ".")
+    ]

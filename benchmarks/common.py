@@ -1,0 +1,71 @@
+"""What every benchmark shares: isolated runs, machine and version facts, atomic writes.
+
+Speed is reported as ratios measured side by side in one run (the CPU model changes from
+machine to machine), so each table also records the machine and software it ran on.
+"""
+
+import multiprocessing
+import os
+import platform
+from typing import Dict
+
+from data.fileio import write_atomic  # noqa: F401  (re-exported: the benchmarks' writer)
+
+
+def _call(conn, module: str, function: str, kwargs: dict):
+    """Sends `module.function(**kwargs)` (or the error) back from a child process."""
+    import importlib
+    import traceback
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        conn.send(("ok", getattr(importlib.import_module(module), function)(**kwargs)))
+    except Exception as e:  # Report instead of leaving the parent waiting.
+        conn.send(("error", f"{module}.{function}: {e!r}\n{traceback.format_exc()}"))
+
+
+def run_isolated(module: str, function: str, **kwargs):
+    """Runs one benchmark function in a spawned (non-daemon) process; returns its result."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    # Not a daemon: pretraining-data creation starts worker processes of its own.
+    process = context.Process(target=_call, args=(child, module, function, kwargs))
+    process.start()
+    try:
+        status, value = parent.recv()
+    except EOFError:
+        raise RuntimeError(f"{module}.{function} died (exit code {process.exitcode})") from None
+    finally:
+        process.join()
+    if status == "error":
+        raise RuntimeError(value)
+    return value
+
+
+def versions() -> Dict[str, str]:
+    """Versions of the software that is measured."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for package in ("tensorflow", "keras", "keras-hub", "numpy"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def machine() -> Dict[str, object]:
+    """CPU model, core count and memory of this machine."""
+    info = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            info["memory_gb"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return info

@@ -390,16 +390,15 @@ def save_tf1_checkpoint(model, config=None, out_dir=None):
     config = config or getattr(model, "bert_config", None)
     if config is None:
         raise ValueError("save_tf1_checkpoint: pass the model's BertConfig")
-    out_dir = os.fspath(out_dir)
-    table = variable_table(model)
-    names = list(table)
-    _save_tensors(
-        os.path.join(out_dir, GOOGLE_CHECKPOINT),
-        names,
-        [tf.constant(table[n].to_tf1(table[n].variable.numpy())) for n in names],
-    )
+    return _write_google_files(os.fspath(out_dir), tf1_arrays(model), config)
+
+
+def _write_google_files(out_dir, arrays, config):
+    """`bert_model.ckpt.*` of `arrays` (TF1 name -> array) and `bert_config.json`."""
+    prefix = os.path.join(out_dir, GOOGLE_CHECKPOINT)
+    _save_tensors(prefix, list(arrays), [tf.constant(a) for a in arrays.values()])
     config.to_json_file(os.path.join(out_dir, GOOGLE_CONFIG))
-    return os.path.join(out_dir, GOOGLE_CHECKPOINT)
+    return prefix
 
 
 def _save_tensors(prefix, names, tensors):
@@ -541,13 +540,19 @@ def initialize_from_checkpoint(model, init_checkpoint):
     else:
         # The pretraining model's attribute path (model.encoder), without its heads.
         target, what = tf.train.Checkpoint(encoder=model.encoder), "pretrained encoder"
+    _read_model(prefix, target, what)
+    return f"{what} from {prefix}"
+
+
+def _read_model(prefix, target, what):
+    """Restores `target` as the checkpoint's `model`, ignoring what it does not need
+    (heads, optimizer, dropout states); errors name the checkpoint and `what`."""
     try:
         status = tf.train.Checkpoint(model=target).read(prefix)
-        status.expect_partial()  # Pretraining heads and optimizer slots are not needed.
+        status.expect_partial()
         status.assert_existing_objects_matched()
-    except ValueError as e:  # TF names the variable and both shapes; add the file.
+    except (ValueError, AssertionError) as e:  # TF names the variable and both shapes.
         raise ValueError(f"{prefix}: cannot restore the {what}: {e}") from e
-    return f"{what} from {prefix}"
 
 
 def optimizer_step_in_checkpoint(path):
@@ -685,39 +690,10 @@ def check_new_directory(output_dir):
         raise FileExistsError(f"{output_dir}: already exists and is not empty")
 
 
-def _new_output_dir(output_dir):
-    """Checks that `output_dir` is new or empty; returns a fresh temporary directory beside it."""
-    check_new_directory(output_dir)
-    parent, base = os.path.split(os.fspath(output_dir).rstrip("/"))
-    tmp_dir = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex[:12]}")
-    tf.io.gfile.makedirs(tmp_dir)
-    return tmp_dir
-
-
-def _publish(tmp_dir, output_dir):
-    """Renames the finished `tmp_dir` to `output_dir` (replacing an empty directory)."""
-    output_dir = os.fspath(output_dir).rstrip("/")
-    check_new_directory(output_dir)
-    if tf.io.gfile.isdir(output_dir):
-        tf.io.gfile.rmtree(output_dir)
-    tf.io.gfile.rename(tmp_dir, output_dir)
-
-
 def _write_directory(output_dir, write):
-    """Runs `write(tmp_dir)` in a temporary directory beside `output_dir`, then renames it.
-
-    Readers never see a half-written `output_dir`: it appears whole or not at
-    all (a rename is atomic on local file systems), and a failed write leaves
-    nothing behind.
-    """
-    tmp_dir = _new_output_dir(output_dir)
-    try:
-        write(tmp_dir)
-        _publish(tmp_dir, output_dir)
-    finally:
-        if tf.io.gfile.exists(tmp_dir):
-            tf.io.gfile.rmtree(tmp_dir)
-    return os.fspath(output_dir)
+    """Runs `write(tmp_dir)` beside `output_dir` (new or empty), then renames it into place."""
+    check_new_directory(output_dir)
+    return fileio.write_directory_atomic(output_dir, write)
 
 
 def save_huggingface(model, config, output_dir, vocab_file, do_lower_case=True, names=None):
@@ -788,12 +764,7 @@ def save_google(model, config, output_dir, vocab_file, names=None):
     arrays = tf1_arrays(model, names)
 
     def write(tmp_dir):
-        _save_tensors(
-            os.path.join(tmp_dir, GOOGLE_CHECKPOINT),
-            list(arrays),
-            [tf.constant(a) for a in arrays.values()],
-        )
-        config.to_json_file(os.path.join(tmp_dir, GOOGLE_CONFIG))
+        _write_google_files(tmp_dir, arrays, config)
         tf.io.gfile.copy(vocab_file, os.path.join(tmp_dir, VOCAB_FILE))
 
     return _write_directory(output_dir, write)
@@ -863,10 +834,5 @@ def restore_model(init_checkpoint, bert_config_file=None):
         return RestoredModel(config, model, names, f"{what} {weights_path}")
     # An encoder-only model is restored through the attribute path model.encoder.
     target = model if has_span_head or has_pretraining_heads else tf.train.Checkpoint(encoder=model)
-    try:
-        status = tf.train.Checkpoint(model=target).read(prefix)
-        status.expect_partial()  # The optimizer and dropout states are not needed.
-        status.assert_existing_objects_matched()
-    except (ValueError, AssertionError) as e:
-        raise ValueError(f"{prefix}: cannot restore the {model.name} model: {e}") from e
+    _read_model(prefix, target, f"{model.name} model")
     return RestoredModel(config, model, list(variable_table(model)), f"checkpoint {prefix}")

@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Type, TypeVar
 
 from absl import flags
 
-from bert.distribute import STRATEGIES
+from bert import distribute
 
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ def option(default, help: str, choices: Optional[Sequence[str]] = None):
 class RuntimeOptions:
     """Where and how a job runs; shared by pretraining and fine-tuning."""
 
-    strategy: str = option("one_device", "tf.distribute strategy.", STRATEGIES)
+    strategy: str = option("one_device", "tf.distribute strategy.", distribute.STRATEGIES)
     tpu: str = option("", "TPU name or grpc address for TPUClusterResolver.")
     num_cpu_devices: int = option(
         0, "With --strategy=mirrored on a CPU-only host: logical CPU devices to use."
@@ -103,8 +103,6 @@ def parse(cls: Type[T], argv: Sequence[str]) -> T:
 
 def start_runtime(runtime: RuntimeOptions):
     """Seeds, sets the dtype policy and returns the tf.distribute strategy of `runtime`."""
-    from bert import distribute
-
     if runtime.strategy == "mirrored":  # Logical CPU devices must exist before TF starts.
         distribute.configure_cpu_devices(runtime.num_cpu_devices)
     import keras

@@ -23,11 +23,10 @@ split with tensorflow-text's offset-aware `WhitespaceTokenizer` and `FastWordpie
 """
 
 import os
-import uuid
 
 import tensorflow as tf
 
-from data import tokenization
+from data import fileio, tokenization
 
 SIGNATURE_KEY = "serving_default"
 
@@ -229,37 +228,13 @@ def export_saved_model(
         model, vocab_file, do_lower_case, max_seq_length, max_query_length, max_answer_length
     )
     export_dir = os.fspath(export_dir).rstrip("/")
-    _write_directory_atomic(
+    fileio.write_directory_atomic(
         export_dir,
         lambda tmp_dir: tf.saved_model.save(
             module, tmp_dir, signatures={SIGNATURE_KEY: module.serve}
         ),
     )
     return export_dir
-
-
-def _write_directory_atomic(directory, write):
-    """Runs `write(tmp_dir)` on a new directory beside `directory`, then swaps it in.
-
-    A SavedModel is a directory, which `data.fileio.write_atomic` (one file's
-    content) does not cover. A failed write leaves `directory` untouched; the
-    old directory is moved aside before the new one is renamed in and removed
-    after, so a reader finds the old export or the whole new one.
-    """
-    tmp_dir = f"{directory}.tmp-{uuid.uuid4().hex}"
-    try:
-        write(tmp_dir)
-    except BaseException:
-        if tf.io.gfile.exists(tmp_dir):
-            tf.io.gfile.rmtree(tmp_dir)
-        raise
-    old_dir = None
-    if tf.io.gfile.exists(directory):
-        old_dir = f"{directory}.old-{uuid.uuid4().hex}"
-        tf.io.gfile.rename(directory, old_dir)
-    tf.io.gfile.rename(tmp_dir, directory)
-    if old_dir:
-        tf.io.gfile.rmtree(old_dir)
 
 
 def load(export_dir):

@@ -232,11 +232,7 @@ class Trainer:
 
         def step(batch):
             ctx = tf.distribute.get_replica_context()
-            counts = {
-                name: ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
-                for name, value in self.task.global_counts(batch).items()
-            }
-            grads, losses = compute_gradients(batch, counts)
+            grads, losses = compute_gradients(batch, self._global_counts(ctx, batch))
             self.optimizer.apply_gradients(zip(grads, self.variables))
             if self.loss_scale is not None:
                 self._update_loss_scale(ctx, losses["local_grad_sq"])
@@ -256,6 +252,13 @@ class Trainer:
             return totals
 
         self._loop = loop
+
+    def _global_counts(self, ctx, batch: dict) -> dict:
+        """The task's global counts of `batch`: its local sums, summed over replicas."""
+        return {
+            name: ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+            for name, value in self.task.global_counts(batch).items()
+        }
 
     def compute_gradients(self, batch: dict, counts: dict):
         """Gradients of this replica's loss and the loss dict (plus "local_grad_sq")."""
@@ -448,11 +451,7 @@ class Trainer:
         model, task, strategy = self.model, self.task, self.strategy
 
         def replica_eval(batch):
-            ctx = tf.distribute.get_replica_context()
-            counts = {
-                name: ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
-                for name, value in task.global_counts(batch).items()
-            }
+            counts = self._global_counts(tf.distribute.get_replica_context(), batch)
             outputs = model(task.model_inputs(batch), training=False)
             return task.losses(outputs, batch, counts, global_batch_size)
 

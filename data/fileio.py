@@ -8,7 +8,7 @@ no TensorFlow, so light command-line tools do not pay for importing it.
 import json
 import os
 import uuid
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 
 def write_atomic(path, content: Union[str, bytes]) -> None:
@@ -55,3 +55,31 @@ def _write_local(path: str, content: Union[str, bytes]) -> None:
 def write_json_atomic(path, obj: Any, indent: int = 2) -> None:
     """Writes `obj` as JSON (UTF-8, non-ASCII kept) to `path` atomically."""
     write_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def write_directory_atomic(directory, write: Callable[[str], Any]) -> str:
+    """Runs `write(tmp_dir)` on a new directory beside `directory`, then swaps it in.
+
+    For outputs that are directories (a SavedModel, an exported checkpoint). A failed
+    write leaves `directory` untouched and nothing behind; an existing `directory` is moved
+    aside before the new one is renamed in and removed after, so a reader finds the old
+    one or the whole new one (renames are atomic on local file systems).
+    """
+    import tensorflow as tf
+
+    directory = os.fspath(directory).rstrip("/")
+    tmp_dir = f"{directory}.tmp-{uuid.uuid4().hex[:12]}"
+    tf.io.gfile.makedirs(tmp_dir)
+    try:
+        write(tmp_dir)
+    except BaseException:
+        tf.io.gfile.rmtree(tmp_dir)
+        raise
+    old_dir = None
+    if tf.io.gfile.exists(directory):
+        old_dir = f"{directory}.old-{uuid.uuid4().hex[:12]}"
+        tf.io.gfile.rename(directory, old_dir)
+    tf.io.gfile.rename(tmp_dir, directory)
+    if old_dir:
+        tf.io.gfile.rmtree(old_dir)
+    return directory

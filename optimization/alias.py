@@ -32,8 +32,8 @@ def gradient_wrappers(
     return wrappers.chain(*parts)
 
 
-def _trust_ratio(exclude, bounds):
-    return tx.masked(tx.scale_by_trust_ratio(bounds), exclude)
+def _trust_ratio(exclude, phi_bounds, ratio_bounds):
+    return tx.masked(tx.scale_by_trust_ratio(phi_bounds, ratio_bounds), exclude)
 
 
 def adamw(
@@ -62,10 +62,13 @@ def lamb(
     weight_decay: float = 0.01,
     exclude_from_weight_decay: Sequence[str] | None = _EXCLUDE,
     exclude_from_layer_adaptation: Sequence[str] | None = None,
-    trust_ratio_bounds: tuple[float, float] | None = None,
+    phi_bounds: tuple[float, float] | None = None,
+    ratio_bounds: tuple[float, float] | None = None,
 ) -> tx.Transform:
     """LAMB (You et al., Alg. 2): trust ratio on the Adam direction r + wd * w.
 
+    epsilon_inside_sqrt=False (r = m / (sqrt(v) + eps)) follows the TFA code the
+    paper links and its N-LAMB; True is Alg. 2 as printed (r = m / sqrt(v + eps)).
     exclude_from_layer_adaptation=None uses the weight-decay exclusions.
     """
     if exclude_from_layer_adaptation is None:
@@ -73,7 +76,7 @@ def lamb(
     return tx.chain(
         tx.scale_by_adam(beta_1, beta_2, epsilon, bias_correction, epsilon_inside_sqrt),
         tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay),
-        _trust_ratio(exclude_from_layer_adaptation, trust_ratio_bounds),
+        _trust_ratio(exclude_from_layer_adaptation, phi_bounds, ratio_bounds),
         tx.scale_by_learning_rate(),
     )
 
@@ -83,26 +86,56 @@ def lars(
     weight_decay: float = 0.0,
     exclude_from_weight_decay: Sequence[str] | None = _EXCLUDE,
     exclude_from_layer_adaptation: Sequence[str] | None = None,
-    trust_ratio_bounds: tuple[float, float] | None = None,
-    nesterov: bool = False,
+    phi_bounds: tuple[float, float] | None = None,
+    ratio_bounds: tuple[float, float] | None = None,
 ) -> tx.Transform:
-    """LARS (You et al. 2017): trust ratio on g + wd * w, then (Nesterov) momentum."""
+    """LARS as Alg. 1 of You et al. (2019): trust ratio on the damped momentum.
+
+    m <- b1 m + (1 - b1)(g + wd w);  w <- w - lr phi(||w||)/||m|| m,  b1 = `momentum`.
+    The decay is L2 regularization (inside the momentum). The (1 - b1) cancels in
+    the ratio; excluded variables (no trust ratio) step by lr m, damping included.
+    """
     if exclude_from_layer_adaptation is None:
         exclude_from_layer_adaptation = exclude_from_weight_decay
     return tx.chain(
         tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay),
-        _trust_ratio(exclude_from_layer_adaptation, trust_ratio_bounds),
+        tx.ema(momentum),
+        _trust_ratio(exclude_from_layer_adaptation, phi_bounds, ratio_bounds),
+        tx.scale_by_learning_rate(),
+    )
+
+
+def lars_trust_before_momentum(
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    exclude_from_weight_decay: Sequence[str] | None = _EXCLUDE,
+    exclude_from_layer_adaptation: Sequence[str] | None = None,
+    phi_bounds: tuple[float, float] | None = None,
+    ratio_bounds: tuple[float, float] | None = None,
+    nesterov: bool = False,
+) -> tx.Transform:
+    """LARS in the other common order: trust ratio on g + wd w, then undamped momentum.
+
+    u = phi(||w||)/||g + wd w|| (g + wd w);  b <- mu b + u;  w <- w - lr (b or u + mu b).
+    The ratio scales each step before it enters the buffer, as in the earlier LARS
+    paper (You et al. 2017) and the MLPerf pipelines; this was `lars` before it
+    followed Alg. 1. Unlike those, lr multiplies the buffer's output, not its input.
+    """
+    if exclude_from_layer_adaptation is None:
+        exclude_from_layer_adaptation = exclude_from_weight_decay
+    return tx.chain(
+        tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay),
+        _trust_ratio(exclude_from_layer_adaptation, phi_bounds, ratio_bounds),
         tx.trace(momentum, nesterov),
         tx.scale_by_learning_rate(),
     )
 
 
-def _sgdw(mu, weight_decay, exclude_from_weight_decay, nesterov):
-    return tx.chain(
-        tx.trace(mu, nesterov),
-        tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay),
-        tx.scale_by_learning_rate(),
-    )
+def _sgd(mu, weight_decay, exclude_from_weight_decay, nesterov, decoupled_weight_decay):
+    decay = tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay)
+    if decoupled_weight_decay:  # SGDW: the decay bypasses the momentum buffer.
+        return tx.chain(tx.trace(mu, nesterov), decay, tx.scale_by_learning_rate())
+    return tx.chain(decay, tx.trace(mu, nesterov), tx.scale_by_learning_rate())
 
 
 def momentum(
@@ -110,9 +143,14 @@ def momentum(
     weight_decay: float = 0.0,
     exclude_from_weight_decay: Sequence[str] | None = _EXCLUDE,
     nesterov: bool = False,
+    decoupled_weight_decay: bool = False,
 ) -> tx.Transform:
-    """SGD with heavy-ball momentum and decoupled weight decay (SGDW)."""
-    return _sgdw(momentum, weight_decay, exclude_from_weight_decay, nesterov)
+    """SGD with heavy-ball momentum; L2 regularization, or decoupled weight decay (SGDW).
+
+    decoupled_weight_decay=False: b <- mu b + (g + wd w), the L2 term goes into the
+    buffer (Nado et al. tuned Nesterov with L2); True: b <- mu b + g, then + wd w.
+    """
+    return _sgd(momentum, weight_decay, exclude_from_weight_decay, nesterov, decoupled_weight_decay)
 
 
 def nesterov(
@@ -120,12 +158,20 @@ def nesterov(
     weight_decay: float = 0.0,
     exclude_from_weight_decay: Sequence[str] | None = _EXCLUDE,
     nesterov: bool = True,
+    decoupled_weight_decay: bool = False,
 ) -> tx.Transform:
-    """SGD with Nesterov momentum and decoupled weight decay (`momentum` with nesterov=True)."""
-    return _sgdw(momentum, weight_decay, exclude_from_weight_decay, nesterov)
+    """`momentum` with nesterov=True: the step is u + mu b instead of b."""
+    return _sgd(momentum, weight_decay, exclude_from_weight_decay, nesterov, decoupled_weight_decay)
 
 
-RULES = {"adamw": adamw, "lamb": lamb, "lars": lars, "momentum": momentum, "nesterov": nesterov}
+RULES = {
+    "adamw": adamw,
+    "lamb": lamb,
+    "lars": lars,
+    "lars_trust_before_momentum": lars_trust_before_momentum,
+    "momentum": momentum,
+    "nesterov": nesterov,
+}
 
 
 def defaults(function) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 `DEFAULTS[name]` lists every hyperparameter optimizer `name` accepts with its
 default: those of `alias.gradient_wrappers` (shared by all) and of the rule
-function `alias.RULES[name]`.
+function `alias.RULES[name]`. Older names in `ALIASES` are still accepted.
 """
 
 import re
@@ -85,17 +85,37 @@ _CHECKS = {
     "nesterov": _check_bool,
     "exclude_from_weight_decay": _check_patterns,
     "exclude_from_layer_adaptation": _check_patterns,
-    "trust_ratio_bounds": _check_bounds,
+    "phi_bounds": _check_bounds,
+    "ratio_bounds": _check_bounds,
+    "decoupled_weight_decay": _check_bool,
     "clipnorm": _check_clipnorm,
     "gradient_accumulation_steps": _check_accumulation,
     "skip_nonfinite": _check_bool,
 }
 
 
+# Older name -> current name. `trust_ratio_bounds` always bounded phi(||w||), not
+# the ratio phi(||w||)/||u|| its name suggests (that is `ratio_bounds`).
+ALIASES = {"trust_ratio_bounds": "phi_bounds"}
+
+
+def _rename_aliases(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """`hparams` with older names replaced by current ones (for optimizers that have them)."""
+    renamed = dict(hparams)
+    for old, new in ALIASES.items():
+        if old not in renamed or new not in DEFAULTS[name]:
+            continue
+        if new in renamed:
+            raise ValueError(f"give either {new} or its older name {old}, not both")
+        renamed[new] = renamed.pop(old)
+    return renamed
+
+
 def resolve_hparams(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
     """Defaults of `name` updated with `hparams`, validated; ValueError otherwise."""
     if name not in DEFAULTS:
         raise ValueError(f"optimizer name must be one of {sorted(DEFAULTS)}, got {name!r}")
+    hparams = _rename_aliases(name, hparams)
     unknown = sorted(set(hparams) - set(DEFAULTS[name]))
     if unknown:
         raise ValueError(

@@ -249,7 +249,7 @@ class ChainOptimizer(keras.optimizers.Optimizer):
 
 
 def create_optimizer(name: str, learning_rate, **hparams) -> ChainOptimizer:
-    """Returns optimizer `name` ('adamw', 'lamb', 'lars', 'momentum', 'nesterov').
+    """Returns optimizer `name` (a key of `alias.RULES`: 'adamw', 'lamb', 'lars', ...).
 
     Args:
       name: the update rule (a function of `alias`).

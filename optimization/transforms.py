@@ -121,10 +121,13 @@ def scale_by_adam(
 
 
 def add_decayed_weights(weight_decay: float) -> Transform:
-    """Decoupled weight decay: u <- u + wd * w (a pass-through when wd is 0).
+    """Weight decay: u <- u + wd * w (a pass-through when wd is 0).
 
-    Placed before `scale_by_learning_rate`, so the decay is scaled by the learning
-    rate; wrap it in `masked` to exclude LayerNorm and bias.
+    Where it sits in a chain decides what it is: on the gradient, before a momentum
+    buffer, it is L2 regularization (the gradient of wd/2 ||w||^2); after the
+    direction (Adam, momentum) it is decoupled weight decay. Either way it comes
+    before `scale_by_learning_rate`, so the decay is scaled by the learning rate.
+    Wrap it in `masked` to exclude LayerNorm and bias.
     """
     if weight_decay == 0.0:
         return identity()
@@ -136,11 +139,19 @@ def add_decayed_weights(weight_decay: float) -> Transform:
     return Transform((), update)
 
 
-def scale_by_trust_ratio(bounds: tuple[float, float] | None = None) -> Transform:
-    """Layer-wise trust ratio: u <- phi(||w||) / ||u|| * u.
+def scale_by_trust_ratio(
+    phi_bounds: tuple[float, float] | None = None,
+    ratio_bounds: tuple[float, float] | None = None,
+) -> Transform:
+    """Layer-wise trust ratio: u <- ratio * u, ratio = phi(||w||) / ||u||.
 
-    phi(z) = min(max(z, lower), upper) with `bounds=(lower, upper)`, identity if None.
-    The ratio is 1 when ||w|| or ||u|| is zero. Wrap it in `masked` for exclusions.
+    Two different bounds, both optional:
+      phi_bounds=(lower, upper): phi(z) = min(max(z, lower), upper), the LAMB paper's
+        scaling function with gamma_l, gamma_u (identity if None);
+      ratio_bounds=(lower, upper): clip the ratio itself, the "bound-ratio" of "The
+        Limit of the Batch Size" (applied last, so it bounds the ratio actually used).
+    The ratio is 1 when ||w|| or ||u|| is zero (no layer adaptation for a zero
+    weight, nothing to scale for a zero update). Wrap it in `masked` for exclusions.
     """
 
     def update(u, state, w, step):
@@ -148,11 +159,13 @@ def scale_by_trust_ratio(bounds: tuple[float, float] | None = None) -> Transform
         w_norm = tf.norm(w)
         u_norm = tf.norm(u)
         phi = w_norm
-        if bounds is not None:
-            phi = tf.minimum(tf.maximum(w_norm, bounds[0]), bounds[1])
+        if phi_bounds is not None:
+            phi = tf.minimum(tf.maximum(w_norm, phi_bounds[0]), phi_bounds[1])
         usable = tf.logical_and(w_norm > 0.0, u_norm > 0.0)
         # Divide by a safe value so that the unused branch of `where` is never NaN.
         ratio = tf.where(usable, phi / tf.where(usable, u_norm, 1.0), 1.0)
+        if ratio_bounds is not None:
+            ratio = tf.minimum(tf.maximum(ratio, ratio_bounds[0]), ratio_bounds[1])
         return ratio * u, state
 
     return Transform((), update)
@@ -169,6 +182,20 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
         buf = momentum * state["momentum"] + u
         new_u = u + momentum * buf if nesterov else buf
         return new_u, {"momentum": buf}
+
+    return Transform(("momentum",), update)
+
+
+def ema(decay: float) -> Transform:
+    """Damped momentum, an exponential moving average (optax.ema without debiasing).
+
+    m <- decay m + (1 - decay) u;  u <- m.  The slot is called "momentum".
+    """
+
+    def update(u, state, w, step):
+        del w, step
+        m = decay * state["momentum"] + (1.0 - decay) * u
+        return m, {"momentum": m}
 
     return Transform(("momentum",), update)
 

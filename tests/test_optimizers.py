@@ -42,7 +42,9 @@ def numpy_reference(rule, grads_seq, lrs, h):
     bias_correction = h.get("bias_correction", True)
     inside = h.get("epsilon_inside_sqrt", False)
     mu = h.get("momentum", 0.9)
-    bounds = h.get("trust_ratio_bounds")
+    phi_bounds = h.get("phi_bounds", h.get("trust_ratio_bounds"))
+    ratio_bounds = h.get("ratio_bounds")
+    decoupled = h.get("decoupled_weight_decay", False)
     clip = h.get("clipnorm")
     w = {n: v.astype(np.float64).copy() for n, v in INITIAL.items()}
     m = {n: np.zeros_like(v) for n, v in w.items()}
@@ -53,8 +55,11 @@ def numpy_reference(rule, grads_seq, lrs, h):
         if excluded(name, EXCLUDE):
             return u
         w_norm, u_norm = np.linalg.norm(w[name]), np.linalg.norm(u)
-        phi = w_norm if bounds is None else min(max(w_norm, bounds[0]), bounds[1])
-        return u * (phi / u_norm if w_norm > 0 and u_norm > 0 else 1.0)
+        phi = w_norm if phi_bounds is None else min(max(w_norm, phi_bounds[0]), phi_bounds[1])
+        ratio = phi / u_norm if w_norm > 0 and u_norm > 0 else 1.0
+        if ratio_bounds is not None:
+            ratio = min(max(ratio, ratio_bounds[0]), ratio_bounds[1])
+        return ratio * u
 
     for t, (g, lr) in enumerate(zip(grads_seq, lrs), start=1):
         if clip:
@@ -71,14 +76,19 @@ def numpy_reference(rule, grads_seq, lrs, h):
                 update = r + decay * w[n]
                 if rule == "lamb":
                     update = trust(n, update)
-            elif rule == "lars":
+            elif rule == "lars":  # Algorithm 1 of You et al. (2019)
+                m[n] = mu * m[n] + (1 - mu) * (g[n] + decay * w[n])
+                update = trust(n, m[n])
+            elif rule == "lars_trust_before_momentum":
                 scaled = trust(n, g[n] + decay * w[n])
                 buf[n] = mu * buf[n] + scaled
                 update = scaled + mu * buf[n] if h.get("nesterov") else buf[n]
-            else:  # nesterov / momentum with decoupled decay
-                buf[n] = mu * buf[n] + g[n]
-                direction = g[n] + mu * buf[n] if h.get("nesterov", rule == "nesterov") else buf[n]
-                update = direction + decay * w[n]
+            else:  # nesterov / momentum, decay as L2 (into the buffer) or decoupled
+                d = g[n] if decoupled else g[n] + decay * w[n]
+                buf[n] = mu * buf[n] + d
+                update = d + mu * buf[n] if h.get("nesterov", rule == "nesterov") else buf[n]
+                if decoupled:
+                    update = update + decay * w[n]
             w[n] = w[n] - lr * update
     return w
 
@@ -130,11 +140,17 @@ CASES = [
     ),
     ("lamb", {}),
     ("lamb", {"bias_correction": False, "weight_decay": 0.1}),
-    ("lamb", {"trust_ratio_bounds": [0.5, 1.0], "clipnorm": 1.0, "epsilon_inside_sqrt": True}),
+    ("lamb", {"phi_bounds": [0.5, 1.0], "clipnorm": 1.0, "epsilon_inside_sqrt": True}),
+    ("lamb", {"ratio_bounds": [0.1, 0.5], "phi_bounds": [0.0, 2.0]}),
     ("lars", {"weight_decay": 0.01}),
-    ("lars", {"weight_decay": 0.01, "trust_ratio_bounds": [0.0, 2.0], "nesterov": True}),
+    ("lars", {"weight_decay": 0.01, "phi_bounds": [0.0, 2.0], "ratio_bounds": [0.1, 1.0]}),
+    ("lars_trust_before_momentum", {"weight_decay": 0.01}),
+    ("lars_trust_before_momentum", {"weight_decay": 0.01, "phi_bounds": [0, 2], "nesterov": True}),
     ("nesterov", {"weight_decay": 0.01, "momentum": 0.8}),
+    ("nesterov", {"weight_decay": 0.01, "momentum": 0.8, "decoupled_weight_decay": True}),
     ("momentum", {"weight_decay": 0.0, "clipnorm": 0.5}),
+    ("momentum", {"weight_decay": 0.05}),
+    ("momentum", {"weight_decay": 0.05, "decoupled_weight_decay": True}),
 ]
 
 
@@ -218,6 +234,119 @@ def test_exclusions_skip_decay_and_trust_ratio():
     np.testing.assert_allclose(lamb[g], INITIAL[g] - lr * adam_step, rtol=1e-5)
     step_k = INITIAL[k] - lamb[k]
     np.testing.assert_allclose(np.linalg.norm(step_k), lr * np.linalg.norm(INITIAL[k]), rtol=1e-5)
+
+
+# -----------------------------------------------------------------------------
+# Fidelity to the papers: LARS as Algorithm 1, L2 vs decoupled decay, phi vs ratio bounds
+
+
+def test_lars_is_algorithm_1_worked_by_hand():
+    """Two steps of You et al. (2019) Alg. 1, lr 0.1, b1 = momentum 0.5, wd 0.1.
+
+    m = b1 m + (1 - b1)(g + wd x);  x -= lr phi(||x||)/||m|| m  (phi(z) = z).
+    kernel: decay and trust ratio; LayerNorm: decay, no trust ratio; bias: neither.
+      kernel 1: g + wd x = (3, 4), m = (1.5, 2), ratio 5 / 2.5 = 2, x = (2.7, 3.6)
+      kernel 2: g + wd x = (-1.5, 1), m = (0, 1.5), ratio 4.5 / 1.5 = 3, x = (2.7, 3.15)
+      gamma 1:  g + wd x = (0.5, 0), m = (0.25, 0), x = (0.975, 2)
+      gamma 2:  g + wd x = (0, 0), m = (0.125, 0), x = (0.9625, 2)
+      bias 1:   m = (0.1, -0.2), x = (0.99, -0.98)
+      bias 2:   m = (0.05, -0.1) + (0.2, 0) = (0.25, -0.1), x = (0.965, -0.97)
+    """
+    names = ["dense/kernel", "LayerNorm/gamma", "dense/bias"]
+    initial = [[3.0, 4.0], [1.0, 2.0], [1.0, -1.0]]
+    grads = [
+        [[2.7, 3.6], [0.4, -0.2], [0.2, -0.4]],
+        [[-1.77, 0.64], [-0.0975, -0.2], [0.4, 0.0]],
+    ]
+    expected = [
+        [[2.7, 3.6], [0.975, 2.0], [0.99, -0.98]],
+        [[2.7, 3.15], [0.9625, 2.0], [0.965, -0.97]],
+    ]
+    variables = [tf.Variable(x, name=n) for x, n in zip(initial, names)]
+    opt = optimization.create_optimizer(
+        "lars",
+        0.1,
+        momentum=0.5,
+        weight_decay=0.1,
+        exclude_from_weight_decay=["bias"],
+        exclude_from_layer_adaptation=["bias", "LayerNorm"],
+    )
+    for step_grads, step_expected in zip(grads, expected):
+        opt.apply_gradients(zip([tf.constant(g) for g in step_grads], variables))
+        for v, x in zip(variables, step_expected):
+            np.testing.assert_allclose(v.numpy(), x, rtol=1e-6, atol=1e-7, err_msg=v.name)
+    np.testing.assert_allclose(opt.slot(variables[0], "momentum").numpy(), [0.0, 1.5], atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", ["momentum", "nesterov"])
+def test_l2_or_decoupled_weight_decay_closed_form(rule):
+    """Zero gradients: only the decay acts, and (w, b) evolves linearly.
+
+    L2 (the default; Nado et al. footnote 21): b' = mu b + wd w and
+    w' = w - lr b' (heavy ball) or w - lr (wd w + mu b') (Nesterov), so
+    (w, b)_t = A^t (w_0, 0). Decoupled: b stays 0 and w_t = (1 - lr wd)^t w_0.
+    """
+    lr, mu, wd, steps = 0.1, 0.9, 0.5, 3
+    if rule == "momentum":
+        a = np.array([[1 - lr * wd, -lr * mu], [wd, mu]])
+    else:
+        a = np.array([[1 - lr * wd * (1 + mu), -lr * mu * mu], [wd, mu]])
+    l2_factor = np.linalg.matrix_power(a, steps)[0, 0]
+    decoupled_factor = (1 - lr * wd) ** steps
+    assert not np.isclose(l2_factor, decoupled_factor, rtol=1e-3)
+    zeros = [{n: np.zeros_like(v) for n, v in INITIAL.items()}] * steps
+    h = {"momentum": mu, "weight_decay": wd}
+    l2, _ = run_ours(rule, zeros, lr, h)
+    decoupled, _ = run_ours(rule, zeros, lr, dict(h, decoupled_weight_decay=True))
+    k = "encoder/dense/kernel"
+    np.testing.assert_allclose(l2[k], l2_factor * INITIAL[k], rtol=1e-5)
+    np.testing.assert_allclose(decoupled[k], decoupled_factor * INITIAL[k], rtol=1e-5)
+    for n, w0 in INITIAL.items():
+        if excluded(n, EXCLUDE):
+            np.testing.assert_array_equal(l2[n], w0.astype(np.float32))
+            np.testing.assert_array_equal(decoupled[n], w0.astype(np.float32))
+
+
+@pytest.mark.parametrize("bounds", [(0.0, 1.0), (6.0, 20.0)])
+@pytest.mark.parametrize(
+    "rule,h,direction",
+    [
+        ("lars", {"momentum": 0.0}, [0.3, 0.4]),  # m = g
+        ("lamb", {"epsilon": 0.0, "weight_decay": 0.0}, [1.0, 1.0]),  # first Adam step g/|g|
+    ],
+)
+def test_phi_bounds_and_ratio_bounds_are_different_clamps(rule, h, direction, bounds):
+    """One step from w = (3, 4), g = (0.3, 0.4): the two bounds give different steps.
+
+    phi_bounds clamp ||w|| (You et al. 2019's phi); ratio_bounds clamp ||w|| / ||u||
+    ("The Limit of the Batch Size": bound the trust ratio).
+    """
+    w0, direction = np.array([3.0, 4.0]), np.array(direction)
+    lower, upper = bounds
+    u_norm = np.linalg.norm(direction)
+    ratios = {
+        "phi_bounds": min(max(5.0, lower), upper) / u_norm,
+        "ratio_bounds": min(max(5.0 / u_norm, lower), upper),
+    }
+    assert not np.isclose(ratios["phi_bounds"], ratios["ratio_bounds"])
+    for name, ratio in ratios.items():
+        w = tf.Variable(w0.astype(np.float32), name="dense/kernel")
+        opt = optimization.create_optimizer(rule, 0.1, **h, **{name: list(bounds)})
+        opt.apply_gradients([(tf.constant([0.3, 0.4]), w)])
+        np.testing.assert_allclose(w.numpy(), w0 - 0.1 * ratio * direction, rtol=1e-5)
+
+
+def test_trust_ratio_bounds_is_the_older_name_of_phi_bounds():
+    grads = gradient_sequence(seed=12)
+    for rule in ("lamb", "lars"):
+        old, opt = run_ours(rule, grads, 0.05, {"trust_ratio_bounds": [0.0, 1.0]})
+        new, _ = run_ours(rule, grads, 0.05, {"phi_bounds": [0.0, 1.0]})
+        free, _ = run_ours(rule, grads, 0.05, {})
+        assert opt.hparams["phi_bounds"] == (0.0, 1.0) and "trust_ratio_bounds" not in opt.hparams
+        for n in INITIAL:
+            np.testing.assert_array_equal(old[n], new[n])
+        k = "encoder/dense/kernel"  # ||w|| > 1, so the bound acts
+        assert not np.allclose(old[k], free[k])
 
 
 def test_custom_exclusion_lists_and_keras_variable_paths():
@@ -450,12 +579,12 @@ def test_checkpoint_round_trip_resumes_exactly(tmp_path):
 
 def test_optimizer_config_round_trip():
     opt = optimization.create_optimizer(
-        "lamb", schedule(), weight_decay=0.02, trust_ratio_bounds=[0.0, 10.0], clipnorm=1.0
+        "lamb", schedule(), weight_decay=0.02, phi_bounds=[0.0, 10.0], ratio_bounds=[0, 5]
     )
     config = opt.get_config()
     clone = optimization.ChainOptimizer.from_config(config)
     assert clone.get_config() == config
-    assert config["trust_ratio_bounds"] == (0.0, 10.0) and config["clipnorm"] == 1.0
+    assert config["phi_bounds"] == (0.0, 10.0) and config["ratio_bounds"] == (0.0, 5.0)
 
 
 @pytest.mark.parametrize(
@@ -466,7 +595,12 @@ def test_optimizer_config_round_trip():
         ("adamw", {"beta_1": 1.0}, "beta_1"),
         ("adamw", {"epsilon": -1e-6}, "epsilon"),
         ("adamw", {"bias_correction": "yes"}, "bias_correction"),
-        ("lamb", {"trust_ratio_bounds": [2.0, 1.0]}, "trust_ratio_bounds"),
+        ("lamb", {"phi_bounds": [2.0, 1.0]}, "phi_bounds"),
+        ("lars", {"ratio_bounds": [-1.0, 1.0]}, "ratio_bounds"),
+        ("lamb", {"trust_ratio_bounds": [0, 1], "phi_bounds": [0, 1]}, "not both"),
+        ("adamw", {"trust_ratio_bounds": [0, 1]}, "unknown.*trust_ratio_bounds"),
+        ("lars", {"nesterov": True}, "nesterov"),
+        ("nesterov", {"decoupled_weight_decay": 1}, "decoupled_weight_decay"),
         ("lamb", {"exclude_from_layer_adaptation": "bias"}, "exclude_from_layer_adaptation"),
         ("lamb", {"exclude_from_weight_decay": ["("]}, "exclude_from_weight_decay"),
         ("lars", {"clipnorm": 0.0}, "clipnorm"),
@@ -615,14 +749,16 @@ def test_defaults_are_the_documented_hyperparameters():
         "weight_decay": 0.01,
         "exclude_from_weight_decay": EXCLUDE,
     }
-    trust = {"exclude_from_layer_adaptation": None, "trust_ratio_bounds": None}
+    trust = {"exclude_from_layer_adaptation": None, "phi_bounds": None, "ratio_bounds": None}
     sgd = {"momentum": 0.9, "weight_decay": 0.0, "exclude_from_weight_decay": EXCLUDE}
+    l2 = {"decoupled_weight_decay": False}
     assert optimization.DEFAULTS == {
         "adamw": {**common, **adam},
         "lamb": {**common, **adam, **trust},
-        "lars": {**common, **sgd, **trust, "nesterov": False},
-        "momentum": {**common, **sgd, "nesterov": False},
-        "nesterov": {**common, **sgd, "nesterov": True},
+        "lars": {**common, **sgd, **trust},
+        "lars_trust_before_momentum": {**common, **sgd, **trust, "nesterov": False},
+        "momentum": {**common, **sgd, "nesterov": False, **l2},
+        "nesterov": {**common, **sgd, "nesterov": True, **l2},
     }
 
 

@@ -286,7 +286,7 @@ def test_lamb_scaling_table4():
 
 
 def test_every_config_schedule_and_optimizer_builds():
-    paths = sorted(CONFIGS.glob("*.json"))
+    paths = sorted(CONFIGS.rglob("*.json"))
     assert paths, f"no configs in {CONFIGS}"
     for path in paths:
         for phase in json.loads(path.read_text())["phases"]:
@@ -437,7 +437,7 @@ def test_experiment_total_steps_check_and_older_name_files(tmp_path):
         "total_steps": "num_train_steps",
         "warmup_steps": "num_warmup_steps",
     }
-    for path in sorted(CONFIGS.glob("*.json")):
+    for path in sorted(CONFIGS.rglob("*.json")):
         raw = json.loads(path.read_text())
         new = experiment.load_experiment(str(path))
         for phase in raw["phases"]:

@@ -100,7 +100,8 @@ def prepare_data(out: str) -> dict:
     }
 
 
-def learn_vocab(text_files: list, out: str) -> str:
+def learn_vocab(text_files: list, out: str, vocab_size: int) -> str:
+    """A WordPiece vocabulary of `vocab_size` learned from the corpus (kept if already there)."""
     from data import learn_vocab as learn_vocab_lib
 
     vocab_file = os.path.join(out, "vocab.txt")
@@ -110,7 +111,7 @@ def learn_vocab(text_files: list, out: str) -> str:
     for path in text_files:
         with open(path, encoding="utf-8") as f:
             lines.extend(line for line in f.read().split("\n") if line)
-    vocab = learn_vocab_lib.learn_wordpiece_vocab(lines, FLAGS.vocab_size, do_lower_case=True)
+    vocab = learn_vocab_lib.learn_wordpiece_vocab(lines, vocab_size, do_lower_case=True)
     fileio.write_atomic(vocab_file, "\n".join(vocab) + "\n")
     print(f"learned a WordPiece vocabulary of {len(vocab)} entries -> {vocab_file}")
     return vocab_file
@@ -144,14 +145,22 @@ def write_experiment(optimizer: str, vocab_file: str, out: str) -> tuple:
     return path, recipe
 
 
-def create_records(text_files: list, vocab_file: str, out: str, recipe: dict) -> dict:
-    """Pretraining TFRecords for each phase's sequence length."""
+def create_records(
+    text_files: list,
+    vocab_file: str,
+    out: str,
+    phases: list,
+    dupe_factor: int,
+    seed: int,
+    hf_datasets: tuple = (),
+) -> dict:
+    """Pretraining TFRecords (two files) for each phase's sequence length: name -> glob."""
     from data import create_pretraining_data as cpd
     from data import tokenization
 
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
     records = {}
-    for phase in recipe["phases"]:
+    for phase in phases:
         seq, pred = phase["max_seq_length"], phase["max_predictions_per_seq"]
         prefix = os.path.join(out, "records", f"seq{seq}")
         files = [f"{prefix}-{i:02d}-of-02.tfrecord" for i in range(2)]
@@ -166,11 +175,11 @@ def create_records(text_files: list, vocab_file: str, out: str, recipe: dict) ->
             cpd.InstanceOptions(
                 max_seq_length=seq,
                 max_predictions_per_seq=pred,
-                dupe_factor=FLAGS.dupe_factor,
-                random_seed=FLAGS.seed,
+                dupe_factor=dupe_factor,
+                random_seed=seed,
             ),
             num_workers=2,
-            hf_datasets=FLAGS.hf_dataset,
+            hf_datasets=list(hf_datasets),
         )
         print(
             f"sequence {seq}: {stats['instances']} instances from {stats['documents']} documents "
@@ -189,7 +198,15 @@ def run_optimizer(optimizer: str, data: dict, vocab_file: str, out: str) -> dict
     run_dir = os.path.join(out, optimizer)
     os.makedirs(run_dir, exist_ok=True)
     experiment, recipe = write_experiment(optimizer, vocab_file, run_dir)
-    records = create_records(data["text"], vocab_file, out, recipe)
+    records = create_records(
+        data["text"],
+        vocab_file,
+        out,
+        recipe["phases"],
+        FLAGS.dupe_factor,
+        FLAGS.seed,
+        FLAGS.hf_dataset,
+    )
     rows, logs = [], {}
     previous = None
     for number, phase in enumerate(recipe["phases"], start=1):
@@ -356,7 +373,7 @@ def main(argv):
     optimizers = ["lamb", "adamw"] if FLAGS.compare else [FLAGS.optimizer]
     print(f"=== data ({'embedded default' if not FLAGS.data_dir else FLAGS.data_dir})")
     data = prepare_data(out)
-    vocab_file = learn_vocab(data["text"], out)
+    vocab_file = learn_vocab(data["text"], out, FLAGS.vocab_size)
     results = {opt: run_optimizer(opt, data, vocab_file, out) for opt in optimizers}
     rows = [row for result in results.values() for row in result["rows"]]
     table = format_table(rows)

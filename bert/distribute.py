@@ -22,13 +22,22 @@ def configure_cpu_devices(num_devices: int) -> None:
     )
 
 
+_TPU_STRATEGIES: dict = {}
+
+
 def create_strategy(name: str, tpu: str = "", num_cpu_devices: int = 0) -> tf.distribute.Strategy:
-    """Returns the tf.distribute strategy called `name` (one of STRATEGIES)."""
+    """Returns the tf.distribute strategy called `name` (one of STRATEGIES).
+
+    A TPU is connected and initialized once per process: runs that follow one another in a
+    process (the trials of a search) share its strategy rather than resetting the TPU.
+    """
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
+        if tpu not in _TPU_STRATEGIES:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            _TPU_STRATEGIES[tpu] = tf.distribute.TPUStrategy(resolver)
+        return _TPU_STRATEGIES[tpu]
     if name == "multi_worker":
         # Reads the cluster from TF_CONFIG, as on any multi-host GPU/CPU setup.
         return tf.distribute.MultiWorkerMirroredStrategy()

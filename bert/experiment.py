@@ -26,6 +26,18 @@ from typing import Any
 import tensorflow as tf
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+# Sub-folders of CONFIG_DIR that hold other configs than experiments.
+OTHER_CONFIG_DIRS = ("search", "reality_check")
+
+
+def experiment_files() -> list:
+    """Every experiment file shipped in CONFIG_DIR (sub-folders too), sorted."""
+    paths = []
+    for root, dirs, files in os.walk(CONFIG_DIR):
+        if root == CONFIG_DIR:
+            dirs[:] = [d for d in dirs if d not in OTHER_CONFIG_DIRS]
+        paths.extend(os.path.join(root, f) for f in files if f.endswith(".json"))
+    return sorted(paths)
 
 
 @dataclasses.dataclass
@@ -192,24 +204,30 @@ def experiment_from_dict(raw: Any, source: str = "<dict>") -> ExperimentConfig:
     )
 
 
-def resolve_config_path(name_or_path: str) -> str:
-    """Accepts a path, or the bare name of a file in configs/ (with or without .json)."""
+def resolve_config_path(
+    name_or_path: str, directory: str = CONFIG_DIR, what: str = "experiment config"
+) -> str:
+    """Accepts a path, or the bare name of a file in `directory` (with or without .json)."""
     if tf.io.gfile.exists(name_or_path):
         return name_or_path
     for candidate in (name_or_path, name_or_path + ".json"):
-        path = os.path.join(CONFIG_DIR, candidate)
+        path = os.path.join(directory, candidate)
         if os.path.exists(path):
             return path
     raise FileNotFoundError(
-        f"experiment config '{name_or_path}' not found (neither a path nor a file in {CONFIG_DIR})"
+        f"{what} '{name_or_path}' not found (neither a path nor a file in {directory})"
     )
+
+
+def read_config_json(path: str) -> Any:
+    """The JSON content of a config file; ValueError naming the file if it is not JSON."""
+    with tf.io.gfile.GFile(path, "r") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON: {e}") from None
 
 
 def load_experiment(name_or_path: str) -> ExperimentConfig:
     path = resolve_config_path(name_or_path)
-    with tf.io.gfile.GFile(path, "r") as f:
-        try:
-            raw = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON: {e}") from None
-    return experiment_from_dict(raw, path)
+    return experiment_from_dict(read_config_json(path), path)

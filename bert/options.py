@@ -14,10 +14,11 @@ strategy, mixed precision, XLA, seed) and `start_runtime` turns it into a strate
 """
 
 import dataclasses
+import sys
 import typing
-from typing import Optional, Sequence, Type, TypeVar
+from typing import Callable, Optional, Sequence, Type, TypeVar
 
-from absl import flags
+from absl import flags, logging
 
 from bert import distribute
 
@@ -120,3 +121,17 @@ def set_mixed_precision(mode: str) -> None:
     if mode not in policies:
         raise ValueError(f"--mixed_precision must be one of {sorted(policies)}, got {mode!r}")
     keras.mixed_precision.set_global_policy(policies[mode])
+
+
+def exit_if_preempted(job: Callable[[], T], hint: str = "") -> T:
+    """Runs an entry point's `job`; a preempted one (checkpoint saved) exits with status 143.
+
+    `hint` is logged after the preemption message (e.g. how to resume).
+    """
+    from bert import trainer
+
+    try:
+        return job()
+    except trainer.Preempted as e:
+        logging.warning("%s%s", e, f"; {hint}" if hint else "")
+        sys.exit(e.exit_code)

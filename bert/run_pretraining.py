@@ -76,7 +76,15 @@ class PretrainingOptions(opts.RuntimeOptions):
     do_train: bool = option(True, "Run training.")
     do_eval: bool = option(True, "Evaluate masked-LM / next-sentence accuracy at the end.")
     eval_batch_size: Optional[int] = option(None, "Global eval batch (default: the micro-batch).")
-    max_eval_steps: int = option(20, "Evaluation batches.")
+    max_eval_steps: int = option(20, "Evaluation batches (the whole held-out slice if any).")
+    heldout_examples: int = option(
+        0,
+        "Hold the first N records of input_file (in file order) out of training and evaluate "
+        "on them instead (Nado et al. select trials on 10k training examples).",
+    )
+    eval_every_steps: int = option(
+        0, "Also evaluate every N updates during training (eval_log.jsonl: the learning curve)."
+    )
     dynamic_masking: bool = option(
         False, "Mask in tf.data from unmasked records (fresh masks every epoch)."
     )
@@ -164,7 +172,7 @@ def run_phase(options: PretrainingOptions) -> dict:
 
     corrupt_records = pretraining_input.CorruptRecordCounter()
 
-    def make_dataset_fn(file_pattern, is_training, global_batch):
+    def make_dataset_fn(file_pattern, is_training, global_batch, heldout_examples=0, heldout=False):
         def dataset_fn(ctx):
             return pretraining_input.build_dataset(
                 file_pattern,
@@ -178,6 +186,8 @@ def run_phase(options: PretrainingOptions) -> dict:
                 vocab_size=config.vocab_size,
                 skip_corrupt_records=options.skip_corrupt_records,
                 corrupt_record_counter=corrupt_records,
+                heldout_examples=heldout_examples,
+                heldout=heldout,
             )
 
         return dataset_fn
@@ -196,6 +206,7 @@ def run_phase(options: PretrainingOptions) -> dict:
             steps_per_loop=options.steps_per_loop,
             save_checkpoints_steps=options.save_checkpoints_steps,
             keep_checkpoint_max=options.keep_checkpoint_max,
+            eval_every_steps=options.eval_every_steps,
             jit_compile=options.jit_compile,
             mixed_precision=options.mixed_precision,
         ),
@@ -217,24 +228,39 @@ def run_phase(options: PretrainingOptions) -> dict:
                 "num_replicas": strategy.num_replicas_in_sync,
             },
         )
+    eval_batch = options.eval_batch_size or micro_batch
+    if options.heldout_examples and not options.eval_input_file:
+        eval_file, eval_steps = options.input_file, options.heldout_examples // eval_batch
+        if not eval_steps:
+            raise ValueError(
+                f"--heldout_examples={options.heldout_examples} is smaller than one evaluation "
+                f"batch ({eval_batch}); hold out more or lower --eval_batch_size"
+            )
+        eval_dataset_fn = make_dataset_fn(
+            eval_file, False, eval_batch, options.heldout_examples, heldout=True
+        )
+    else:
+        eval_file = options.eval_input_file or options.input_file
+        eval_steps = options.max_eval_steps
+        eval_dataset_fn = make_dataset_fn(eval_file, False, eval_batch)
+
+    def evaluate():
+        return _naming_corrupt_files(
+            eval_file, lambda: trainer.evaluate(eval_dataset_fn, eval_steps, eval_batch)
+        )
+
     results = {}
     if options.do_train:
         results["train"] = _naming_corrupt_files(
             options.input_file,
             lambda: trainer.train(
-                make_dataset_fn(options.input_file, True, micro_batch),
+                make_dataset_fn(options.input_file, True, micro_batch, options.heldout_examples),
                 host_metrics=corrupt_records.metrics if options.skip_corrupt_records else None,
+                evaluate=evaluate if options.do_eval else None,
             ),
         )
     if options.do_eval:
-        eval_batch = options.eval_batch_size or micro_batch
-        eval_file = options.eval_input_file or options.input_file
-        results["eval"] = _naming_corrupt_files(
-            eval_file,
-            lambda: trainer.evaluate(
-                make_dataset_fn(eval_file, False, eval_batch), options.max_eval_steps, eval_batch
-            ),
-        )
+        results["eval"] = evaluate()
     return results
 
 
@@ -251,11 +277,7 @@ def _naming_corrupt_files(file_pattern, run):
 
 def main(argv):
     del argv
-    try:
-        results = run_phase(opts.from_flags(PretrainingOptions))
-    except trainer_lib.Preempted as e:
-        logging.warning("%s", e)
-        sys.exit(e.exit_code)
+    results = opts.exit_if_preempted(lambda: run_phase(opts.from_flags(PretrainingOptions)))
     if "eval" in results:
         print(json.dumps(results["eval"]))
 

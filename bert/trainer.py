@@ -53,6 +53,7 @@ class TrainerOptions:
     steps_per_loop: int = 100
     save_checkpoints_steps: int = 1000  # 0: never (nor at the end)
     keep_checkpoint_max: int = 5
+    eval_every_steps: int = 0  # with train(evaluate=...): evaluate every this many updates
     checkpoint_dir: Optional[str] = None  # default: model_dir
     jit_compile: bool = True
     mixed_precision: str = "none"  # "bf16", "fp16" or "none"
@@ -115,6 +116,8 @@ class Trainer:
         self.optimizer = optimizer
         self.schedule = schedule
         self.task = task
+        self._eval_steps: dict = {}  # global eval batch -> traced evaluation step
+        self._eval_writer = None
         self.options = options
         self.is_chief = distribute.is_chief(strategy)
         self.micro_batch_size = options.train_batch_size // options.gradient_accumulation_steps
@@ -321,7 +324,10 @@ class Trainer:
         return float(self.schedule(step)) if callable(self.schedule) else float(self.schedule)
 
     def train(
-        self, dataset_fn: Callable, host_metrics: Optional[Callable[[], dict]] = None
+        self,
+        dataset_fn: Callable,
+        host_metrics: Optional[Callable[[], dict]] = None,
+        evaluate: Optional[Callable[[], dict]] = None,
     ) -> dict:
         """Trains until `num_train_steps` updates; returns the last host call's metrics.
 
@@ -329,6 +335,9 @@ class Trainer:
         (static shapes, repeated as needed); a resumed run skips the batches already used.
         `host_metrics()`, if given, returns extra scalars read on the host (e.g. counters of
         the input pipeline) that join each host call's metrics: train_log.jsonl, TensorBoard.
+        `evaluate()`, if given, runs every `eval_every_steps` updates before the last (e.g.
+        `self.evaluate` on held-out data, which appends to eval_log.jsonl: the learning curve
+        from which steps-to-target are read); the caller evaluates the end.
         Checkpoints every `save_checkpoints_steps` and at the end; stops with
         FloatingPointError when the loss is not finite. On SIGTERM (a Cloud TPU preemption or
         maintenance event, a Kubernetes eviction) it finishes the running host call, saves a
@@ -343,13 +352,14 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda signum, frame: sigterm.set())
         try:
-            return self._train(dataset_fn, step, sigterm, host_metrics)
+            return self._train(dataset_fn, step, sigterm, host_metrics, evaluate)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
-    def _train(self, dataset_fn, step, sigterm, host_metrics) -> dict:
+    def _train(self, dataset_fn, step, sigterm, host_metrics, evaluate) -> dict:
         opts = self.options
+        eval_every = opts.eval_every_steps if evaluate else 0
         iterator = self.make_iterator(dataset_fn, skip_steps=step)
         log_path = os.path.join(opts.model_dir, "train_log.jsonl")
         start_step, start_time = step, time.time()
@@ -360,6 +370,8 @@ class Trainer:
                 num_steps = min(
                     num_steps, opts.save_checkpoints_steps - step % opts.save_checkpoints_steps
                 )
+            if eval_every:  # ... and on evaluation steps.
+                num_steps = min(num_steps, eval_every - step % eval_every)
             loop_start = time.time()
             totals = self.run_steps(iterator, num_steps)
             loop_time = time.time() - loop_start
@@ -383,6 +395,8 @@ class Trainer:
                 step % opts.save_checkpoints_steps == 0 or step >= opts.num_train_steps
             ):
                 self.save()
+            if eval_every and step % eval_every == 0 and step < opts.num_train_steps:
+                evaluate()
             if self._any_worker_stopped(sigterm):
                 self._writer.flush()
                 latest = self.manager.latest_checkpoint
@@ -442,12 +456,7 @@ class Trainer:
     # ----------------------------------------------------------------------------------------
     # Evaluation
 
-    def evaluate(self, dataset_fn: Callable, max_steps: int, global_batch_size: int) -> dict:
-        """The task's loss and metrics over at most `max_steps` global batches of `dataset_fn`.
-
-        Writes eval_results.json and summaries under model_dir/eval (chief only).
-        """
-        dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+    def _make_eval_step(self, global_batch_size: int) -> Callable:
         model, task, strategy = self.model, self.task, self.strategy
 
         def replica_eval(batch):
@@ -459,6 +468,20 @@ class Trainer:
         def eval_step(batch):
             return _sum_over_replicas(strategy, strategy.run(replica_eval, args=(batch,)))
 
+        return eval_step
+
+    def evaluate(self, dataset_fn: Callable, max_steps: int, global_batch_size: int) -> dict:
+        """The task's loss and metrics over at most `max_steps` global batches of `dataset_fn`.
+
+        Writes eval_results.json, appends the results to eval_log.jsonl (one line per
+        evaluation: the learning curve) and writes summaries under model_dir/eval (chief only).
+        """
+        dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+        eval_step = self._eval_steps.get(global_batch_size)
+        if eval_step is None:  # Traced once per batch size, not at every periodic evaluation.
+            eval_step = self._eval_steps[global_batch_size] = self._make_eval_step(
+                global_batch_size
+            )
         totals, steps = {}, 0
         for batch in dataset:
             if steps >= max_steps:
@@ -472,15 +495,22 @@ class Trainer:
             "step": self.current_step(),
             "eval_steps": steps,
             "eval_examples": steps * global_batch_size,
-            **task.metrics(totals, steps),
+            **self.task.metrics(totals, steps),
         }
         if self.is_chief:
-            writer = tf.summary.create_file_writer(os.path.join(self.options.model_dir, "eval"))
-            with writer.as_default(step=results["step"]):
+            if self._eval_writer is None:
+                eval_dir = os.path.join(self.options.model_dir, "eval")
+                self._eval_writer = tf.summary.create_file_writer(eval_dir)
+            with self._eval_writer.as_default(step=results["step"]):
                 for name, value in results.items():
                     tf.summary.scalar(name, value)
+            self._eval_writer.flush()
             fileio.write_json_atomic(
                 os.path.join(self.options.model_dir, "eval_results.json"), results
             )
+            with tf.io.gfile.GFile(
+                os.path.join(self.options.model_dir, "eval_log.jsonl"), "a"
+            ) as f:
+                f.write(json.dumps(results) + "\n")
         logging.info("eval at step %d: %s", results["step"], json.dumps(results))
         return results

@@ -400,6 +400,43 @@ def dynamic_mask(
     return features
 
 
+def heldout_split(files: Sequence[str], heldout_examples: int) -> List[int]:
+    """How many records at the start of each file belong to the first `heldout_examples`.
+
+    Reads (counts) only the records it needs, file by file in order; ValueError naming the
+    files if they hold fewer records than asked for.
+    """
+    skips, remaining = [], heldout_examples
+    for path in files:
+        taken = 0
+        if remaining:
+            taken = int(tf.data.TFRecordDataset(path).take(remaining).reduce(0, lambda n, _: n + 1))
+        skips.append(taken)
+        remaining -= taken
+    if remaining:
+        raise ValueError(
+            f"a held-out slice of {heldout_examples} examples was asked for, but {files} hold "
+            f"only {heldout_examples - remaining} records"
+        )
+    return skips
+
+
+def _files_after_heldout(files, skips, heldout_examples, file_pattern):
+    """Training files and their held-out record counts, without the files used up by the slice."""
+    kept = [
+        (path, skip)
+        for path, skip in zip(files, skips)
+        if not skip
+        or int(tf.data.TFRecordDataset(path).skip(skip).take(1).reduce(0, lambda n, _: n + 1))
+    ]
+    if not kept:
+        raise ValueError(
+            f"the held-out slice of {heldout_examples} examples uses every record of "
+            f"{file_pattern!r}: nothing is left to train on"
+        )
+    return [path for path, _ in kept], [skip for _, skip in kept]
+
+
 def build_dataset(
     file_pattern: Union[str, Sequence[str]],
     batch_size: int,
@@ -420,6 +457,8 @@ def build_dataset(
     check_every_record: bool = False,
     skip_corrupt_records: bool = False,
     corrupt_record_counter: Optional[CorruptRecordCounter] = None,
+    heldout_examples: int = 0,
+    heldout: bool = False,
 ) -> tf.data.Dataset:
     """The pretraining dataset of dicts with static shapes (drop_remainder).
 
@@ -453,7 +492,14 @@ def build_dataset(
         instead of failing with TensorFlow's DataLossError (see `find_corrupt_file`).
         Never silent: each skip is counted in `corrupt_record_counter` (default:
         DEFAULT_CORRUPT_RECORD_COUNTER). Costs a little per record, so it is off by default.
+      heldout_examples: the first this many records, in file order (files sorted), form a
+        held-out slice (Nado et al. select trials on 10k training examples): training
+        (`heldout=False`) never reads them.
+      heldout: read only the held-out slice, in order, once (for evaluation); needs
+        `heldout_examples`.
     """
+    if heldout and heldout_examples < 1:
+        raise ValueError("heldout=True needs heldout_examples >= 1")
     files = list_files(file_pattern)
     if validate_files:
         for path in files:
@@ -480,36 +526,50 @@ def build_dataset(
 
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
-    shard_files = num_pipelines > 1 and len(files) >= num_pipelines
+    # Records at the start of each file that belong to the held-out slice.
+    skips = heldout_split(files, heldout_examples) if heldout_examples else [0] * len(files)
+    if heldout:
+        files, skips = zip(*[(path, skip) for path, skip in zip(files, skips) if skip])
+        files, skips = list(files), list(skips)
+    elif heldout_examples:
+        files, skips = _files_after_heldout(files, skips, heldout_examples, file_pattern)
+    shard_files = num_pipelines > 1 and len(files) >= num_pipelines and not heldout
     if shard_files:
         files = files[pipeline_id::num_pipelines]
-    deterministic = seed is not None
+        skips = skips[pipeline_id::num_pipelines]
+    deterministic = seed is not None or heldout
     # File sizes only for the end-of-file accounting of skip_corrupt_records.
     sizes = [tf.io.gfile.stat(path).length if skip_corrupt_records else 0 for path in files]
 
-    dataset = tf.data.Dataset.from_tensor_slices((files, tf.constant(sizes, tf.int64)))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (files, tf.constant(sizes, tf.int64), tf.constant(skips, tf.int64))
+    )
     if is_training:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
 
-    def read_file(path, size):
+    def read_file(path, size, skip):
         if skip_corrupt_records:
             records = read_records_checked(path, size, True, corrupt_record_counter)
         else:
             # Plain reading costs nothing extra; a corrupt file then raises TensorFlow's
             # DataLossError, which `find_corrupt_file` turns into one naming the file.
             records = tf.data.TFRecordDataset(path)
+        records = records.take(skip) if heldout else records.skip(skip)
         if num_pipelines > 1 and not shard_files:
             # Sharding each file's records keeps pipelines disjoint whatever
             # order the (possibly non-deterministic) interleave produces.
             records = records.shard(num_pipelines, pipeline_id)
         return records.map(lambda record: (path, record))
 
-    dataset = dataset.interleave(
-        read_file,
-        cycle_length=min(cycle_length, len(files)),
-        num_parallel_calls=num_parallel_calls,
-        deterministic=deterministic,
-    )
+    if heldout:  # In file order, so that every run scores the same examples.
+        dataset = dataset.flat_map(read_file)
+    else:
+        dataset = dataset.interleave(
+            read_file,
+            cycle_length=min(cycle_length, len(files)),
+            num_parallel_calls=num_parallel_calls,
+            deterministic=deterministic,
+        )
     if is_training:
         dataset = dataset.shuffle(
             shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True

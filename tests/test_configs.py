@@ -8,7 +8,7 @@ import pytest
 from bert import experiment, recipes
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
-ALL_CONFIGS = sorted(CONFIGS.rglob("*.json"))
+ALL_CONFIGS = [pathlib.Path(p) for p in experiment.experiment_files()]
 
 # You et al., Table 4 (papers/003_9517fb6331474ddb.txt:224-226) and the steps of Table 1
 # (:186-192): batch, x in lr = 5 / (2^x * 10^3), warmup ratio 1/n, steps.

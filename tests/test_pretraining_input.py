@@ -328,3 +328,56 @@ def test_dynamic_masking_uses_the_special_ids_of_a_sentencepiece_model(shared_da
         labels_seen += len(labels)
     assert abs(masked_as_mask - 0.8 * labels_seen) <= 4 * math.sqrt(labels_seen * 0.16)
     assert shown <= 0.02 * labels_seen  # BERT's 103 only as a 1-in-1500 random replacement.
+
+
+def _batches_as_ids(ds):
+    return [row.tobytes() for b in ds.as_numpy_iterator() for row in b["input_ids"]]
+
+
+def test_heldout_slice_is_the_first_records_and_training_never_reads_them(record_files):
+    files = pretraining_input.list_files(record_files["masked"])
+    counts = [sum(1 for _ in tf.data.TFRecordDataset(f)) for f in files]
+    heldout_examples = counts[0] + 3  # Ends inside the second file.
+    spec = {"input_ids": tf.io.FixedLenFeature([SEQ], tf.int64)}
+    in_order = [
+        np.asarray(tf.io.parse_single_example(r, spec)["input_ids"], np.int32).tobytes()
+        for r in all_records(record_files["masked"])
+    ]
+    common = dict(seq_length=SEQ, max_predictions_per_seq=PRED, heldout_examples=heldout_examples)
+    heldout = pretraining_input.build_dataset(
+        record_files["masked"], batch_size=1, is_training=False, heldout=True, **common
+    )
+    assert _batches_as_ids(heldout) == in_order[:heldout_examples]  # Same records, same order.
+    rest = pretraining_input.build_dataset(
+        record_files["masked"], batch_size=1, is_training=False, **common
+    )
+    assert sorted(_batches_as_ids(rest)) == sorted(in_order[heldout_examples:])
+    # Training (shuffled, repeated) never meets a held-out record, whatever the pipeline.
+    seen = set()
+    for pipeline_id in range(2):
+        context = tf.distribute.InputContext(2, pipeline_id, 2)
+        train = pretraining_input.build_dataset(
+            record_files["masked"],
+            batch_size=4,
+            is_training=True,
+            seed=3,
+            input_context=context,
+            **common,
+        )
+        seen.update(_batches_as_ids(train.take(2 * sum(counts) // 4)))
+    assert seen == set(in_order[heldout_examples:])
+
+
+def test_a_heldout_slice_larger_than_the_data_is_refused(record_files):
+    total = len(all_records(record_files["masked"]))
+    for heldout, match in ((False, "nothing is left to train on"), (True, "hold only")):
+        with pytest.raises(ValueError, match=match):
+            pretraining_input.build_dataset(
+                record_files["masked"],
+                batch_size=1,
+                seq_length=SEQ,
+                max_predictions_per_seq=PRED,
+                is_training=False,
+                heldout_examples=total + (1 if heldout else 0),
+                heldout=heldout,
+            )

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import optimization
+from bert import experiment
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
@@ -286,7 +287,7 @@ def test_lamb_scaling_table4():
 
 
 def test_every_config_schedule_and_optimizer_builds():
-    paths = sorted(CONFIGS.rglob("*.json"))
+    paths = [pathlib.Path(p) for p in experiment.experiment_files()]
     assert paths, f"no configs in {CONFIGS}"
     for path in paths:
         for phase in json.loads(path.read_text())["phases"]:
@@ -406,7 +407,6 @@ WARMUP_POLY = {
     ],
 )
 def test_experiment_overrides_use_the_shared_names(schedule, expected):
-    from bert import experiment
 
     phase = experiment.experiment_from_dict(_experiment(schedule)).phase(1)
     out = experiment.apply_overrides(
@@ -423,7 +423,6 @@ def test_experiment_overrides_use_the_shared_names(schedule, expected):
 
 
 def test_experiment_total_steps_check_and_older_name_files(tmp_path):
-    from bert import experiment
 
     with pytest.raises(ValueError, match="schedule total steps 100 differ"):
         experiment.experiment_from_dict(_experiment(OLD_BERT, num_train_steps=90))
@@ -437,7 +436,7 @@ def test_experiment_total_steps_check_and_older_name_files(tmp_path):
         "total_steps": "num_train_steps",
         "warmup_steps": "num_warmup_steps",
     }
-    for path in sorted(CONFIGS.rglob("*.json")):
+    for path in map(pathlib.Path, experiment.experiment_files()):
         raw = json.loads(path.read_text())
         new = experiment.load_experiment(str(path))
         for phase in raw["phases"]:

@@ -12,7 +12,7 @@ from absl import flags
 import bert
 import optimization
 from bert import options as opts
-from bert import run_pretraining, run_squad
+from bert import reality_check, run_pretraining, run_squad, search
 from bert import trainer as trainer_lib
 
 
@@ -140,7 +140,14 @@ GOOGLE_SQUAD_FLAGS = (
 
 
 @pytest.mark.parametrize(
-    "cls", [run_pretraining.PretrainingOptions, run_squad.SquadOptions, opts.RuntimeOptions]
+    "cls",
+    [
+        run_pretraining.PretrainingOptions,
+        run_squad.SquadOptions,
+        opts.RuntimeOptions,
+        search.SearchOptions,
+        reality_check.RealityCheckOptions,
+    ],
 )
 def test_every_option_is_one_flag_with_its_default(cls):
     values = flags.FlagValues()

@@ -1,0 +1,312 @@
+r"""The batch-size scaling study: LAMB vs AdamW, each tuned alike at every batch size.
+
+For each batch size and each optimizer it runs one quasi-random search (`bert.search`, the
+same number of trials and the same sequence for every cell) at a fixed budget of training
+examples, so a batch twice as large gets half the steps, as in both papers. It then reports
+per (optimizer, batch): the best held-out masked-LM accuracy, and the fewest steps any trial
+needed to reach a target accuracy (from each trial's learning curve).
+
+  python -m bert.reality_check --preset=cpu            # embedded data, tiny model, < 1 h on 2 cores
+  python -m bert.reality_check --preset=tpu --input_file='gs://b/seq128/*' \
+      --output_dir=gs://b/reality --storage=postgresql://... --strategy=tpu --tpu=my-tpu
+
+A preset is a JSON file in configs/reality_check/ (search spaces, seed experiments, batch
+sizes, budget, trials, target); flags override its fields. Several processes started with the
+same flags (and a shared --storage) split each cell's trials. Outputs in output_dir:
+reality_check.{json,md,png} and one search directory per cell (<optimizer>_b<batch>/).
+"""
+
+import dataclasses
+import io
+import math
+import os
+import sys
+from typing import Optional
+
+import tensorflow as tf
+from absl import app, logging
+
+from bert import experiment as experiment_lib
+from bert import options as opts
+from bert import search
+from bert.options import option
+from data import fileio
+
+PRESET_DIR = os.path.join(experiment_lib.CONFIG_DIR, "reality_check")
+PRESET_FIELDS = {
+    "description": str,
+    "sources": list,
+    "search_spaces": dict,  # optimizer -> search space
+    "experiments": dict,  # optimizer -> seed experiment (its `phase` is searched)
+    "phase": int,
+    "max_seq_length": int,  # of the records (generated ones too) and the runs
+    "max_predictions_per_seq": int,
+    "batch_sizes": list,
+    "train_examples": int,  # the budget: examples each run trains on, whatever its batch
+    "warmup_fraction": float,  # of each run's steps
+    "num_trials": int,
+    "heldout_examples": int,
+    "evaluations": int,  # evaluations per run (the learning curve), besides the final one
+    "target_accuracy": float,
+    "data": str,  # "embedded": generate the corpus, vocabulary and records; else input_file
+}
+
+
+@dataclasses.dataclass
+class RealityCheckOptions(opts.RuntimeOptions):
+    """The flags of `python -m bert.reality_check` (empty/0 values keep the preset's)."""
+
+    preset: str = option("cpu", "A preset in configs/reality_check/ or a path.")
+    output_dir: str = option("out/reality_check", "Where the study and its cells go.")
+    input_file: Optional[str] = option(None, "Pretraining TFRecords (default: the preset's data).")
+    bert_config_file: Optional[str] = option(None, "Model config overriding the experiments'.")
+    batch_sizes: str = option("", "Comma-separated global batch sizes.")
+    optimizers: str = option("", "Comma-separated optimizers (keys of the preset's spaces).")
+    num_trials: int = option(0, "Quasi-random trials per (optimizer, batch) cell.")
+    train_examples: int = option(0, "Budget: training examples per run.")
+    target_accuracy: float = option(0.0, "Held-out masked-LM accuracy for steps-to-target.")
+    heldout_examples: int = option(0, "Held-out training examples that score the trials.")
+    storage: Optional[str] = option(None, "Optuna storage URL shared by several processes.")
+    steps_per_loop: int = option(50, "Updates per host call of the compiled loop.")
+    dry_run: bool = option(False, "Print every cell's trials and exit.")
+
+
+def load_preset(name_or_path: str) -> dict:
+    path = experiment_lib.resolve_config_path(name_or_path, PRESET_DIR, "preset")
+    preset = experiment_lib.read_config_json(path)
+    if not isinstance(preset, dict):
+        raise ValueError(f"{path}: expected a JSON object at the top level")
+    for field, kind in PRESET_FIELDS.items():
+        if field in ("description", "sources"):
+            continue
+        value = preset.get(field)
+        accepted = (int, float) if kind is float else kind
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise ValueError(f"{path}: field '{field}' must be a {kind.__name__}, got {value!r}")
+    unknown = sorted(set(preset) - set(PRESET_FIELDS))
+    if unknown:
+        raise ValueError(f"{path}: unknown field(s) {unknown}")
+    if set(preset["search_spaces"]) != set(preset["experiments"]):
+        raise ValueError(f"{path}: 'search_spaces' and 'experiments' must name the same optimizers")
+    return preset
+
+
+def resolve(options: RealityCheckOptions) -> dict:
+    """The preset with the flags given on the command line applied."""
+    preset = load_preset(options.preset)
+    if options.batch_sizes:
+        preset["batch_sizes"] = [int(b) for b in options.batch_sizes.split(",")]
+    if options.optimizers:
+        chosen = options.optimizers.split(",")
+        unknown = sorted(set(chosen) - set(preset["search_spaces"]))
+        if unknown:
+            raise app.UsageError(f"--optimizers: {unknown} not in the preset's search_spaces")
+        preset["search_spaces"] = {k: preset["search_spaces"][k] for k in chosen}
+    for field in ("num_trials", "train_examples", "target_accuracy", "heldout_examples"):
+        if getattr(options, field):
+            preset[field] = getattr(options, field)
+    return preset
+
+
+def cell_steps(preset: dict, batch: int) -> tuple:
+    """(train steps, warmup steps, evaluate every) of a run at global batch `batch`."""
+    steps = max(2, round(preset["train_examples"] / batch))
+    warmup = min(steps - 1, max(1, round(preset["warmup_fraction"] * steps)))
+    return steps, warmup, max(1, steps // preset["evaluations"])
+
+
+def embedded_data(out: str, seed: int, max_seq_length: int, max_predictions_per_seq: int) -> tuple:
+    """The embedded corpus as records with a learned vocabulary: (glob, bert_config file)."""
+    from bert import demo
+    from bert.config import BertConfig
+    from data import synthetic
+
+    data_dir = os.path.join(out, "data")
+    paths = synthetic.generate_default_dataset(data_dir, seed=seed)
+    vocab_file = demo.learn_vocab([paths["corpus"]], data_dir, vocab_size=2000)
+    phase = {
+        "name": "phase1",
+        "max_seq_length": max_seq_length,
+        "max_predictions_per_seq": max_predictions_per_seq,
+    }
+    records = demo.create_records(
+        [paths["corpus"]], vocab_file, data_dir, [phase], dupe_factor=5, seed=seed
+    )
+    config_file = os.path.join(data_dir, "bert_config_tiny.json")
+    if not os.path.exists(config_file):
+        with open(vocab_file, encoding="utf-8") as f:
+            vocab_size = sum(1 for line in f if line.strip())
+        BertConfig.preset("tiny", vocab_size=vocab_size).to_json_file(config_file)
+    return records["phase1"], config_file
+
+
+def cell_options(
+    options: RealityCheckOptions, preset: dict, optimizer: str, batch: int, data: tuple
+) -> search.SearchOptions:
+    steps, warmup, every = cell_steps(preset, batch)
+    runtime = {f.name: getattr(options, f.name) for f in dataclasses.fields(opts.RuntimeOptions)}
+    return search.SearchOptions(
+        **runtime,
+        search_space=preset["search_spaces"][optimizer],
+        experiment=preset["experiments"][optimizer],
+        phase=preset["phase"],
+        num_trials=preset["num_trials"],
+        dry_run=options.dry_run,
+        model_dir=os.path.join(options.output_dir, f"{optimizer}_b{batch}"),
+        storage=options.storage,
+        study_name=f"{optimizer}_b{batch}",
+        input_file=data[0],
+        bert_config_file=data[1],
+        train_batch_size=batch,
+        max_seq_length=preset["max_seq_length"],
+        max_predictions_per_seq=preset["max_predictions_per_seq"],
+        num_train_steps=steps,
+        num_warmup_steps=warmup,
+        heldout_examples=preset["heldout_examples"],
+        eval_batch_size=min(batch, preset["heldout_examples"]),
+        eval_every_steps=every,
+        target_accuracy=preset["target_accuracy"],
+        steps_per_loop=options.steps_per_loop,
+        save_checkpoints_steps=max(every, steps // 2),
+        keep_checkpoint_max=1,
+    )
+
+
+def run(options: RealityCheckOptions) -> Optional[list]:
+    """Runs (or joins) every cell and writes the comparison; returns its rows."""
+    preset = resolve(options)
+    if options.input_file:
+        data = (options.input_file, options.bert_config_file)
+    elif preset["data"] == "embedded" and not options.dry_run:
+        data = embedded_data(
+            options.output_dir,
+            options.seed,
+            preset["max_seq_length"],
+            preset["max_predictions_per_seq"],
+        )
+    else:
+        data = (None, options.bert_config_file)
+    rows = []
+    for batch in preset["batch_sizes"]:
+        for optimizer in preset["search_spaces"]:
+            cell = cell_options(options, preset, optimizer, batch, data)
+            logging.info("Cell %s at batch %d: %d steps", optimizer, batch, cell.num_train_steps)
+            summary = search.run(cell)
+            if summary is None:  # dry run
+                continue
+            rows.append(cell_row(optimizer, batch, cell, summary))
+    if options.dry_run:
+        return None
+    write_outputs(options, preset, rows)
+    return rows
+
+
+def cell_row(optimizer: str, batch: int, cell: search.SearchOptions, summary: dict) -> dict:
+    complete = [t for t in summary["trials"] if t["state"] == "complete"]
+    reached = [t["steps_to_target"] for t in complete if t["steps_to_target"] is not None]
+    return {
+        "optimizer": optimizer,
+        "batch": batch,
+        "steps": cell.num_train_steps,
+        "warmup": cell.num_warmup_steps,
+        "trials": summary["num_trials"],
+        "diverged": summary["diverged"],
+        "best_accuracy": summary[f"best_{search.METRIC}"],
+        "best_point": summary["best_point"],
+        "steps_to_target": min(reached) if reached else None,
+        "trials_reaching_target": len(reached),
+    }
+
+
+def write_outputs(options: RealityCheckOptions, preset: dict, rows: list) -> None:
+    out = options.output_dir
+    fileio.write_json_atomic(
+        os.path.join(out, "reality_check.json"), {"preset": preset, "rows": rows}
+    )
+    columns = [
+        "optimizer",
+        "batch",
+        "steps",
+        "warmup",
+        "trials",
+        "diverged",
+        "best_accuracy",
+        "steps_to_target",
+        "trials_reaching_target",
+    ]
+
+    def cell(value):
+        if value is None:
+            return "never"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = [
+        f"# Reality check ({options.preset}): {preset['num_trials']} quasi-random trials per "
+        f"cell, {preset['train_examples']:,} training examples per run",
+        "",
+        f"best_accuracy: held-out masked-LM accuracy on {preset['heldout_examples']} training "
+        f"examples never trained on; steps_to_target: fewest steps any trial needed to reach "
+        f"{preset['target_accuracy']}.",
+        "",
+        search.markdown_table(columns, rows, cell),
+    ]
+    fileio.write_atomic(os.path.join(out, "reality_check.md"), "\n".join(lines) + "\n")
+    plot(rows, preset, os.path.join(out, "reality_check.png"))
+
+
+def plot(rows: list, preset: dict, path: str) -> None:
+    """Best accuracy and steps-to-target against batch size, one line per optimizer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for optimizer in dict.fromkeys(r["optimizer"] for r in rows):
+        mine = [r for r in rows if r["optimizer"] == optimizer]
+        accuracy = [
+            r["best_accuracy"] if r["best_accuracy"] is not None else math.nan for r in mine
+        ]
+        left.plot([r["batch"] for r in mine], accuracy, marker="o", label=optimizer)
+        hit = [r for r in mine if r["steps_to_target"] is not None]
+        right.plot(
+            [r["batch"] for r in hit],
+            [r["steps_to_target"] for r in hit],
+            marker="o",
+            label=optimizer,
+        )
+    left.set_xscale("log", base=2)
+    left.set_ylabel("best held-out MLM accuracy")
+    right.set_xscale("log", base=2)
+    if any(r["steps_to_target"] is not None for r in rows):
+        right.set_yscale("log")
+    else:
+        right.text(0.5, 0.5, "no run reached the target", transform=right.transAxes, ha="center")
+    right.set_ylabel(f"steps to reach {preset['target_accuracy']}")
+    for ax in (left, right):
+        ax.set_xlabel("global batch size")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.suptitle(
+        f"{preset['num_trials']} trials per point, {preset['train_examples']:,} examples per run"
+    )
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    fileio.write_atomic(path, buffer.getvalue())
+
+
+def main(argv):
+    del argv
+    options = opts.from_flags(RealityCheckOptions)
+    tf.io.gfile.makedirs(options.output_dir)
+    rows = opts.exit_if_preempted(lambda: run(options), "rerun the same command to resume")
+    if rows:
+        with tf.io.gfile.GFile(os.path.join(options.output_dir, "reality_check.md")) as f:
+            print(f.read())
+
+
+if __name__ == "__main__":
+    opts.define_flags(RealityCheckOptions, module_name=sys.argv[0])
+    app.run(main)

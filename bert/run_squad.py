@@ -17,7 +17,8 @@ Initialization (`--init_checkpoint`), one flag for every source:
     `--bert_config_file` or from the `phase_config.json` that run_pretraining writes beside it;
   * a SQuAD model written by this script (`<output_dir>` or its `ckpt-N`): encoder AND span
     head are restored. Running with --do_predict and without --do_train on an output_dir
-    that holds a fine-tuned checkpoint uses that checkpoint.
+    that holds a fine-tuned checkpoint uses that checkpoint; eval_results.json then reports
+    the checkpoint's step as global_step.
 `--bert_config_file` overrides the config found in the directory; `--vocab_file` defaults to
 the directory's `vocab.txt`; `--spm_model_file` takes a SentencePiece model instead (as
 ALBERT's scripts; e.g. one learned by `data.learn_vocab --kind=sentencepiece`). A vocabulary
@@ -53,13 +54,23 @@ Outputs in --output_dir: train.tf_record / eval.tf_record, the fine-tuned checkp
 counts; printed as JSON too), TensorBoard events in train/ and eval/. With --export_dir, a
 SavedModel whose `serving_default` signature takes raw question and context strings
 (see `bert.squad_export`).
+
+Several predict files (`--predict_file=xquad-en-v1.1.json,dev-v1.1.json`): each file's
+eval.tf_record, predictions, eval_results.json and eval/ go to
+output_dir/predictions/<file stem>/, and eval_results_by_file.json lists them all.
+
+Fine-tuning spread (Nado et al. report mean and spread over fine-tuning seeds):
+`--seeds=1,2,3` fine-tunes once per seed from the same --init_checkpoint, each run a complete
+output_dir/seed_<n>/ as above (export in export_dir/seed_<n>/), then writes the mean, sample
+standard deviation, min and max of EM and F1 per predict file to output_dir/seed_spread.json.
 """
 
 import dataclasses
 import json
 import os
-import sys
 import random
+import re
+import sys
 import time
 from typing import Optional
 
@@ -99,7 +110,11 @@ class SquadOptions(opts.RuntimeOptions):
     )
     do_lower_case: bool = option(True, "Lower-case (uncased models).")
     train_file: Optional[str] = option(None, "SQuAD JSON for training, e.g. train-v1.1.json.")
-    predict_file: Optional[str] = option(None, "SQuAD JSON for predictions, e.g. dev-v1.1.json.")
+    predict_file: Optional[str] = option(
+        None,
+        "SQuAD JSON for predictions, e.g. dev-v1.1.json; several: a comma-separated list "
+        "(outputs per file in output_dir/predictions/<file stem>/).",
+    )
     output_dir: Optional[str] = option(None, "Where records, checkpoints and predictions go.")
     do_train: bool = option(False, "Fine-tune on train_file.")
     do_predict: bool = option(False, "Predict predict_file and evaluate (EM/F1).")
@@ -134,6 +149,20 @@ class SquadOptions(opts.RuntimeOptions):
     do_serve_demo: bool = option(False, "Answer --question about --context with --export_dir.")
     question: Optional[str] = option(None, "Question for --do_serve_demo.")
     context: Optional[str] = option(None, "Context paragraph for --do_serve_demo.")
+    seeds: str = option(
+        "",
+        "Comma-separated seeds: one fine-tuning per seed from the same checkpoint, each in "
+        "output_dir/seed_<n>/, and their EM/F1 spread in output_dir/seed_spread.json; "
+        "empty: one run with --seed.",
+    )
+
+    @property
+    def predict_files(self) -> list:
+        return [path.strip() for path in (self.predict_file or "").split(",") if path.strip()]
+
+    @property
+    def seed_list(self) -> list:
+        return [int(seed) for seed in self.seeds.split(",") if seed.strip()]
 
     def validate(self) -> dict:
         """Raises app.UsageError for inconsistent flags; returns the optimizer overrides."""
@@ -152,8 +181,24 @@ class SquadOptions(opts.RuntimeOptions):
             raise app.UsageError(
                 f"--save_checkpoints_steps must be >= 0, got {self.save_checkpoints_steps}"
             )
-        if self.do_predict and not self.predict_file:
+        if self.do_predict and not self.predict_files:
             raise app.UsageError("--do_predict needs --predict_file")
+        names = [predict_name(path) for path in self.predict_files]
+        if len(set(names)) < len(names):
+            raise app.UsageError(
+                f"--predict_file: the files' outputs are named by file stem and {names} repeat "
+                "one; rename a file"
+            )
+        try:
+            seeds = self.seed_list
+        except ValueError:
+            raise app.UsageError(
+                f"--seeds must be comma-separated integers, got {self.seeds!r}"
+            ) from None
+        if len(set(seeds)) < len(seeds):
+            raise app.UsageError(f"--seeds repeats a seed: {self.seeds!r}")
+        if seeds and not (self.do_train and self.do_predict):
+            raise app.UsageError("--seeds needs --do_train and --do_predict (it measures EM/F1)")
         if self.max_seq_length <= self.max_query_length + 3:
             raise app.UsageError(
                 f"--max_seq_length ({self.max_seq_length}) must exceed "
@@ -218,6 +263,22 @@ def prepare_train_data(
     return len(examples), writer.num_features
 
 
+def predict_name(predict_file):
+    """What a predict file's outputs are named by: its file stem (xquad-en-v1.1.json ->
+    xquad-en-v1.1), or the Hugging Face dataset name."""
+    return os.path.splitext(os.path.basename(predict_file.rstrip("/")))[0]
+
+
+@dataclasses.dataclass
+class PredictData:
+    """One predict file's questions, windows and the directory its outputs go to."""
+
+    predict_file: str
+    output_dir: str
+    examples: list
+    features: list
+
+
 def prepare_predict_data(
     predict_file, tokenizer, output_dir, max_seq_length, doc_stride, max_query_length
 ):
@@ -236,6 +297,29 @@ def prepare_predict_data(
     squad.write_features(features, os.path.join(output_dir, "eval.tf_record"), is_training=False)
     logging.info("%s: %d questions -> %d features", predict_file, len(examples), len(features))
     return examples, features
+
+
+def prepare_all_predict_data(options, tokenizer) -> dict:
+    """{name: PredictData} of every --predict_file. One file keeps the original layout (its
+    outputs in output_dir); several each get output_dir/predictions/<name>/."""
+    paths = options.predict_files
+    data = {}
+    for path in paths:
+        name = predict_name(path)
+        directory = options.output_dir
+        if len(paths) > 1:
+            directory = os.path.join(options.output_dir, "predictions", name)
+            tf.io.gfile.makedirs(directory)
+        examples, features = prepare_predict_data(
+            path,
+            tokenizer,
+            directory,
+            options.max_seq_length,
+            options.doc_stride,
+            options.max_query_length,
+        )
+        data[name] = PredictData(path, directory, examples, features)
+    return data
 
 
 # ----------------------------------------------------------------------------------------------
@@ -428,9 +512,10 @@ def evaluate(examples, predictions):
     }
 
 
-def run_prediction(strategy, model, examples, features, options, step):
-    """Predicts, writes predictions.json / nbest_predictions.json / eval_results.json."""
-    output_dir = options.output_dir
+def run_prediction(strategy, model, data: PredictData, options, step):
+    """Predicts one file; writes predictions.json / nbest_predictions.json / eval_results.json
+    and eval/ summaries to its directory."""
+    examples, features, output_dir = data.examples, data.features, data.output_dir
     dataset = squad.build_squad_dataset(
         os.path.join(output_dir, "eval.tf_record"),
         options.predict_batch_size,
@@ -467,7 +552,7 @@ def run_prediction(strategy, model, examples, features, options, step):
         tf.summary.scalar("exact_match", scores["exact_match"])
         tf.summary.scalar("f1", scores["f1"])
     writer.flush()
-    logging.info("Eval results (%s): %s", options.predict_file, json.dumps(scores))
+    logging.info("Eval results (%s): %s", data.predict_file, json.dumps(scores))
     return scores
 
 
@@ -485,11 +570,39 @@ def serve_demo(export_dir, question, context):
 
 
 def run(options: SquadOptions) -> Optional[dict]:
-    """Fine-tunes, predicts and exports as the options say; returns the eval scores if any."""
+    """Fine-tunes, predicts and exports as the options say.
+
+    Returns the eval scores of the predict file, {file stem: scores} for several, the spread
+    (as in seed_spread.json) with --seeds, or None without --do_predict.
+    """
     hparams = options.validate()
     if options.do_serve_demo:
         serve_demo(options.export_dir, options.question, options.context)
         return None
+    strategy = opts.start_runtime(options)
+    if options.seed_list:
+        return run_seeds(options, hparams, strategy)
+    results = run_one(options, hparams, strategy)
+    if results is None or len(results) > 1:
+        return results
+    return next(iter(results.values()))
+
+
+def fine_tuned_step(init_checkpoint) -> int:
+    """Fine-tuning steps behind `init_checkpoint`: N for a SQuAD model this script wrote (its
+    `ckpt-N`, found in a directory or given as a prefix), 0 for anything else."""
+    prefix, graph = (
+        checkpoints.object_checkpoint(init_checkpoint) if init_checkpoint else (None, None)
+    )
+    if not graph or "span_head" not in graph.get("model", ()):
+        return 0
+    match = re.search(r"-(\d+)$", prefix)
+    return int(match.group(1)) if match else 0
+
+
+def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
+    """One fine-tuning / prediction / export in options.output_dir; returns {file stem: scores}
+    of the predict files, or None without --do_predict."""
     tf.io.gfile.makedirs(options.output_dir)
     # A fine-tuned checkpoint in output_dir is the model to predict / export with.
     fine_tuned = tf.train.latest_checkpoint(options.output_dir)
@@ -513,7 +626,6 @@ def run(options: SquadOptions) -> Optional[dict]:
     tokenization.check_vocab_fits_model(
         tokenizer.vocab, vocab_file, config.vocab_size, options.bert_config_file or init_checkpoint
     )
-    strategy = opts.start_runtime(options)
     replicas = strategy.num_replicas_in_sync
     for name in ("train_batch_size", "predict_batch_size"):
         if getattr(options, name) % replicas:
@@ -548,14 +660,7 @@ def run(options: SquadOptions) -> Optional[dict]:
             num_warmup_steps,
         )
     if options.do_predict:
-        eval_examples, eval_features = prepare_predict_data(
-            options.predict_file,
-            tokenizer,
-            options.output_dir,
-            options.max_seq_length,
-            options.doc_stride,
-            options.max_query_length,
-        )
+        predict_data = prepare_all_predict_data(options, tokenizer)
 
     with strategy.scope():
         model = bert.build_squad_model(config)
@@ -566,7 +671,6 @@ def run(options: SquadOptions) -> Optional[dict]:
         else:
             logging.warning("No --init_checkpoint: the model starts from random weights")
 
-    step = 0
     if options.do_train:
         step = fine_tune(
             strategy,
@@ -578,13 +682,25 @@ def run(options: SquadOptions) -> Optional[dict]:
             options,
             hparams,
         )
-    elif fine_tuned:
-        step = int(fine_tuned.rsplit("-", 1)[-1])
+    else:  # Predicting with a fine-tuned model (from output_dir or --init_checkpoint).
+        step = fine_tuned_step(init_checkpoint)
 
-    scores = None
+    results = None
     if options.do_predict:
-        scores = run_prediction(strategy, model, eval_examples, eval_features, options, step)
-        print(json.dumps(scores))
+        results = {
+            name: run_prediction(strategy, model, data, options, step)
+            for name, data in predict_data.items()
+        }
+        if len(results) > 1:
+            by_file = {
+                name: {"predict_file": predict_data[name].predict_file, **scores}
+                for name, scores in results.items()
+            }
+            fileio.write_json_atomic(
+                os.path.join(options.output_dir, "eval_results_by_file.json"), by_file
+            )
+        for scores in results.values():
+            print(json.dumps(scores))
 
     if options.export_dir:
         from bert import squad_export
@@ -599,16 +715,71 @@ def run(options: SquadOptions) -> Optional[dict]:
             max_answer_length=options.max_answer_length,
         )
         logging.info("Exported the SavedModel to %s", options.export_dir)
-    return scores
+    return results
+
+
+def seed_spread(results_by_seed: dict) -> dict:
+    """EM and F1 over seeds per predict file: mean, sample standard deviation (n - 1; 0 for
+    one seed), min, max and the values in seed order, as Nado et al. report fine-tuning spread.
+
+    `results_by_seed` is {seed: {file stem: scores}}.
+    """
+    seeds = list(results_by_seed)
+    spread = {}
+    for name in results_by_seed[seeds[0]]:
+        spread[name] = {}
+        for metric in ("exact_match", "f1"):
+            values = np.array([results_by_seed[seed][name][metric] for seed in seeds])
+            spread[name][metric] = {
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                "min": float(values.min()),
+                "max": float(values.max()),
+                "values": values.tolist(),
+            }
+    return {"seeds": seeds, "predict_files": spread}
+
+
+def run_seeds(options: SquadOptions, hparams: dict, strategy) -> dict:
+    """One fine-tuning per --seeds seed, all from the same checkpoint, each a complete
+    output_dir/seed_<n>/ (so a killed seed resumes there); writes the spread of their EM/F1
+    to output_dir/seed_spread.json and returns it."""
+    import keras
+
+    results_by_seed = {}
+    for seed in options.seed_list:
+        keras.backend.clear_session()  # A fresh model, named as in a run of its own.
+        keras.utils.set_random_seed(seed)
+        opts.set_mixed_precision(options.mixed_precision)  # clear_session resets the policy.
+        export_dir = options.export_dir and os.path.join(options.export_dir, f"seed_{seed}")
+        seed_options = dataclasses.replace(
+            options,
+            seed=seed,
+            seeds="",
+            output_dir=os.path.join(options.output_dir, f"seed_{seed}"),
+            export_dir=export_dir,
+        )
+        logging.info("Seed %d: fine-tuning in %s", seed, seed_options.output_dir)
+        results_by_seed[seed] = run_one(seed_options, hparams, strategy)
+    spread = seed_spread(results_by_seed)
+    fileio.write_json_atomic(os.path.join(options.output_dir, "seed_spread.json"), spread)
+    for name, metrics in spread["predict_files"].items():
+        logging.info(
+            "Spread over seeds %s on %s: %s",
+            spread["seeds"],
+            name,
+            ", ".join(
+                f"{metric} mean {m['mean']:.2f} std {m['std']:.2f} min {m['min']:.2f} "
+                f"max {m['max']:.2f}"
+                for metric, m in metrics.items()
+            ),
+        )
+    return spread
 
 
 def main(argv):
     del argv
-    try:
-        run(opts.from_flags(SquadOptions))
-    except trainer_lib.Preempted as e:
-        logging.warning("%s", e)
-        sys.exit(e.exit_code)
+    opts.exit_if_preempted(lambda: run(opts.from_flags(SquadOptions)))
 
 
 if __name__ == "__main__":

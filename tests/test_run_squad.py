@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import app
 
 import bert
 import optimization
@@ -614,3 +615,141 @@ def test_saved_model_export_refuses_a_vocabulary_larger_than_the_model(tmp_path,
             bert.build_squad_model(config), str(minilm_vocab), str(tmp_path / "export")
         )
     assert not (tmp_path / "export").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# The step of a fine-tuned model, several predict files, the spread over seeds
+
+
+def first_questions(shared_data, name, tmp_path, count):
+    """A SQuAD file of the first `count` questions of shared_data/squad/NAME (one paragraph)."""
+    source = read_json(shared_data / "squad" / name)["data"][0]
+    paragraph = dict(source["paragraphs"][0], qas=source["paragraphs"][0]["qas"][:count])
+    articles = [{"title": source["title"], "paragraphs": [paragraph]}]
+    return write_squad(tmp_path / name, articles), articles
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, shared_data, minilm_vocab):
+    """A tiny model fine-tuned for 3 steps, and two small predict files (XQuAD, SQuAD dev)."""
+    tmp_path = tmp_path_factory.mktemp("tiny_squad")
+    train_file, _, config_file = tiny_squad_setup(tmp_path, shared_data, vocab_size=30522)
+    common = [
+        f"--vocab_file={minilm_vocab}",
+        f"--max_seq_length={SEQ_LENGTH}",
+        "--doc_stride=64",
+        "--train_batch_size=8",
+        "--predict_batch_size=8",
+    ]
+    train = common + [
+        f"--bert_config_file={config_file}",
+        "--do_train",
+        f"--train_file={train_file}",
+        "--num_train_epochs=0.5",  # int(57 / 8 * 0.5) = 3 steps
+    ]
+    run_main(train + [f"--output_dir={tmp_path / 'fine_tuned'}"])
+    predict = {
+        name: first_questions(shared_data, f"{name}.json", tmp_path, count)
+        for name, count in (("xquad-en-v1.1", 4), ("dev-v1.1-answerable-subset", 3))
+    }
+    return {"dir": tmp_path, "common": common, "train": train, "predict": predict, "steps": 3}
+
+
+def test_predicting_from_a_fine_tuned_model_reports_its_step(tiny_run):
+    fine_tuned = tiny_run["dir"] / "fine_tuned"
+    predict_file = tiny_run["predict"]["xquad-en-v1.1"][0]
+    checkpoint = tf.train.latest_checkpoint(str(fine_tuned))
+    for output_dir, init in (
+        (fine_tuned, []),  # the fine-tuned output_dir itself
+        (tiny_run["dir"] / "from_dir", [f"--init_checkpoint={fine_tuned}"]),
+        (tiny_run["dir"] / "from_prefix", [f"--init_checkpoint={checkpoint}"]),
+    ):
+        scores = run_main(
+            tiny_run["common"]
+            + init
+            + ["--do_predict", f"--predict_file={predict_file}", f"--output_dir={output_dir}"]
+        )
+        assert scores["global_step"] == tiny_run["steps"], output_dir
+        assert read_json(output_dir / "eval_results.json")["global_step"] == tiny_run["steps"]
+
+
+def test_several_predict_files_get_a_directory_each_and_a_combined_json(tiny_run):
+    output_dir = tiny_run["dir"] / "two_files"
+    files = {name: path for name, (path, _) in tiny_run["predict"].items()}
+    results = run_main(
+        tiny_run["common"]
+        + [
+            f"--init_checkpoint={tiny_run['dir'] / 'fine_tuned'}",
+            "--do_predict",
+            f"--predict_file={','.join(files.values())}",
+            f"--output_dir={output_dir}",
+        ]
+    )
+    combined = read_json(output_dir / "eval_results_by_file.json")
+    assert set(results) == set(combined) == set(files)
+    assert not (output_dir / "eval_results.json").exists()
+    for name, (path, articles) in tiny_run["predict"].items():
+        directory = output_dir / "predictions" / name
+        predictions = read_json(directory / "predictions.json")
+        ids = {qa["id"] for a in articles for p in a["paragraphs"] for qa in p["qas"]}
+        assert set(predictions) == set(read_json(directory / "nbest_predictions.json")) == ids
+        scores = read_json(directory / "eval_results.json")
+        recomputed = squad_metric.evaluate(articles, predictions)
+        assert scores["f1"] == pytest.approx(recomputed["f1"])
+        assert scores["exact_match"] == pytest.approx(recomputed["exact_match"])
+        assert (
+            combined[name]
+            == {"predict_file": path, **scores}
+            == {"predict_file": path, **results[name]}
+        )
+        assert scores["num_questions"] == len(ids) and scores["global_step"] == tiny_run["steps"]
+        assert list((directory / "eval").iterdir())
+
+
+def test_seeds_fine_tune_once_each_and_report_the_spread(tiny_run):
+    import statistics
+
+    output_dir = tiny_run["dir"] / "seeds"
+    files = ",".join(path for path, _ in tiny_run["predict"].values())
+    spread = run_main(
+        tiny_run["train"]
+        + [
+            "--do_predict",
+            f"--predict_file={files}",
+            f"--output_dir={output_dir}",
+            "--seeds=1,2",
+        ]
+    )
+    assert read_json(output_dir / "seed_spread.json") == spread
+    assert spread["seeds"] == [1, 2] and set(spread["predict_files"]) == set(tiny_run["predict"])
+    for name, metrics in spread["predict_files"].items():
+        per_seed = [
+            read_json(output_dir / f"seed_{seed}" / "predictions" / name / "eval_results.json")
+            for seed in (1, 2)
+        ]
+        assert all(r["global_step"] == tiny_run["steps"] for r in per_seed)
+        for metric in ("exact_match", "f1"):
+            values = [r[metric] for r in per_seed]
+            assert metrics[metric]["values"] == values
+            assert metrics[metric]["mean"] == pytest.approx(statistics.mean(values))
+            assert metrics[metric]["std"] == pytest.approx(statistics.stdev(values))
+            assert metrics[metric]["min"] == min(values) and metrics[metric]["max"] == max(values)
+    # Different seeds, different fine-tunings of the same initial encoder.
+    one, two = (_latest_tensors(output_dir / f"seed_{seed}") for seed in (1, 2))
+    assert one.keys() == two.keys()
+    assert any(not np.array_equal(one[k], two[k]) for k in one)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--seeds=1,x"], "comma-separated integers"),
+        (["--seeds=1,1"], "repeats a seed"),
+        (["--seeds=1,2", "--do_predict=false"], "needs --do_train and --do_predict"),
+        (["--predict_file=a/dev.json,b/dev.json"], r"named by file stem"),
+    ],
+)
+def test_seeds_and_predict_files_flags_are_checked(flags, message):
+    argv = ["--do_train", "--do_predict", "--train_file=t.json", "--predict_file=p.json"]
+    with pytest.raises(app.UsageError, match=message):
+        run_main(argv + ["--output_dir=/nonexistent"] + flags)

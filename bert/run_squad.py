@@ -211,10 +211,6 @@ class SquadOptions(opts.RuntimeOptions):
                 "--export_dir tokenizes in-graph with WordPiece only; it does not take "
                 "--spm_model_file"
             )
-        if self.mixed_precision == "fp16":
-            raise app.UsageError(
-                "--mixed_precision=fp16 is not wired for fine-tuning yet; use bf16"
-            )
         try:
             hparams = json.loads(self.optimizer_hparams)
         except json.JSONDecodeError as e:
@@ -402,6 +398,8 @@ def fine_tune(
 
     Returns the number of updates applied.
     """
+    if options.mixed_precision == "fp16":  # Dynamic loss scaling skips overflowed steps.
+        hparams = {**(hparams or {}), "skip_nonfinite": True}
     with strategy.scope():
         optimizer, schedule = create_optimizer_and_schedule(
             options.optimizer,

@@ -8,6 +8,7 @@ strings like the Python pipeline does.
 
 import json
 import logging
+import math
 import random
 import re
 
@@ -753,3 +754,25 @@ def test_seeds_and_predict_files_flags_are_checked(flags, message):
     argv = ["--do_train", "--do_predict", "--train_file=t.json", "--predict_file=p.json"]
     with pytest.raises(app.UsageError, match=message):
         run_main(argv + ["--output_dir=/nonexistent"] + flags)
+
+
+def test_fp16_fine_tuning_scales_the_loss_and_predicts(tiny_run):
+    """fp16 goes through the trainer's dynamic loss scaling, as in pretraining."""
+    output_dir = tiny_run["dir"] / "fp16"
+    predict_file = tiny_run["predict"]["xquad-en-v1.1"][0]
+    scores = run_main(
+        tiny_run["train"]
+        + [
+            "--mixed_precision=fp16",
+            "--do_predict",
+            f"--predict_file={predict_file}",
+            f"--output_dir={output_dir}",
+        ]
+    )
+    log = [json.loads(line) for line in open(output_dir / "train_log.jsonl")]
+    assert log[-1]["step"] == tiny_run["steps"]
+    assert all(math.isfinite(entry["loss"]) for entry in log)
+    # The scale starts at 2^15 and only halves on overflow: a power of two no larger.
+    scale = log[-1]["loss_scale"]
+    assert scale <= 2.0**15 and math.log2(scale).is_integer()
+    assert scores["global_step"] == tiny_run["steps"] and 0 <= scores["f1"] <= 100

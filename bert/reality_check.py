@@ -46,6 +46,7 @@ PRESET_FIELDS = {
     "warmup_fraction": float,  # of each run's steps
     "num_trials": int,
     "heldout_examples": int,
+    "eval_batch_size": int,  # divides heldout_examples (and, on a pod, by the replica count)
     "evaluations": int,  # evaluations per run (the learning curve), besides the final one
     "target_accuracy": float,
     "data": str,  # "embedded": generate the corpus, vocabulary and records; else input_file
@@ -86,6 +87,11 @@ def load_preset(name_or_path: str) -> dict:
     unknown = sorted(set(preset) - set(PRESET_FIELDS))
     if unknown:
         raise ValueError(f"{path}: unknown field(s) {unknown}")
+    if preset["heldout_examples"] % preset["eval_batch_size"]:
+        raise ValueError(
+            f"{path}: eval_batch_size {preset['eval_batch_size']} must divide heldout_examples "
+            f"{preset['heldout_examples']} (every held-out example is scored)"
+        )
     if set(preset["search_spaces"]) != set(preset["experiments"]):
         raise ValueError(f"{path}: 'search_spaces' and 'experiments' must name the same optimizers")
     return preset
@@ -163,7 +169,7 @@ def cell_options(
         num_train_steps=steps,
         num_warmup_steps=warmup,
         heldout_examples=preset["heldout_examples"],
-        eval_batch_size=min(batch, preset["heldout_examples"]),
+        eval_batch_size=preset["eval_batch_size"],
         eval_every_steps=every,
         target_accuracy=preset["target_accuracy"],
         steps_per_loop=options.steps_per_loop,

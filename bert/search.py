@@ -261,10 +261,12 @@ class SearchOptions(run_pretraining.PretrainingOptions):
         0.0, "Report the first step at which held-out masked-LM accuracy reaches this (0: off)."
     )
     report_only: bool = option(False, "Only write the results of the study as it is.")
-    # Trials are scored on held-out training examples (Nado et al.: 10k).
+    # Trials are scored on held-out training examples: Nado et al. use 10k; 10,240 is ten
+    # evaluation batches of 1,024, which every pod slice's replica count divides.
     heldout_examples: int = option(
-        10000, "Held-out slice: the first N training records, never trained on, score trials."
+        10240, "Held-out slice: the first N training records, never trained on, score trials."
     )
+    eval_batch_size: Optional[int] = option(1024, "Global batch of the held-out evaluation.")
     experiment: Optional[str] = option(None, "Experiment config (default: the search space's).")
     phase: Optional[int] = option(None, "Phase to search (default: the search space's).")
     save_checkpoints_steps: int = option(

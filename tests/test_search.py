@@ -271,6 +271,7 @@ def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
         train_examples=64,
         num_trials=2,
         heldout_examples=16,
+        eval_batch_size=8,
         evaluations=2,
         target_accuracy=0.001,
         data="input_file",

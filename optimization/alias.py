@@ -32,8 +32,18 @@ def gradient_wrappers(
     return wrappers.chain(*parts)
 
 
-def _trust_ratio(exclude, phi_bounds, ratio_bounds):
-    return tx.masked(tx.scale_by_trust_ratio(phi_bounds, ratio_bounds), exclude)
+def _weight_decay(weight_decay, exclude_from_weight_decay):
+    return tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay)
+
+
+def _trust_ratio(
+    exclude_from_layer_adaptation, exclude_from_weight_decay, phi_bounds, ratio_bounds
+):
+    """The masked trust ratio; exclude_from_layer_adaptation=None uses the decay exclusions."""
+    if exclude_from_layer_adaptation is None:
+        exclude_from_layer_adaptation = exclude_from_weight_decay
+    trust_ratio = tx.scale_by_trust_ratio(phi_bounds, ratio_bounds)
+    return tx.masked(trust_ratio, exclude_from_layer_adaptation)
 
 
 def adamw(
@@ -48,7 +58,7 @@ def adamw(
     """AdamW (Loshchilov & Hutter): Adam direction plus decoupled weight decay."""
     return tx.chain(
         tx.scale_by_adam(beta_1, beta_2, epsilon, bias_correction, epsilon_inside_sqrt),
-        tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay),
+        _weight_decay(weight_decay, exclude_from_weight_decay),
         tx.scale_by_learning_rate(),
     )
 
@@ -71,12 +81,12 @@ def lamb(
     paper links and its N-LAMB; True is Alg. 2 as printed (r = m / sqrt(v + eps)).
     exclude_from_layer_adaptation=None uses the weight-decay exclusions.
     """
-    if exclude_from_layer_adaptation is None:
-        exclude_from_layer_adaptation = exclude_from_weight_decay
     return tx.chain(
         tx.scale_by_adam(beta_1, beta_2, epsilon, bias_correction, epsilon_inside_sqrt),
-        tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay),
-        _trust_ratio(exclude_from_layer_adaptation, phi_bounds, ratio_bounds),
+        _weight_decay(weight_decay, exclude_from_weight_decay),
+        _trust_ratio(
+            exclude_from_layer_adaptation, exclude_from_weight_decay, phi_bounds, ratio_bounds
+        ),
         tx.scale_by_learning_rate(),
     )
 
@@ -95,12 +105,12 @@ def lars(
     The decay is L2 regularization (inside the momentum). The (1 - b1) cancels in
     the ratio; excluded variables (no trust ratio) step by lr m, damping included.
     """
-    if exclude_from_layer_adaptation is None:
-        exclude_from_layer_adaptation = exclude_from_weight_decay
     return tx.chain(
-        tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay),
+        _weight_decay(weight_decay, exclude_from_weight_decay),
         tx.ema(momentum),
-        _trust_ratio(exclude_from_layer_adaptation, phi_bounds, ratio_bounds),
+        _trust_ratio(
+            exclude_from_layer_adaptation, exclude_from_weight_decay, phi_bounds, ratio_bounds
+        ),
         tx.scale_by_learning_rate(),
     )
 
@@ -121,18 +131,18 @@ def lars_trust_before_momentum(
     paper (You et al. 2017) and the MLPerf pipelines; this was `lars` before it
     followed Alg. 1. Unlike those, lr multiplies the buffer's output, not its input.
     """
-    if exclude_from_layer_adaptation is None:
-        exclude_from_layer_adaptation = exclude_from_weight_decay
     return tx.chain(
-        tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay),
-        _trust_ratio(exclude_from_layer_adaptation, phi_bounds, ratio_bounds),
+        _weight_decay(weight_decay, exclude_from_weight_decay),
+        _trust_ratio(
+            exclude_from_layer_adaptation, exclude_from_weight_decay, phi_bounds, ratio_bounds
+        ),
         tx.trace(momentum, nesterov),
         tx.scale_by_learning_rate(),
     )
 
 
 def _sgd(mu, weight_decay, exclude_from_weight_decay, nesterov, decoupled_weight_decay):
-    decay = tx.masked(tx.add_decayed_weights(weight_decay), exclude_from_weight_decay)
+    decay = _weight_decay(weight_decay, exclude_from_weight_decay)
     if decoupled_weight_decay:  # SGDW: the decay bypasses the momentum buffer.
         return tx.chain(tx.trace(mu, nesterov), decay, tx.scale_by_learning_rate())
     return tx.chain(decay, tx.trace(mu, nesterov), tx.scale_by_learning_rate())

@@ -59,6 +59,16 @@ Several predict files (`--predict_file=xquad-en-v1.1.json,dev-v1.1.json`): each 
 eval.tf_record, predictions, eval_results.json and eval/ go to
 output_dir/predictions/<file stem>/, and eval_results_by_file.json lists them all.
 
+Length buckets (`--bucket_lengths`, default auto): windows are grouped by real length into at
+most --num_buckets buckets (chosen from the data to minimize padded tokens, lengths multiples
+of 32; or given, e.g. 128,192,256,384); a batch holds one bucket's windows padded to its
+length, so each bucket is one static shape compiled once, the global batch is constant, and
+every replica runs the same bucket at the same step (`data.length_buckets`: a schedule fixed
+by --seed, so a resumed run skips exactly the used batches). Prediction uses buckets too.
+`--bucket_lengths=` (empty) is the original: every window padded to max_seq_length. The
+windowing itself (doc_stride) is the original's either way.
+output_dir/train_buckets.json gives the buckets, windows per bucket and padding fraction.
+
 Fine-tuning spread (Nado et al. report mean and spread over fine-tuning seeds):
 `--seeds=1,2,3` fine-tunes once per seed from the same --init_checkpoint, each run a complete
 output_dir/seed_<n>/ as above (export in export_dir/seed_<n>/), then writes the mean, sample
@@ -83,7 +93,7 @@ import optimization
 from bert import checkpoints
 from bert import options as opts
 from bert import trainer as trainer_lib
-from data import fileio, squad, tokenization
+from data import fileio, length_buckets, squad, tokenization
 from bert.options import option
 
 FINE_TUNED_CONFIG = "bert_config.json"  # written beside the fine-tuned checkpoint
@@ -149,6 +159,14 @@ class SquadOptions(opts.RuntimeOptions):
     do_serve_demo: bool = option(False, "Answer --question about --context with --export_dir.")
     question: Optional[str] = option(None, "Question for --do_serve_demo.")
     context: Optional[str] = option(None, "Context paragraph for --do_serve_demo.")
+    bucket_lengths: str = option(
+        length_buckets.AUTO,
+        "Length buckets: 'auto' (chosen from the data), comma-separated lengths, or empty "
+        "(every window padded to max_seq_length, the original).",
+    )
+    num_buckets: int = option(
+        length_buckets.DEFAULT_NUM_BUCKETS, "Most buckets --bucket_lengths=auto chooses."
+    )
     seeds: str = option(
         "",
         "Comma-separated seeds: one fine-tuning per seed from the same checkpoint, each in "
@@ -199,6 +217,12 @@ class SquadOptions(opts.RuntimeOptions):
             raise app.UsageError(f"--seeds repeats a seed: {self.seeds!r}")
         if seeds and not (self.do_train and self.do_predict):
             raise app.UsageError("--seeds needs --do_train and --do_predict (it measures EM/F1)")
+        try:
+            length_buckets.parse_bucket_lengths(self.bucket_lengths, self.max_seq_length)
+        except ValueError as e:
+            raise app.UsageError(f"--bucket_lengths: {e}") from None
+        if self.num_buckets < 1:
+            raise app.UsageError(f"--num_buckets must be >= 1, got {self.num_buckets}")
         if self.max_seq_length <= self.max_query_length + 3:
             raise app.UsageError(
                 f"--max_seq_length ({self.max_seq_length}) must exceed "
@@ -229,7 +253,7 @@ def prepare_train_data(
 ):
     """Reads and shuffles the training questions, writes train.tf_record.
 
-    Returns (number of examples, number of features). A malformed file raises
+    Returns (number of examples, the real length of every feature). A malformed file raises
     `data.squad.SquadFormatError` naming the file, the question and the field.
     """
     examples = squad.read_examples(train_file, is_training=True)
@@ -238,6 +262,12 @@ def prepare_train_data(
     random.Random(seed).shuffle(examples)  # As the original: shuffle before windowing.
     path = os.path.join(output_dir, "train.tf_record")
     start = time.time()
+    lengths = []
+
+    def write(feature):
+        writer.process_feature(feature)
+        lengths.append(sum(feature.input_mask))
+
     with squad.FeatureWriter(path, is_training=True) as writer:
         squad.convert_examples_to_features(
             examples,
@@ -246,7 +276,7 @@ def prepare_train_data(
             doc_stride=doc_stride,
             max_query_length=max_query_length,
             is_training=True,
-            output_fn=writer.process_feature,
+            output_fn=write,
         )
     logging.info(
         "%s: %d questions -> %d training features in %s (%.1f s)",
@@ -256,7 +286,23 @@ def prepare_train_data(
         path,
         time.time() - start,
     )
-    return len(examples), writer.num_features
+    return len(examples), lengths
+
+
+def choose_buckets(options, lengths, min_count) -> list:
+    """The bucket lengths of windows of `lengths`: --bucket_lengths, or chosen from the data
+    (auto); buckets of fewer than `min_count` windows are merged into a neighbour."""
+    given = length_buckets.parse_bucket_lengths(options.bucket_lengths, options.max_seq_length)
+    if given is None:
+        return length_buckets.choose_bucket_lengths(
+            lengths, options.max_seq_length, options.num_buckets, min_count=min_count
+        )
+    return length_buckets.merge_small_buckets(lengths, given, min_count)
+
+
+def bucket_bounds(buckets) -> list:
+    """(shorter, length) of each bucket, as `squad.build_squad_dataset` takes them."""
+    return list(zip([0, *buckets[:-1]], buckets))
 
 
 def predict_name(predict_file):
@@ -391,13 +437,45 @@ def create_optimizer_and_schedule(
     return optimization.create_optimizer(name, schedule, **settings), schedule
 
 
-def fine_tune(
-    strategy, model, config, vocab_file, num_train_steps, num_warmup_steps, options, hparams
-):
-    """Trains (resuming from output_dir/train_state), then saves the fine-tuned model.
+def training_input(options, buckets, bucket_sizes, num_train_steps):
+    """The trainer's input: one dataset_fn without buckets, else a BucketedInput whose
+    schedule is fixed by the bucket sizes and --seed."""
 
-    Returns the number of updates applied.
-    """
+    def dataset_fn_of(bound):
+        def dataset_fn(ctx):
+            return squad.build_squad_dataset(
+                os.path.join(options.output_dir, "train.tf_record"),
+                ctx.get_per_replica_batch_size(options.train_batch_size),
+                options.max_seq_length,
+                is_training=True,
+                input_context=ctx,
+                seed=options.seed,
+                length_bucket=bound,
+            )
+
+        return dataset_fn
+
+    if list(buckets) == [options.max_seq_length]:
+        return dataset_fn_of(None)
+    schedule = length_buckets.bucket_schedule(
+        bucket_sizes, options.train_batch_size, num_train_steps, options.seed
+    )
+    return trainer_lib.BucketedInput([dataset_fn_of(b) for b in bucket_bounds(buckets)], schedule)
+
+
+def fine_tune(
+    strategy,
+    model,
+    config,
+    vocab_file,
+    num_train_steps,
+    num_warmup_steps,
+    options,
+    hparams,
+    train_input,
+):
+    """Trains on `train_input` (see `training_input`), resuming from output_dir/train_state,
+    then saves the fine-tuned model. Returns the number of updates applied."""
     if options.mixed_precision == "fp16":  # Dynamic loss scaling skips overflowed steps.
         hparams = {**(hparams or {}), "skip_nonfinite": True}
     with strategy.scope():
@@ -428,18 +506,8 @@ def fine_tune(
         ),
     )
 
-    def dataset_fn(ctx):
-        return squad.build_squad_dataset(
-            os.path.join(options.output_dir, "train.tf_record"),
-            ctx.get_per_replica_batch_size(options.train_batch_size),
-            options.max_seq_length,
-            is_training=True,
-            input_context=ctx,
-            seed=options.seed,
-        )
-
     start = time.time()
-    trainer.train(dataset_fn)
+    trainer.train(train_input)
     step = trainer.current_step()
     logging.info("Trained %d steps in %.1f s", step, time.time() - start)
     # The fine-tuned model alone (no optimizer state), as the chief's model dir; other
@@ -514,19 +582,26 @@ def run_prediction(strategy, model, data: PredictData, options, step):
     """Predicts one file; writes predictions.json / nbest_predictions.json / eval_results.json
     and eval/ summaries to its directory."""
     examples, features, output_dir = data.examples, data.features, data.output_dir
-    dataset = squad.build_squad_dataset(
-        os.path.join(output_dir, "eval.tf_record"),
-        options.predict_batch_size,
-        options.max_seq_length,
-        is_training=False,
-    )
-    dataset = strategy.experimental_distribute_dataset(dataset)
+    lengths = [sum(feature.input_mask) for feature in features]
+    buckets = choose_buckets(options, lengths, options.predict_batch_size)
+    counts = np.bincount(length_buckets.assign_buckets(lengths, buckets), minlength=len(buckets))
     start = time.time()
-    unique_ids, start_logits, end_logits = predict_logits(
-        strategy, model, dataset, options.jit_compile
-    )
+    results = []
+    for bound, count in zip(bucket_bounds(buckets), counts):
+        if not count:
+            continue
+        dataset = squad.build_squad_dataset(
+            os.path.join(output_dir, "eval.tf_record"),
+            options.predict_batch_size,
+            options.max_seq_length,
+            is_training=False,
+            length_bucket=None if list(buckets) == [options.max_seq_length] else bound,
+        )
+        dataset = strategy.experimental_distribute_dataset(dataset)
+        results += squad.raw_results_from_arrays(
+            *predict_logits(strategy, model, dataset, options.jit_compile)
+        )
     predict_seconds = time.time() - start
-    results = squad.raw_results_from_arrays(unique_ids, start_logits, end_logits)
     predictions = squad.write_predictions(
         examples,
         features,
@@ -543,6 +618,7 @@ def run_prediction(strategy, model, data: PredictData, options, step):
         num_features=len(features),
         predict_seconds=round(predict_seconds, 1),
         global_step=step,
+        bucket_lengths=[int(b) for b in buckets],
     )
     fileio.write_json_atomic(os.path.join(output_dir, "eval_results.json"), scores)
     writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
@@ -633,7 +709,7 @@ def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
 
     # Read and convert the data before building anything, so bad input fails fast.
     if options.do_train:
-        num_examples, num_features = prepare_train_data(
+        num_examples, lengths = prepare_train_data(
             options.train_file,
             tokenizer,
             options.output_dir,
@@ -649,13 +725,27 @@ def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
                 f"{options.num_train_epochs} epochs make no training step"
             )
         num_warmup_steps = int(num_train_steps * options.warmup_proportion)
+        buckets = choose_buckets(options, lengths, options.train_batch_size)
+        bucket_info = length_buckets.describe(lengths, buckets, options.max_seq_length)
+        fileio.write_json_atomic(
+            os.path.join(options.output_dir, "train_buckets.json"), bucket_info
+        )
+        train_input = training_input(
+            options, buckets, bucket_info["windows_per_bucket"], num_train_steps
+        )
         logging.info(
-            "Training: %d questions, %d features, batch %d, %d steps (%d warmup)",
+            "Training: %d questions, %d features, batch %d, %d steps (%d warmup); buckets %s "
+            "(windows %s), %.1f%% padding (%.1f%% at %d tokens)",
             num_examples,
-            num_features,
+            len(lengths),
             options.train_batch_size,
             num_train_steps,
             num_warmup_steps,
+            buckets,
+            bucket_info["windows_per_bucket"],
+            100 * bucket_info["padding_fraction"],
+            100 * bucket_info["padding_fraction_without_buckets"],
+            options.max_seq_length,
         )
     if options.do_predict:
         predict_data = prepare_all_predict_data(options, tokenizer)
@@ -679,6 +769,7 @@ def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
             num_warmup_steps,
             options,
             hparams,
+            train_input,
         )
     else:  # Predicting with a fine-tuned model (from output_dir or --init_checkpoint).
         step = fine_tuned_step(init_checkpoint)

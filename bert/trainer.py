@@ -32,8 +32,9 @@ import os
 import signal
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -59,6 +60,21 @@ class TrainerOptions:
     mixed_precision: str = "none"  # "bf16", "fp16" or "none"
     initial_loss_scale: float = 2.0**15  # fp16 only: dynamic loss scaling starts here
     loss_scale_growth_interval: int = 2000  # fp16: double the scale after this many finite steps
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketedInput:
+    """Training input of several static shapes (`data.length_buckets`).
+
+    `dataset_fns[b](input_context)` is bucket b's dataset of per-replica micro-batches (its own
+    static shape, repeated); update i draws its batches from bucket `schedule[i]`, on every
+    replica and worker alike. `Trainer.train` runs each run of consecutive updates of one
+    bucket as one host call (its loop and step traced and compiled once per bucket) and, on
+    resuming at step s, skips in bucket b the batches of the updates before s that drew it.
+    """
+
+    dataset_fns: Sequence[Callable]
+    schedule: np.ndarray  # bucket index of every update, at least num_train_steps of them
 
 
 class Preempted(Exception):
@@ -332,7 +348,8 @@ class Trainer:
         """Trains until `num_train_steps` updates; returns the last host call's metrics.
 
         `dataset_fn(input_context)` returns the tf.data.Dataset of per-replica micro-batches
-        (static shapes, repeated as needed); a resumed run skips the batches already used.
+        (static shapes, repeated as needed), or a `BucketedInput` of several shapes; a resumed
+        run skips the batches already used.
         `host_metrics()`, if given, returns extra scalars read on the host (e.g. counters of
         the input pipeline) that join each host call's metrics: train_log.jsonl, TensorBoard.
         `evaluate()`, if given, runs every `eval_every_steps` updates before the last (e.g.
@@ -357,10 +374,40 @@ class Trainer:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
+    def _input(self, dataset_fn, step: int) -> Callable[[int, int], dict]:
+        """`run(step, num_steps)` over the input of `train` (a dataset_fn or BucketedInput),
+        whose iterators skip what the first `step` updates used."""
+        if not isinstance(dataset_fn, BucketedInput):
+            iterator = self.make_iterator(dataset_fn, skip_steps=step)
+            return lambda first, num_steps: self.run_steps(iterator, num_steps)
+        schedule = np.asarray(dataset_fn.schedule)
+        if len(schedule) < self.options.num_train_steps:
+            raise ValueError(
+                f"the bucket schedule has {len(schedule)} updates, fewer than "
+                f"num_train_steps={self.options.num_train_steps}"
+            )
+        used = np.bincount(schedule[:step], minlength=len(dataset_fn.dataset_fns))
+        iterators = [
+            self.make_iterator(fn, skip_steps=int(skip))
+            for fn, skip in zip(dataset_fn.dataset_fns, used)
+        ]
+
+        def run(first, num_steps):
+            totals = {}
+            buckets = schedule[first : first + num_steps]
+            # Runs of consecutive updates of one bucket: one host call each.
+            ends = np.flatnonzero(np.diff(buckets)) + 1
+            for run_start, run_end in zip([0, *ends], [*ends, num_steps]):
+                part = self.run_steps(iterators[buckets[run_start]], int(run_end - run_start))
+                totals = {k: totals.get(k, 0.0) + v for k, v in part.items()}
+            return totals
+
+        return run
+
     def _train(self, dataset_fn, step, sigterm, host_metrics, evaluate) -> dict:
         opts = self.options
         eval_every = opts.eval_every_steps if evaluate else 0
-        iterator = self.make_iterator(dataset_fn, skip_steps=step)
+        run = self._input(dataset_fn, step)
         log_path = os.path.join(opts.model_dir, "train_log.jsonl")
         start_step, start_time = step, time.time()
         last = {}
@@ -373,7 +420,7 @@ class Trainer:
             if eval_every:  # ... and on evaluation steps.
                 num_steps = min(num_steps, eval_every - step % eval_every)
             loop_start = time.time()
-            totals = self.run_steps(iterator, num_steps)
+            totals = run(step, num_steps)
             loop_time = time.time() - loop_start
             step = self.current_step()
             last = self._summarize(totals, num_steps, loop_time, step, start_step, start_time)

@@ -164,6 +164,36 @@ def test_output_files_agree_with_the_metric(fine_tuned):
     assert list((output_dir / "eval").iterdir()) and list((output_dir / "train").iterdir())
 
 
+def test_bucketed_prediction_matches_every_window_padded_to_the_maximum(fine_tuned):
+    """Padding is masked: predicting in length buckets gives the answers and n-best
+    probabilities of predicting every window at max_seq_length."""
+    outputs = {}
+    for name, buckets in (("unbucketed", ""), ("bucketed", "64,96")):
+        output_dir = fine_tuned["output_dir"].parent / f"predict_{name}"
+        scores = run_main(
+            [
+                f"--init_checkpoint={fine_tuned['output_dir']}",
+                "--do_predict",
+                f"--predict_file={fine_tuned['eval']}",
+                f"--output_dir={output_dir}",
+                f"--bucket_lengths={buckets}",
+            ]
+            + FINE_TUNE_FLAGS
+        )
+        outputs[name] = (scores, output_dir)
+    assert outputs["unbucketed"][0]["bucket_lengths"] == [SEQ_LENGTH]
+    # 64 holds fewer windows than a predict batch (32), so it joins 96.
+    assert outputs["bucketed"][0]["bucket_lengths"] == [96, SEQ_LENGTH]
+    (plain, plain_dir), (bucketed, bucketed_dir) = outputs["unbucketed"], outputs["bucketed"]
+    assert read_json(bucketed_dir / "predictions.json") == read_json(plain_dir / "predictions.json")
+    assert bucketed["f1"] == plain["f1"] and bucketed["num_features"] == plain["num_features"]
+    nbest_plain = read_json(plain_dir / "nbest_predictions.json")
+    nbest_bucketed = read_json(bucketed_dir / "nbest_predictions.json")
+    for qas_id, entries in nbest_plain.items():
+        got = [entry["probability"] for entry in nbest_bucketed[qas_id]]
+        np.testing.assert_allclose(got, [entry["probability"] for entry in entries], atol=1e-4)
+
+
 def test_saved_model_answers_raw_strings_like_the_python_pipeline(fine_tuned, capsys):
     predictions = read_json(fine_tuned["output_dir"] / "predictions.json")
     serve = squad_export.load(fine_tuned["export_dir"])
@@ -315,6 +345,8 @@ def test_killed_fine_tuning_resumes_to_the_same_weights(
     assert "at step 4" in caplog.text and "Resumed from" in caplog.text
 
     assert tf.train.latest_checkpoint(str(state)).endswith("ckpt-8")
+    # Length buckets (the default) are what resumed: several shapes, each skipping its batches.
+    assert len(read_json(resumed / "train_buckets.json")["bucket_lengths"]) > 1
     a, b = _latest_tensors(tmp_path / "straight"), _latest_tensors(resumed)
     assert a.keys() == b.keys() and len(a) > 10
     for name in a:

@@ -1,0 +1,198 @@
+"""Length buckets: the chosen lengths against exhaustive search, the schedule's counts, the
+bucketed SQuAD input against the unbucketed one, and the trainer's bucketed loop."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert import trainer as trainer_lib
+from data import length_buckets, squad, squad_data
+
+
+def exhaustive_best(lengths, max_length, num_buckets, multiple, min_count):
+    """Least padded tokens over every set of at most `num_buckets` candidate lengths."""
+    candidates = sorted({*range(multiple, max_length, multiple), max_length})
+    best = None
+    for k in range(1, num_buckets + 1):
+        for chosen in itertools.combinations(candidates, k):
+            if chosen[-1] < max(lengths):
+                continue
+            counts = np.bincount(
+                length_buckets.assign_buckets(lengths, chosen), minlength=len(chosen)
+            )
+            if counts.min() < min_count:
+                continue
+            cost = length_buckets.padded_tokens(lengths, chosen)
+            best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chosen_lengths_pad_least_among_all_choices(seed):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(5, 200, size=int(rng.integers(20, 300)))
+    min_count = int(rng.integers(1, 30))
+    chosen = length_buckets.choose_bucket_lengths(
+        lengths, 224, num_buckets=3, multiple=32, min_count=min_count
+    )
+    assert len(chosen) <= 3 and chosen == sorted(chosen) and chosen[-1] >= lengths.max()
+    assert all(c % 32 == 0 or c == 224 for c in chosen)
+    counts = np.bincount(length_buckets.assign_buckets(lengths, chosen), minlength=len(chosen))
+    best = exhaustive_best(lengths, 224, 3, 32, min_count)
+    if best is None:  # No choice fills every bucket: one bucket, the longest window's.
+        assert chosen == [224 if lengths.max() > 192 else 32 * -(-lengths.max() // 32)]
+    else:
+        assert counts.min() >= min_count
+        assert length_buckets.padded_tokens(lengths, chosen) == best
+
+
+def test_bucket_flags():
+    assert length_buckets.parse_bucket_lengths("auto", 384) is None
+    assert length_buckets.parse_bucket_lengths("", 384) == [384]
+    assert length_buckets.parse_bucket_lengths("256, 128", 384) == [128, 256, 384]
+    assert length_buckets.parse_bucket_lengths("128,384", 384) == [128, 384]
+    for bad in ("12x", "0,128", "512"):
+        with pytest.raises(ValueError, match="bucket lengths"):
+            length_buckets.parse_bucket_lengths(bad, 384)
+    with pytest.raises(ValueError, match="longer than the last bucket"):
+        length_buckets.assign_buckets([100, 300], [128, 256])
+
+
+def test_small_buckets_are_merged_into_a_neighbour():
+    lengths = [10] * 5 + [100] * 2 + [200] * 9 + [250]
+    # 64 has 5 < 6 windows -> merged up; then 128 has 7; 256 has 10.
+    assert length_buckets.merge_small_buckets(lengths, [64, 128, 256], 6) == [128, 256]
+    # The last bucket short of windows takes in the one below it.
+    assert length_buckets.merge_small_buckets([10] * 8 + [300], [64, 384], 2) == [384]
+    assert length_buckets.merge_small_buckets(lengths, [64, 128, 256], 100) == [256]
+
+
+def test_schedule_draws_each_bucket_by_its_size_in_a_seeded_order():
+    sizes, batch = [37, 120, 5, 64], 16
+    epoch_steps = sum(sizes) // batch
+    schedule = length_buckets.bucket_schedule(sizes, batch, 20 * epoch_steps, seed=7)
+    counts = np.bincount(schedule, minlength=4)
+    # Bucket b's batches after E epochs: floor(E * n_b / B), the fractions carried over.
+    epochs = len(schedule) / (sum(sizes) / batch)
+    for size, count in zip(sizes, counts):
+        assert abs(count - epochs * size / batch) < 1.0 + 1e-9
+    assert counts[2] > 0  # a bucket smaller than the batch is still drawn, rarely
+    again = length_buckets.bucket_schedule(sizes, batch, 50, seed=7)
+    np.testing.assert_array_equal(again, schedule[:50])  # longer runs extend shorter ones
+    other = length_buckets.bucket_schedule(sizes, batch, 50, seed=8)
+    assert not np.array_equal(other, again)
+    assert sorted(other[:epoch_steps]) != list(other[:epoch_steps])  # shuffled, not sorted
+
+
+@pytest.fixture(scope="module")
+def eval_record(tmp_path_factory, shared_data, minilm_vocab):
+    """XQuAD's first 40 questions as prediction features at 192 tokens."""
+    from data import tokenization
+
+    tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
+    examples = squad.read_examples(
+        str(shared_data / "squad" / "xquad-en-v1.1.json"), is_training=False
+    )[:40]
+    features = squad.convert_examples_to_features(
+        examples, tokenizer, max_seq_length=192, doc_stride=64, max_query_length=32
+    )
+    path = tmp_path_factory.mktemp("buckets") / "eval.tf_record"
+    squad.write_features(features, path, is_training=False)
+    return str(path), features
+
+
+def test_bucketed_prediction_input_holds_every_window_once_cut_to_its_bucket(eval_record):
+    path, features = eval_record
+    lengths = [sum(f.input_mask) for f in features]
+    buckets = length_buckets.choose_bucket_lengths(lengths, 192, num_buckets=3, min_count=4)
+    assert len(buckets) > 1
+    seen = {}
+    for bound in zip([0, *buckets[:-1]], buckets):
+        dataset = squad.build_squad_dataset(path, 8, 192, is_training=False, length_bucket=bound)
+        assert dataset.element_spec["input_ids"].shape.as_list() == [8, bound[1]]
+        for batch in dataset.as_numpy_iterator():
+            for i, uid in enumerate(batch["unique_ids"]):
+                if uid != squad_data.PADDING_UNIQUE_ID:
+                    assert uid not in seen
+                    seen[uid] = (bound, {k: batch[k][i] for k in squad.MODEL_INPUT_KEYS})
+    assert sorted(seen) == [f.unique_id for f in features]
+    for feature, length in zip(features, lengths):
+        (shorter, longest), row = seen[feature.unique_id]
+        assert shorter < length <= longest
+        np.testing.assert_array_equal(row["input_ids"], feature.input_ids[:longest])
+        np.testing.assert_array_equal(row["input_mask"], feature.input_mask[:longest])
+
+
+def test_trainer_runs_each_update_on_its_scheduled_bucket_and_resumes(tmp_path):
+    """A one-weight model whose gradient is 1000 x (batch length) + (batch number within its
+    bucket): after SGD with rate 1 the weight is 1 - the sum over updates, which the schedule
+    determines exactly; a run stopped at step 5 and resumed must reach the same weight (each
+    bucket's iterator skipping just the batches its earlier draws used)."""
+    import keras
+
+    lengths = [8, 16, 24]
+
+    class Probe(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.w = self.add_weight(shape=(), initializer="ones", name="w")
+
+        def call(self, inputs, training=False):
+            x = tf.cast(inputs["x"], tf.float32)
+            return self.w * (tf.cast(tf.shape(x)[1], tf.float32) * 1000.0 + x[:, 0])
+
+    class Task:
+        log_metrics = {}
+
+        def model_inputs(self, batch):
+            return batch
+
+        def trainable_variables(self, model):
+            return model.trainable_variables
+
+        def global_counts(self, batch):
+            return {}
+
+        def losses(self, outputs, batch, counts, global_batch_size):
+            return {"loss": tf.reduce_sum(outputs) / global_batch_size}
+
+        def metrics(self, totals, steps):
+            return {"loss": totals["loss"] / steps}
+
+    def bucket_fn(index):
+        def dataset_fn(ctx):  # Batch j of a bucket: [2, its length], all j.
+            return tf.data.Dataset.range(1000).map(
+                lambda j: {"x": tf.fill([2, lengths[index]], tf.cast(j, tf.int32))}
+            )
+
+        return dataset_fn
+
+    num_steps = 12
+    schedule = length_buckets.bucket_schedule([40, 60, 20], 4, num_steps, seed=3)
+    assert len(set(schedule.tolist())) == 3
+    expected = 1.0
+    for step, bucket in enumerate(schedule):
+        expected -= lengths[bucket] * 1000 + int(np.sum(schedule[:step] == bucket))
+
+    def train(model_dir, steps):
+        strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+        with strategy.scope():
+            model = Probe()
+            model({"x": tf.zeros([2, 8], tf.int32)})
+            optimizer = keras.optimizers.SGD(1.0)
+        options = trainer_lib.TrainerOptions(
+            model_dir=str(model_dir),
+            num_train_steps=steps,
+            train_batch_size=2,
+            steps_per_loop=4,
+            save_checkpoints_steps=5,
+        )
+        trainer = trainer_lib.Trainer(strategy, model, optimizer, 0.0, Task(), options)
+        trainer.train(trainer_lib.BucketedInput([bucket_fn(i) for i in range(3)], schedule))
+        return float(model.w.numpy())
+
+    assert train(tmp_path / "straight", num_steps) == expected
+    train(tmp_path / "resumed", 5)
+    assert train(tmp_path / "resumed", num_steps) == expected

@@ -7,7 +7,7 @@ machine to machine), so each table also records the machine and software it ran 
 import multiprocessing
 import os
 import platform
-from typing import Dict
+from typing import Dict, Sequence
 
 from data.fileio import write_atomic  # noqa: F401  (re-exported: the benchmarks' writer)
 
@@ -24,30 +24,47 @@ def _call(conn, module: str, function: str, kwargs: dict):
         conn.send(("error", f"{module}.{function}: {e!r}\n{traceback.format_exc()}"))
 
 
+class Isolated:
+    """A benchmark function running in a spawned (non-daemon) process; `result()` waits."""
+
+    def __init__(self, module: str, function: str, kwargs: dict):
+        self.name = f"{module}.{function}"
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        # Not a daemon: pretraining-data creation starts worker processes of its own.
+        self._process = context.Process(target=_call, args=(child, module, function, kwargs))
+        self._process.start()
+
+    def result(self):
+        """The function's return value; RuntimeError if it raised or its process died."""
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"{self.name} died (exit code {self._process.exitcode})") from None
+        finally:
+            self._process.join()
+        if status == "error":
+            raise RuntimeError(value)
+        return value
+
+
+def start_isolated(module: str, function: str, **kwargs) -> Isolated:
+    """Starts `module.function(**kwargs)` in a spawned process and returns at once (several
+    can run side by side); `.result()` waits for it."""
+    return Isolated(module, function, kwargs)
+
+
 def run_isolated(module: str, function: str, **kwargs):
     """Runs one benchmark function in a spawned (non-daemon) process; returns its result."""
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    # Not a daemon: pretraining-data creation starts worker processes of its own.
-    process = context.Process(target=_call, args=(child, module, function, kwargs))
-    process.start()
-    try:
-        status, value = parent.recv()
-    except EOFError:
-        raise RuntimeError(f"{module}.{function} died (exit code {process.exitcode})") from None
-    finally:
-        process.join()
-    if status == "error":
-        raise RuntimeError(value)
-    return value
+    return start_isolated(module, function, **kwargs).result()
 
 
-def versions() -> Dict[str, str]:
-    """Versions of the software that is measured."""
+def versions(extra: Sequence[str] = ()) -> Dict[str, str]:
+    """Versions of the software that is measured (and of the `extra` packages)."""
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for package in ("tensorflow", "keras", "keras-hub", "numpy"):
+    for package in ("tensorflow", "keras", "keras-hub", "numpy", *extra):
         try:
             out[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

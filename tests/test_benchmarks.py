@@ -190,3 +190,171 @@ def test_step_profile_categories_of_hlo_lines():
     }
     for line, part in cases.items():
         assert sp.categorize(line) == part, line
+
+
+# squad_peer: the parts that need neither torch nor a training run.
+
+
+def test_squad_peer_steady_state_leaves_out_the_warmup_steps():
+    from benchmarks import squad_peer
+
+    # Host calls of 5 steps, batch 16; the first one carries the compilation.
+    log = [
+        {"step": 5, "step_time": 10.0},
+        {"step": 10, "step_time": 0.5},
+        {"step": 15, "step_time": 0.8},
+        {"step": 20, "step_time": 0.4},
+    ]
+    records = squad_peer.project_records(log, batch_size=16)
+    assert [r["num_steps"] for r in records] == [5, 5, 5, 5]
+    summary = squad_peer.rate_summary(records, total_steps=20, warmup_fraction=0.2)
+    assert summary["features"] == 320
+    assert summary["features_per_second"] == pytest.approx(320 / (5 * 11.7))
+    # 20% of 20 steps: the call of steps 1-5 goes, the one starting at step 6 stays.
+    steady = summary["steady"]
+    assert steady["first_step"] == 6
+    assert steady["features"] == 240
+    assert steady["features_per_second"] == pytest.approx(240 / (5 * 1.7))
+    # 30%: step 6 is inside the warmup, so that call goes too.
+    later = squad_peer.steady_rate(records, total_steps=20, warmup_fraction=0.3)
+    assert later["first_step"] == 11
+    assert later["features_per_second"] == pytest.approx(160 / (5 * 1.2))
+
+
+def _side(train_rate, train_steady, predict_rate, predict_steady):
+    return {
+        "train": {
+            "features_per_second": train_rate,
+            "steady": {"features_per_second": train_steady},
+            "steps": 80,
+            "features": 1280,
+            "windows": 650,
+            "padded_tokens_per_feature": 384,
+            "real_tokens_per_feature": 170.0,
+            "padding_fraction": 0.1,
+            "seconds": 100.0,
+            "host_calls_seconds": 90.0,
+            "seconds_by_part": {"forward": 3.0, "backward": 1.0},
+        },
+        "predict": {
+            "features_per_second": predict_rate,
+            "steady": {"features_per_second": predict_steady},
+            "features": 330,
+            "seconds": 20.0,
+        },
+        "exact_match": 50.0,
+        "f1": 60.0,
+        "attention": "sdpa",
+        "train_log": [{"step": 5, "step_time": 2.0}],
+        "process_start": 0.0,
+        "process_end": 10.0,
+    }
+
+
+def test_squad_peer_table_shows_project_over_peer():
+    from benchmarks import squad_peer
+
+    project, peer = _side(12.0, 15.0, 30.0, None), _side(8.0, 10.0, 40.0, 50.0)
+    ratios = squad_peer.summarize(project, peer)
+    assert ratios == {
+        "train_end_to_end": pytest.approx(1.5),
+        "train_steady": pytest.approx(1.5),
+        "predict_end_to_end": pytest.approx(0.75),
+        "predict_steady": None,  # A side without the number gives no ratio.
+    }
+    results = {
+        "project": project,
+        "peer": peer,
+        "ratios": ratios,
+        "versions": {"tensorflow": "2.21.0", "torch": "2.13.0"},
+        "machine": {"cpu_count": 2, "platform": "Linux"},
+        "load_average_start": (0.1, 0.2, 0.3),
+        "load_average_end": (1.0, 1.0, 1.0),
+        "seconds": 600.0,
+        "settings": {
+            "num_questions": 640,
+            "num_predict_questions": 320,
+            "warmup_fraction": 0.2,
+            "iterations_per_loop": 5,
+            "project_bucket_lengths": None,
+            "cores": {"project": 1, "peer": 0},
+        },
+    }
+    markdown = squad_peer.to_markdown(results)
+    rows = {line.split(" | ")[0]: line for line in markdown.splitlines() if line.startswith("|")}
+    train_row = next(v for k, v in rows.items() if k.startswith("| training features/s, end"))
+    assert train_row.endswith("| 12.0 | 8.0 | 1.50 |")
+    steady_row = next(v for k, v in rows.items() if "prediction features/s, steady" in k)
+    assert steady_row.endswith("| n/a | 50.0 | n/a |")
+    assert "no --bucket_lengths flag" in markdown and "torch 2.13.0" in markdown
+
+
+def test_squad_peer_passes_bucket_lengths_only_when_given():
+    from benchmarks import squad_peer
+
+    def buckets(value):
+        argv = squad_peer.project_argv("m", "t.json", "p.json", "out", 5, value)
+        return [a for a in argv if a.startswith("--bucket_lengths")]
+
+    assert buckets(None) == []
+    assert buckets("") == ["--bucket_lengths="]
+    assert buckets("auto") == ["--bucket_lengths=auto"]
+
+
+def test_squad_peer_labels_windows_as_run_qa():
+    from benchmarks import squad_peer
+
+    # [CLS] who [SEP] the cat sat [SEP] over the context "the cat sat".
+    offsets = [(0, 0), (0, 3), (0, 0), (0, 3), (4, 7), (8, 11), (0, 0)]
+    sequence_ids = [None, 0, None, 1, 1, 1, None]
+    assert squad_peer.label_window(offsets, sequence_ids, 4, 7) == (4, 4)  # "cat"
+    assert squad_peer.label_window(offsets, sequence_ids, 4, 11) == (4, 5)  # "cat sat"
+    assert squad_peer.label_window(offsets, sequence_ids, 0, 3) == (3, 3)  # "the"
+    # A later window whose context starts at "cat": "the" is not in it -> [CLS].
+    later = [(0, 0), (0, 3), (0, 0), (4, 7), (8, 11), (0, 0)]
+    assert squad_peer.label_window(later, [None, 0, None, 1, 1, None], 0, 3) == (0, 0)
+    assert squad_peer.label_window(later, [None, 0, None, 1, 1, None], 8, 11) == (4, 4)
+
+
+def test_squad_peer_best_answer_keeps_to_the_context_and_the_length_limit():
+    from benchmarks import squad_peer
+
+    context = "the cat sat on the mat"
+    offsets = [None, None, None, (0, 3), (4, 7), (8, 11), (12, 14), (15, 18), (19, 22), None]
+    start = np.zeros(10, np.float32)
+    end = np.zeros(10, np.float32)
+    start[1], end[1] = 9.0, 9.0  # A question token: not an answer.
+    start[3], end[8] = 6.0, 5.0  # "the ... mat" (6 tokens) 11, "the cat" 10
+    start[4], end[4] = 4.0, 4.0  # "cat" 8
+    windows = [(start, end, offsets)]
+    assert squad_peer.best_answer(context, windows) == "the cat sat on the mat"
+    assert squad_peer.best_answer(context, windows, max_answer_length=5) == "the cat"
+    assert squad_peer.best_answer(context, windows, max_answer_length=1) == "cat"
+    # A second window with a better span wins.
+    start2, end2 = np.zeros(10, np.float32), np.zeros(10, np.float32)
+    start2[5], end2[5] = 8.0, 8.0
+    assert squad_peer.best_answer(context, windows + [(start2, end2, offsets)]) == "sat"
+
+
+def test_squad_peer_subset_keeps_the_first_questions(tmp_path):
+    from benchmarks import squad_peer
+
+    def paragraph(ids):
+        return {"context": "c", "qas": [{"id": i, "question": "q", "answers": []} for i in ids]}
+
+    source = tmp_path / "in.json"
+    source.write_text(
+        json.dumps(
+            {
+                "version": "1.1",
+                "data": [
+                    {"title": "a", "paragraphs": [paragraph(["1", "2"]), paragraph(["3"])]},
+                    {"title": "b", "paragraphs": [paragraph(["4", "5"]), paragraph(["6"])]},
+                ],
+            }
+        )
+    )
+    out = tmp_path / "out.json"
+    assert squad_peer.write_squad_subset(str(source), 4, str(out)) == 4
+    assert [q["id"] for q in squad_peer.read_questions(str(out))] == ["1", "2", "3", "4"]
+    assert squad_peer.write_squad_subset(str(source), 100, str(out)) == 6

@@ -333,7 +333,14 @@ def project_side(core: int, argv: List[str], output_dir: str, warmup_fraction: f
     train["windows"] = sum(
         1 for _ in tf.data.TFRecordDataset(os.path.join(output_dir, "train.tf_record"))
     )
-    if not any(a.startswith("--bucket_lengths=") and a != "--bucket_lengths=" for a in argv):
+    buckets_file = os.path.join(output_dir, "train_buckets.json")
+    if os.path.exists(buckets_file):  # Length buckets: run_squad's own count.
+        with open(buckets_file) as f:
+            buckets = json.load(f)
+        train["padded_tokens_per_feature"] = buckets["mean_padded_length"]
+        train["real_tokens_per_feature"] = buckets["mean_window_length"]
+        train["bucket_lengths"] = buckets["bucket_lengths"]
+    else:
         train["padded_tokens_per_feature"] = RECIPE["max_seq_length"]
     predict = {
         "features": eval_results["num_features"],
@@ -341,10 +348,9 @@ def project_side(core: int, argv: List[str], output_dir: str, warmup_fraction: f
         "features_per_second": eval_results["num_features"] / eval_results["predict_seconds"],
         "seconds_include": "XLA compilation (eval_results.json predict_seconds)",
     }
-    try:
-        predict["steady"] = _project_steady_prediction(output_dir, warmup_fraction)
-    except Exception as e:  # E.g. a record layout this pass does not know (bucketed files).
-        predict["steady"] = {"error": repr(e)}
+    predict["steady"] = _project_steady_prediction(
+        output_dir, eval_results.get("bucket_lengths", [RECIPE["max_seq_length"]])
+    )
     return {
         "train": train,
         "predict": predict,
@@ -358,9 +364,10 @@ def project_side(core: int, argv: List[str], output_dir: str, warmup_fraction: f
     }
 
 
-def _project_steady_prediction(output_dir: str, warmup_fraction: float) -> dict:
-    """Features/s of the fine-tuned model over eval.tf_record, batch by batch (input
-    included), leaving out the first `warmup_fraction` of the batches (XLA compilation)."""
+def _project_steady_prediction(output_dir: str, bucket_lengths: Sequence[int]) -> dict:
+    """Features/s of the fine-tuned model over eval.tf_record in run_squad's prediction
+    buckets, batch by batch (input included), leaving out each bucket's first batch (its XLA
+    compilation)."""
     import bert
     import tensorflow as tf
     from bert import checkpoints, run_squad
@@ -369,25 +376,34 @@ def _project_steady_prediction(output_dir: str, warmup_fraction: float) -> dict:
     config = checkpoints.resolve_config(output_dir)
     model = bert.build_squad_model(config)
     checkpoints.initialize_from_checkpoint(model, output_dir)
-    dataset = squad.build_squad_dataset(
-        os.path.join(output_dir, "eval.tf_record"),
-        RECIPE["predict_batch_size"],
-        RECIPE["max_seq_length"],
-        is_training=False,
-    )
     forward = tf.function(lambda inputs: model(inputs, training=False), jit_compile=True)
-    times, sizes = [], []
-    last = time.perf_counter()
-    for batch in dataset:
-        outputs = forward(run_squad.model_inputs(batch))
-        outputs["start_logits"].numpy()
-        now = time.perf_counter()
-        times.append(now - last)
-        sizes.append(int((batch["unique_ids"].numpy() >= 0).sum()))
-        last = now
-    summary = rate_summary(_batch_records(times, sizes), len(times), warmup_fraction)
-    summary["first_batch_seconds"] = times[0]
-    return summary
+    features, seconds, compile_seconds = 0, 0.0, 0.0
+    unbucketed = list(bucket_lengths) == [RECIPE["max_seq_length"]]
+    for bound in run_squad.bucket_bounds(list(bucket_lengths)):
+        dataset = squad.build_squad_dataset(
+            os.path.join(output_dir, "eval.tf_record"),
+            RECIPE["predict_batch_size"],
+            RECIPE["max_seq_length"],
+            is_training=False,
+            length_bucket=None if unbucketed else bound,
+        )
+        last = time.perf_counter()
+        for i, batch in enumerate(dataset):
+            forward(run_squad.model_inputs(batch))["start_logits"].numpy()
+            now = time.perf_counter()
+            if i == 0:
+                compile_seconds += now - last
+            else:
+                features += int((batch["unique_ids"].numpy() >= 0).sum())
+                seconds += now - last
+            last = now
+    return {
+        "features": features,
+        "seconds": seconds,
+        "features_per_second": features / seconds,
+        "first_batches_seconds": compile_seconds,
+        "excludes": "each bucket's first batch (XLA compilation)",
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -749,7 +765,8 @@ def to_markdown(results: dict) -> str:
             ratios["predict_end_to_end"],
         ),
         (
-            f"prediction features/s, steady state (first {warm} of batches left out)",
+            f"prediction features/s, steady state (peer: first {warm} of batches left out; "
+            "project: each bucket's first batch)",
             steady(p, "predict"),
             steady(q, "predict"),
             ratios["predict_steady"],
@@ -790,7 +807,8 @@ def to_markdown(results: dict) -> str:
         f"| mean padded tokens per training feature | "
         f"{_fmt(p['train'].get('padded_tokens_per_feature'))} | "
         f"{_fmt(q['train']['padded_tokens_per_feature'])} | |",
-        f"| mean real tokens per training feature | n/a | "
+        f"| mean real tokens per training feature | "
+        f"{_fmt(p['train'].get('real_tokens_per_feature'))} | "
         f"{_fmt(q['train']['real_tokens_per_feature'])} | |",
         f"| prediction features | {p['predict']['features']} | {q['predict']['features']} | |",
         f"| EM / F1 on the predict questions | {p['exact_match']:.1f} / {p['f1']:.1f} | "
@@ -814,8 +832,9 @@ def to_markdown(results: dict) -> str:
         f"{p['predict']['seconds']:.1f} s (eval_results.json predict_seconds, compile "
         "included)"
         + (
-            f", first batch of the steady pass {p['predict']['steady']['first_batch_seconds']:.1f} s."
-            if "first_batch_seconds" in p["predict"].get("steady", {})
+            f"; the steady pass's first batches (one per bucket, compiling) "
+            f"{p['predict']['steady']['first_batches_seconds']:.1f} s."
+            if "first_batches_seconds" in p["predict"].get("steady", {})
             else "."
         )
     )

@@ -21,7 +21,7 @@ import bert
 import optimization
 from bert import checkpoints, options, run_squad, squad_export
 from bert import trainer as trainer_lib
-from data import squad, squad_metric, tokenization
+from data import length_buckets, squad, squad_metric, tokenization
 
 # The cheapest run found that clearly learns on 2 CPU cores: 96 steps of 8 windows of 128
 # tokens. Paragraphs short enough for one window (so that no window lacks its answer),
@@ -466,10 +466,14 @@ def test_loss_is_the_global_batch_mean_of_start_and_end_cross_entropy():
     np.testing.assert_allclose(sum(halves), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("bucketed", [False, True], ids=["one_shape", "length_buckets"])
 def test_mirrored_training_matches_one_device(
-    tmp_path, shared_data, minilm_vocab, mirrored_strategy
+    tmp_path, shared_data, minilm_vocab, mirrored_strategy, bucketed
 ):
-    """Per-replica losses scaled to the global batch: 2 replicas take the same steps as 1."""
+    """Per-replica losses scaled to the global batch: 2 replicas take the same steps as 1,
+    also in length buckets (both replicas draw the scheduled bucket at every step)."""
+    import types
+
     import keras
 
     train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
@@ -477,7 +481,7 @@ def test_mirrored_training_matches_one_device(
         tmp_path / "train.json", [{"title": "t", "paragraphs": train["data"][1]["paragraphs"][:3]}]
     )
     tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
-    run_squad.prepare_train_data(
+    _, lengths = run_squad.prepare_train_data(
         path,
         tokenizer,
         str(tmp_path),
@@ -486,6 +490,15 @@ def test_mirrored_training_matches_one_device(
         doc_stride=32,
         max_query_length=16,
     )
+    flags = types.SimpleNamespace(
+        output_dir=str(tmp_path), train_batch_size=8, max_seq_length=64, seed=0
+    )
+    buckets = length_buckets.merge_small_buckets(lengths, [32, 48, 64], 8) if bucketed else [64]
+    assert len(buckets) == (3 if bucketed else 1)
+    sizes = np.bincount(length_buckets.assign_buckets(lengths, buckets))
+    train_input = run_squad.training_input(flags, buckets, sizes, num_train_steps=4)
+    if bucketed:
+        assert len(set(train_input.schedule.tolist())) > 1
     config = bert.BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
@@ -512,16 +525,6 @@ def test_mirrored_training_matches_one_device(
             )
             optimizer.build(run_squad.trainable_variables(model))
 
-        def dataset_fn(ctx):
-            return squad.build_squad_dataset(
-                str(tmp_path / "train.tf_record"),
-                ctx.get_per_replica_batch_size(8),
-                64,
-                is_training=True,
-                input_context=ctx,
-                seed=0,
-            )
-
         trainer = trainer_lib.Trainer(
             strategy,
             model,
@@ -536,7 +539,7 @@ def test_mirrored_training_matches_one_device(
                 save_checkpoints_steps=0,
             ),
         )
-        losses[name] = trainer.train(dataset_fn)["loss"]
+        losses[name] = trainer.train(train_input)["loss"]
         assert int(optimizer.iterations.numpy()) == 4
         trained[name] = [w.numpy() for w in model.trainable_weights]
     assert losses["mirrored"] == pytest.approx(losses["one_device"], rel=1e-4)

@@ -324,7 +324,7 @@ class Trainer:
             per_pipeline = ctx.num_replicas_in_sync // ctx.num_input_pipelines
             return dataset.skip(skip_micro_steps * per_pipeline) if skip_micro_steps else dataset
 
-        return iter(self.strategy.distribute_datasets_from_function(distributed_fn))
+        return iter(distribute.distribute_datasets(self.strategy, distributed_fn))
 
     def run_steps(self, iterator, num_steps: int) -> dict:
         """Runs `num_steps` updates in one host call; returns the summed losses and numerators."""
@@ -523,7 +523,7 @@ class Trainer:
         Writes eval_results.json, appends the results to eval_log.jsonl (one line per
         evaluation: the learning curve) and writes summaries under model_dir/eval (chief only).
         """
-        dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+        dataset = distribute.distribute_datasets(self.strategy, dataset_fn)
         eval_step = self._eval_steps.get(global_batch_size)
         if eval_step is None:  # Traced once per batch size, not at every periodic evaluation.
             eval_step = self._eval_steps[global_batch_size] = self._make_eval_step(

@@ -735,6 +735,7 @@ def build_squad_dataset(
     seed: Optional[int] = None,
     shuffle_buffer_size: int = 10000,
     length_bucket: Optional[Tuple[int, int]] = None,
+    static_length: bool = True,
 ) -> tf.data.Dataset:
     """tf.data pipeline over SQuAD TFRecords: batches of int32 dicts with static shapes.
 
@@ -748,7 +749,10 @@ def build_squad_dataset(
 
     `length_bucket=(shorter, length)` keeps only the windows of more than `shorter` and at
     most `length` real tokens (`data.length_buckets`), cut to `length` tokens: the batches
-    are [B, length]. The records stay padded to `seq_length`.
+    are [B, length]. The records stay padded to `seq_length`. With `static_length=False` the
+    batches' spec is [B, None] (their values still [B, length]): every bucket's dataset then
+    has the same spec, so one traced step serves them all and XLA compiles each length when it
+    first runs (CPU/GPU); a TPU needs the static lengths.
     """
     patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else file_pattern
     files = sorted(f for p in patterns for f in tf.io.gfile.glob(os.fspath(p)))
@@ -783,7 +787,9 @@ def build_squad_dataset(
         return tf.logical_and(real > shorter, real <= length)
 
     def cut(features):  # The mask is a prefix of ones: only padding is cut.
-        return {k: v[:length] if v.shape.rank == 1 else v for k, v in features.items()}
+        # A value that shape inference cannot see leaves the length out of the spec.
+        end = length if static_length else tf.compat.v1.placeholder_with_default(length, [])
+        return {k: v[:end] if v.shape.rank == 1 else v for k, v in features.items()}
 
     dataset = tf.data.TFRecordDataset(files)
     if input_context is not None and input_context.num_input_pipelines > 1:

@@ -61,7 +61,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
 
 
-def distribute_datasets(strategy: tf.distribute.Strategy, dataset_fn) -> tf.data.Dataset:
+def distribute_datasets(strategy: tf.distribute.Strategy, dataset_fn):
     """The per-replica batches of `dataset_fn(input_context)` under `strategy`.
 
     One device reads the dataset itself: tf.distribute's per-device iterator keeps a tf.data

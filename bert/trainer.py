@@ -69,8 +69,9 @@ class BucketedInput:
     `dataset_fns[b](input_context)` is bucket b's dataset of per-replica micro-batches (its own
     static shape, repeated); update i draws its batches from bucket `schedule[i]`, on every
     replica and worker alike. `Trainer.train` runs each run of consecutive updates of one
-    bucket as one host call (its loop and step traced and compiled once per bucket) and, on
-    resuming at step s, skips in bucket b the batches of the updates before s that drew it.
+    bucket as one host call (the loop is traced once per distinct dataset spec, the XLA step
+    compiled once per shape) and, on resuming at step s, skips in bucket b the batches of the
+    updates before s that drew it.
     """
 
     dataset_fns: Sequence[Callable]

@@ -537,12 +537,10 @@ def fine_tune(
 # Prediction and evaluation
 
 
-def predict_logits(strategy, model, dataset, jit_compile=True):
-    """Runs the model over a distributed prediction dataset.
-
-    Returns (unique_ids, start_logits, end_logits) as numpy arrays, padding rows included
-    (unique id -1; `data.squad.raw_results_from_arrays` drops them).
-    """
+def make_predict_step(strategy, model, jit_compile=True):
+    """The distributed forward pass of prediction, made once per model and reused for every
+    bucket and predict file: off TPU the buckets' datasets share one spec ([B, None]), so it is
+    traced once and XLA compiles each length on first use; a TPU traces each static length."""
 
     def forward(inputs):
         return model(inputs, training=False)
@@ -558,6 +556,15 @@ def predict_logits(strategy, model, dataset, jit_compile=True):
     def predict_step(batch):
         return strategy.run(replica_fn, args=(batch,))
 
+    return predict_step
+
+
+def predict_logits(strategy, predict_step, dataset):
+    """Runs `predict_step` (see `make_predict_step`) over a distributed prediction dataset.
+
+    Returns (unique_ids, start_logits, end_logits) as numpy arrays, padding rows included
+    (unique id -1; `data.squad.raw_results_from_arrays` drops them).
+    """
     collected = ([], [], [])
     start_time = time.time()
     for i, batch in enumerate(dataset):
@@ -581,9 +588,9 @@ def evaluate(examples, predictions):
     }
 
 
-def run_prediction(strategy, model, data: PredictData, options, step):
-    """Predicts one file; writes predictions.json / nbest_predictions.json / eval_results.json
-    and eval/ summaries to its directory."""
+def run_prediction(strategy, predict_step, data: PredictData, options, step):
+    """Predicts one file with `predict_step` (see `make_predict_step`); writes predictions.json
+    / nbest_predictions.json / eval_results.json and eval/ summaries to its directory."""
     examples, features, output_dir = data.examples, data.features, data.output_dir
     lengths = [sum(feature.input_mask) for feature in features]
     buckets = choose_buckets(options, lengths, options.predict_batch_size)
@@ -599,12 +606,13 @@ def run_prediction(strategy, model, data: PredictData, options, step):
             options.max_seq_length,
             is_training=False,
             length_bucket=None if list(buckets) == [options.max_seq_length] else bound,
+            static_length=isinstance(strategy, tf.distribute.TPUStrategy),
         )
         if not isinstance(strategy, tf.distribute.OneDeviceStrategy):
             # One device reads the dataset itself (see bert.distribute.distribute_datasets).
             dataset = strategy.experimental_distribute_dataset(dataset)
         results += squad.raw_results_from_arrays(
-            *predict_logits(strategy, model, dataset, options.jit_compile)
+            *predict_logits(strategy, predict_step, dataset)
         )
     predict_seconds = time.time() - start
     predictions = squad.write_predictions(
@@ -787,8 +795,9 @@ def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
 
     results = None
     if options.do_predict:
+        predict_step = make_predict_step(strategy, model, options.jit_compile)
         results = {
-            name: run_prediction(strategy, model, data, options, step)
+            name: run_prediction(strategy, predict_step, data, options, step)
             for name, data in predict_data.items()
         }
         if len(results) > 1:

@@ -611,9 +611,7 @@ def run_prediction(strategy, predict_step, data: PredictData, options, step):
         if not isinstance(strategy, tf.distribute.OneDeviceStrategy):
             # One device reads the dataset itself (see bert.distribute.distribute_datasets).
             dataset = strategy.experimental_distribute_dataset(dataset)
-        results += squad.raw_results_from_arrays(
-            *predict_logits(strategy, predict_step, dataset)
-        )
+        results += squad.raw_results_from_arrays(*predict_logits(strategy, predict_step, dataset))
     predict_seconds = time.time() - start
     predictions = squad.write_predictions(
         examples,

@@ -125,6 +125,44 @@ def test_bucketed_prediction_input_holds_every_window_once_cut_to_its_bucket(eva
         np.testing.assert_array_equal(row["input_mask"], feature.input_mask[:longest])
 
 
+def test_training_bucket_reads_its_file_once(tmp_path, shared_data, minilm_vocab):
+    """A training bucket keeps its windows in memory after one pass over the file: a small
+    bucket repeats many times to fill the shuffle buffer, and reading the file again for each
+    repeat took a minute before a small bucket's first batch. Once the first batch is out the
+    file can go, and later batches still bring every window of the bucket (and no other)."""
+    from data import tokenization
+
+    tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
+    examples = squad.read_examples(
+        str(shared_data / "squad" / "train-v1.1-subset.json"), is_training=True
+    )[:60]
+    features = squad.convert_examples_to_features(
+        examples, tokenizer, max_seq_length=192, doc_stride=64, max_query_length=32
+    )
+    path = tmp_path / "train.tf_record"
+    squad.write_features(features, path, is_training=True)
+    lengths = [sum(f.input_mask) for f in features]
+    bound = (0, sorted(lengths)[len(lengths) // 8])  # A small bucket: the shortest eighth.
+    windows = {
+        tuple(f.input_ids[: bound[1]])
+        for f, n in zip(features, lengths)
+        if bound[0] < n <= bound[1]
+    }
+    assert 4 <= len(windows) < len(features) / 4
+    dataset = squad.build_squad_dataset(
+        str(path), 4, 192, is_training=True, seed=1, length_bucket=bound, static_length=False
+    )
+    batches = iter(dataset)
+    first = next(batches)
+    path.unlink()
+    seen = [
+        tuple(row)
+        for batch in [first, *itertools.islice(batches, 30)]
+        for row in batch["input_ids"].numpy()
+    ]
+    assert set(seen) == windows
+
+
 def test_trainer_runs_each_update_on_its_scheduled_bucket_and_resumes(tmp_path):
     """A one-weight model whose gradient is 1000 x (batch length) + (batch number within its
     bucket): after SGD with rate 1 the weight is 1 - the sum over updates, which the schedule

@@ -61,7 +61,8 @@ output_dir/predictions/<file stem>/, and eval_results_by_file.json lists them al
 
 Length buckets (`--bucket_lengths`, default auto): windows are grouped by real length into at
 most --num_buckets buckets (chosen from the data to minimize padded tokens, lengths multiples
-of 32; or given, e.g. 128,192,256,384); a batch holds one bucket's windows padded to its
+of 32, each extra bucket only if its saving repays its compilation, --bucket_compile_steps;
+or given, e.g. 128,192,256,384); a batch holds one bucket's windows padded to its
 length, so each bucket is one static shape compiled once, the global batch is constant, and
 every replica runs the same bucket at the same step (`data.length_buckets`: a schedule fixed
 by --seed, so a resumed run skips exactly the used batches). Prediction uses buckets too.
@@ -167,6 +168,13 @@ class SquadOptions(opts.RuntimeOptions):
     num_buckets: int = option(
         length_buckets.DEFAULT_NUM_BUCKETS, "Most buckets --bucket_lengths=auto chooses."
     )
+    bucket_compile_steps: Optional[float] = option(
+        None,
+        "What XLA-compiling one more bucket length costs, in steps at max_seq_length: "
+        "--bucket_lengths=auto adds a bucket only if the padding it removes from the run (or "
+        "the prediction pass) takes longer. Default: estimated for a CPU from the model size "
+        "(see estimated_compile_steps); set it on a TPU.",
+    )
     seeds: str = option(
         "",
         "Comma-separated seeds: one fine-tuning per seed from the same checkpoint, each in "
@@ -223,6 +231,10 @@ class SquadOptions(opts.RuntimeOptions):
             raise app.UsageError(f"--bucket_lengths: {e}") from None
         if self.num_buckets < 1:
             raise app.UsageError(f"--num_buckets must be >= 1, got {self.num_buckets}")
+        if self.bucket_compile_steps is not None and self.bucket_compile_steps < 0:
+            raise app.UsageError(
+                f"--bucket_compile_steps must be >= 0, got {self.bucket_compile_steps}"
+            )
         if self.max_seq_length <= self.max_query_length + 3:
             raise app.UsageError(
                 f"--max_seq_length ({self.max_seq_length}) must exceed "
@@ -289,15 +301,39 @@ def prepare_train_data(
     return len(examples), lengths
 
 
-def choose_buckets(options, lengths, min_count) -> list:
-    """The bucket lengths of windows of `lengths`: --bucket_lengths, or chosen from the data
-    (auto); buckets of fewer than `min_count` windows are merged into a neighbour."""
+# XLA compile time over step time on CPU cores, times batch x length x hidden^2: compiling
+# grows with the layers as a step does, but not with their width or the batch. Measured side by
+# side on one machine: 1.41e9 (demo tiny model, training), 1.27e9 (its forward), 1.09e9 (MiniLM
+# forward at batch 16, 384 tokens: 3.9 s to compile a length, 3.2 s a step).
+CPU_COMPILE_STEPS_SCALE = 1.25e9
+
+
+def estimated_compile_steps(config, batch_size, max_seq_length) -> float:
+    """What compiling one more length costs, in steps of `batch_size` at `max_seq_length`, on a
+    CPU (see CPU_COMPILE_STEPS_SCALE): 12 for the demo's tiny model, 1.4 for MiniLM at batch 16."""
+    return CPU_COMPILE_STEPS_SCALE / (batch_size * max_seq_length * config.hidden_size**2)
+
+
+def choose_buckets(options, lengths, batch_size, num_steps, config) -> list:
+    """The bucket lengths of windows of `lengths`, read in `num_steps` batches of `batch_size`:
+    --bucket_lengths, or chosen from the data (auto), each bucket repaying its compilation
+    (--bucket_compile_steps); buckets of fewer than a batch of windows join a neighbour."""
     given = length_buckets.parse_bucket_lengths(options.bucket_lengths, options.max_seq_length)
     if given is None:
-        return length_buckets.choose_bucket_lengths(
-            lengths, options.max_seq_length, options.num_buckets, min_count=min_count
+        compile_steps = options.bucket_compile_steps
+        if compile_steps is None:
+            compile_steps = estimated_compile_steps(config, batch_size, options.max_seq_length)
+        bucket_cost = length_buckets.compile_cost_tokens(
+            compile_steps, options.max_seq_length, len(lengths), num_steps
         )
-    return length_buckets.merge_small_buckets(lengths, given, min_count)
+        return length_buckets.choose_bucket_lengths(
+            lengths,
+            options.max_seq_length,
+            options.num_buckets,
+            min_count=batch_size,
+            bucket_cost=bucket_cost,
+        )
+    return length_buckets.merge_small_buckets(lengths, given, batch_size)
 
 
 def bucket_bounds(buckets) -> list:
@@ -588,12 +624,13 @@ def evaluate(examples, predictions):
     }
 
 
-def run_prediction(strategy, predict_step, data: PredictData, options, step):
+def run_prediction(strategy, predict_step, data: PredictData, options, step, config):
     """Predicts one file with `predict_step` (see `make_predict_step`); writes predictions.json
     / nbest_predictions.json / eval_results.json and eval/ summaries to its directory."""
     examples, features, output_dir = data.examples, data.features, data.output_dir
     lengths = [sum(feature.input_mask) for feature in features]
-    buckets = choose_buckets(options, lengths, options.predict_batch_size)
+    batches = -(-len(lengths) // options.predict_batch_size)  # One pass, the last padded.
+    buckets = choose_buckets(options, lengths, options.predict_batch_size, batches, config)
     counts = np.bincount(length_buckets.assign_buckets(lengths, buckets), minlength=len(buckets))
     start = time.time()
     results = []
@@ -736,7 +773,9 @@ def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
                 f"{options.num_train_epochs} epochs make no training step"
             )
         num_warmup_steps = int(num_train_steps * options.warmup_proportion)
-        buckets = choose_buckets(options, lengths, options.train_batch_size)
+        buckets = choose_buckets(
+            options, lengths, options.train_batch_size, num_train_steps, config
+        )
         bucket_info = length_buckets.describe(lengths, buckets, options.max_seq_length)
         fileio.write_json_atomic(
             os.path.join(options.output_dir, "train_buckets.json"), bucket_info
@@ -795,7 +834,7 @@ def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
     if options.do_predict:
         predict_step = make_predict_step(strategy, model, options.jit_compile)
         results = {
-            name: run_prediction(strategy, predict_step, data, options, step)
+            name: run_prediction(strategy, predict_step, data, options, step, config)
             for name, data in predict_data.items()
         }
         if len(results) > 1:

@@ -78,12 +78,16 @@ def choose_bucket_lengths(
     num_buckets: int = DEFAULT_NUM_BUCKETS,
     multiple: int = DEFAULT_MULTIPLE,
     min_count: int = 1,
+    bucket_cost: float = 0.0,
 ) -> List[int]:
-    """At most `num_buckets` bucket lengths that minimize the padded tokens of `lengths`.
+    """At most `num_buckets` bucket lengths that minimize the padded tokens of `lengths`, plus
+    `bucket_cost` for each bucket after the first.
 
     Candidates are the multiples of `multiple` below `max_length`, and `max_length`; every
     bucket must hold at least `min_count` windows (e.g. the global batch, so a bucket fills a
-    batch without repeating windows). Exact dynamic programming over the candidates.
+    batch without repeating windows). `bucket_cost`, in padded tokens, is what compiling one
+    more shape costs (see `compile_cost_tokens`): a bucket is added only if it saves more.
+    Exact dynamic programming over the candidates.
     """
     lengths = np.asarray(lengths)
     if lengths.size == 0:
@@ -114,7 +118,7 @@ def choose_bucket_lengths(
                 value = best[k - 1][i] + cost(i, j)
                 if value < best[k][j]:
                     best[k][j], previous[k][j] = value, i
-    k = min(range(1, num_buckets + 1), key=lambda k: (best[k][n], k))
+    k = min(range(1, num_buckets + 1), key=lambda k: (best[k][n] + (k - 1) * bucket_cost, k))
     if best[k][n] == infinity:  # Too few windows to fill even one batch per bucket.
         return [top]
     chosen, j = [], n
@@ -122,6 +126,16 @@ def choose_bucket_lengths(
         chosen.append(candidates[j - 1])
         j, k = previous[k][j], k - 1
     return chosen[::-1]
+
+
+def compile_cost_tokens(
+    compile_steps: float, max_length: int, num_windows: int, num_steps: float
+) -> float:
+    """`choose_bucket_lengths`'s `bucket_cost` when compiling a shape takes as long as
+    `compile_steps` steps at `max_length` and the run makes `num_steps` steps of batch B over
+    `num_windows` windows: compile_steps * B * max_length tokens over the run, which is
+    num_steps * B / num_windows passes over the windows whose padding the buckets count."""
+    return compile_steps * max_length * num_windows / num_steps
 
 
 def bucket_schedule(

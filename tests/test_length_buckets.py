@@ -114,21 +114,26 @@ def test_schedule_draws_each_bucket_by_its_size_in_a_seeded_order():
     assert sorted(other[:epoch_steps]) != list(other[:epoch_steps])  # shuffled, not sorted
 
 
-@pytest.fixture(scope="module")
-def eval_record(tmp_path_factory, shared_data, minilm_vocab):
-    """XQuAD's first 40 questions as prediction features at 192 tokens."""
+def write_record(path, squad_file, count, vocab, is_training):
+    """The first `count` questions of `squad_file` as features at 192 tokens in the TFRecord
+    `path`; returns the features."""
     from data import tokenization
 
-    tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
-    examples = squad.read_examples(
-        str(shared_data / "squad" / "xquad-en-v1.1.json"), is_training=False
-    )[:40]
+    tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
+    examples = squad.read_examples(str(squad_file), is_training=is_training)[:count]
     features = squad.convert_examples_to_features(
         examples, tokenizer, max_seq_length=192, doc_stride=64, max_query_length=32
     )
+    squad.write_features(features, path, is_training=is_training)
+    return features
+
+
+@pytest.fixture(scope="module")
+def eval_record(tmp_path_factory, shared_data, minilm_vocab):
+    """XQuAD's first 40 questions as prediction features at 192 tokens."""
     path = tmp_path_factory.mktemp("buckets") / "eval.tf_record"
-    squad.write_features(features, path, is_training=False)
-    return str(path), features
+    squad_file = shared_data / "squad" / "xquad-en-v1.1.json"
+    return str(path), write_record(path, squad_file, 40, minilm_vocab, is_training=False)
 
 
 def test_bucketed_prediction_input_holds_every_window_once_cut_to_its_bucket(eval_record):
@@ -158,17 +163,9 @@ def test_training_bucket_reads_its_file_once(tmp_path, shared_data, minilm_vocab
     bucket repeats many times to fill the shuffle buffer, and reading the file again for each
     repeat took a minute before a small bucket's first batch. Once the first batch is out the
     file can go, and later batches still bring every window of the bucket (and no other)."""
-    from data import tokenization
-
-    tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
-    examples = squad.read_examples(
-        str(shared_data / "squad" / "train-v1.1-subset.json"), is_training=True
-    )[:60]
-    features = squad.convert_examples_to_features(
-        examples, tokenizer, max_seq_length=192, doc_stride=64, max_query_length=32
-    )
     path = tmp_path / "train.tf_record"
-    squad.write_features(features, path, is_training=True)
+    squad_file = shared_data / "squad" / "train-v1.1-subset.json"
+    features = write_record(path, squad_file, 60, minilm_vocab, is_training=True)
     lengths = [sum(f.input_mask) for f in features]
     bound = (0, sorted(lengths)[len(lengths) // 8])  # A small bucket: the shortest eighth.
     windows = {

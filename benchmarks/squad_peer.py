@@ -11,8 +11,10 @@ spawned process pinned to one core (`os.sched_setaffinity`, one thread), so mach
 hits both alike:
 
 - *project*: `bert.run_squad.run` with exactly the flags of its command line (XLA-compiled
-  step, static shapes; `--iterations_per_loop` steps per host call, timed from
-  `train_log.jsonl`), `--bucket_lengths` passed only if `--project_bucket_lengths` is given;
+  training step, static shapes; `--iterations_per_loop` steps per host call, timed from
+  `train_log.jsonl`; prediction as run_squad does it by default off TPU, or XLA in buckets
+  with `--project_predict_jit_compile`), `--bucket_lengths` passed only if
+  `--project_bucket_lengths` is given;
 - *peer*: `transformers.BertForQuestionAnswering` in PyTorch eager mode, run_qa.py-style
   windows (fast tokenizer, `truncation="only_second"`, overflowing windows, labels from
   character offsets, [CLS] when the answer is outside the window), length-grouped batches
@@ -89,6 +91,11 @@ def define_flags():
         "project_bucket_lengths",
         None,
         "Passed to run_squad as --bucket_lengths if given (None: the flag is not passed).",
+    )
+    flags.DEFINE_bool(
+        "project_predict_jit_compile",
+        False,
+        "Passes --predict_jit_compile to run_squad: XLA prediction in length buckets.",
     )
     flags.DEFINE_list("cores", ["1", "0"], "Cores of the project and the peer process.")
     flags.DEFINE_list(
@@ -265,7 +272,13 @@ def _batch_records(times: Sequence[float], sizes: Sequence[int]) -> List[dict]:
 
 
 def project_argv(
-    model_dir, train_file, predict_file, output_dir, iterations_per_loop, bucket_lengths=None
+    model_dir,
+    train_file,
+    predict_file,
+    output_dir,
+    iterations_per_loop,
+    bucket_lengths=None,
+    predict_jit_compile=False,
 ) -> List[str]:
     """run_squad's command line for the recipe."""
     r = RECIPE
@@ -293,12 +306,14 @@ def project_argv(
     ]
     if bucket_lengths is not None:
         argv.append(f"--bucket_lengths={bucket_lengths}")
+    if predict_jit_compile:
+        argv.append("--predict_jit_compile")
     return argv
 
 
 def project_side(core: int, argv: List[str], output_dir: str, warmup_fraction: float) -> dict:
     """Runs `bert.run_squad` in this process on one core; reads its logs; then times one more
-    prediction pass without compilation in it (the same XLA-compiled forward, batch by batch)."""
+    prediction pass batch by batch (see `_project_steady_prediction`)."""
     process_start = time.time()
     _pin(core)
     import tensorflow as tf
@@ -357,11 +372,11 @@ def project_side(core: int, argv: List[str], output_dir: str, warmup_fraction: f
         "features": eval_results["num_features"],
         "seconds": eval_results["predict_seconds"],
         "features_per_second": eval_results["num_features"] / eval_results["predict_seconds"],
-        "seconds_include": "XLA compilation (eval_results.json predict_seconds)",
+        "seconds_include": "tracing, XLA compilation if any (eval_results.json predict_seconds)",
     }
-    predict["steady"] = _project_steady_prediction(
-        output_dir, eval_results.get("bucket_lengths", [RECIPE["max_seq_length"]])
-    )
+    predict["padded_tokens_per_feature"] = eval_results["padded_length"]
+    predict["xla"] = eval_results["xla"]
+    predict["steady"] = _project_steady_prediction(argv)
     return {
         "train": train,
         "predict": predict,
@@ -375,45 +390,46 @@ def project_side(core: int, argv: List[str], output_dir: str, warmup_fraction: f
     }
 
 
-def _project_steady_prediction(output_dir: str, bucket_lengths: Sequence[int]) -> dict:
-    """Features/s of the fine-tuned model over eval.tf_record in run_squad's prediction
-    buckets, batch by batch (input included), leaving out each bucket's first batch (its XLA
-    compilation)."""
+def _project_steady_prediction(argv: List[str]) -> dict:
+    """Features/s of the fine-tuned model over eval.tf_record as run_squad predicts it (its
+    datasets and predict step for the same flags), batch by batch with the input, leaving out
+    each pass's first batch (tracing, and with XLA the compilation of its length)."""
     import bert
     import tensorflow as tf
-    from bert import checkpoints, run_squad
-    from data import squad
+    from bert import checkpoints, options, run_squad
 
+    settings = options.parse(run_squad.SquadOptions, ["run_squad", *argv])
+    output_dir = settings.output_dir
+    record = os.path.join(output_dir, "eval.tf_record")
+    lengths = [
+        sum(tf.train.Example.FromString(r).features.feature["input_mask"].int64_list.value)
+        for r in tf.data.TFRecordDataset(record).as_numpy_iterator()
+    ]
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     config = checkpoints.resolve_config(output_dir)
-    model = bert.build_squad_model(config)
+    with strategy.scope():
+        model = bert.build_squad_model(config)
     checkpoints.initialize_from_checkpoint(model, output_dir)
-    forward = tf.function(lambda inputs: model(inputs, training=False), jit_compile=True)
-    features, seconds, compile_seconds = 0, 0.0, 0.0
-    unbucketed = list(bucket_lengths) == [RECIPE["max_seq_length"]]
-    for bound in run_squad.bucket_bounds(list(bucket_lengths)):
-        dataset = squad.build_squad_dataset(
-            os.path.join(output_dir, "eval.tf_record"),
-            RECIPE["predict_batch_size"],
-            RECIPE["max_seq_length"],
-            is_training=False,
-            length_bucket=None if unbucketed else bound,
-        )
-        last = time.perf_counter()
-        for i, batch in enumerate(dataset):
-            forward(run_squad.model_inputs(batch))["start_logits"].numpy()
-            now = time.perf_counter()
+    compiled = run_squad.predict_compiled(settings, strategy)
+    predict_step = run_squad.make_predict_step(strategy, model, compiled)
+    inputs, _ = run_squad.prediction_inputs(strategy, settings, record, lengths, config, compiled)
+    features, seconds, first_seconds = 0, 0.0, 0.0
+    for dataset, batches in inputs:
+        iterator = iter(dataset)
+        for i in range(batches):
+            last = time.perf_counter()
+            unique_ids = predict_step(iterator)[0].numpy()
             if i == 0:
-                compile_seconds += now - last
+                first_seconds += time.perf_counter() - last
             else:
-                features += int((batch["unique_ids"].numpy() >= 0).sum())
-                seconds += now - last
-            last = now
+                features += int((unique_ids >= 0).sum())
+                seconds += time.perf_counter() - last
     return {
         "features": features,
         "seconds": seconds,
         "features_per_second": features / seconds,
-        "first_batches_seconds": compile_seconds,
-        "excludes": "each bucket's first batch (XLA compilation)",
+        "first_batches_seconds": first_seconds,
+        "excludes": "each pass's first batch (tracing; with XLA, compiling its length)",
     }
 
 
@@ -600,13 +616,15 @@ def peer_side(
     model.eval()
     logits = []
     times, sizes = [], []
+    padded_tokens = 0
     predict_start = time.time()
     last = time.perf_counter()
     count = len(features["input_ids"])
     with torch.inference_mode():
         for b in range(0, count, r["predict_batch_size"]):
             indices = list(range(b, min(b + r["predict_batch_size"], count)))
-            batch, _ = _pad(torch, features, indices, keys, tokenizer.pad_token_id)
+            batch, length = _pad(torch, features, indices, keys, tokenizer.pad_token_id)
+            padded_tokens += length * len(indices)
             out = model(**batch)
             for row, i in enumerate(indices):
                 n = len(features["input_ids"][i])
@@ -617,6 +635,8 @@ def peer_side(
             last = now
     predict = rate_summary(_batch_records(times, sizes), len(times), warmup_fraction)
     predict["steady"]["first_batch_seconds"] = times[0]
+    predict["padded_tokens_per_feature"] = padded_tokens / count
+    predict["real_tokens_per_feature"] = sum(len(ids) for ids in features["input_ids"]) / count
     by_question: Dict[int, list] = {}
     for i, q in enumerate(features["question_index"]):
         by_question.setdefault(q, []).append((*logits[i], features["offsets"][i]))
@@ -681,6 +701,7 @@ def run_benchmark(
     iterations_per_loop: int = 5,
     project_bucket_lengths: Optional[str] = None,
     cores: Sequence[int] = (1, 0),
+    project_predict_jit_compile: bool = False,
 ) -> dict:
     """Writes the question subsets, runs both sides at once (one core each), returns all."""
     os.makedirs(work_dir, exist_ok=True)
@@ -696,6 +717,7 @@ def run_benchmark(
         project_dir,
         iterations_per_loop,
         project_bucket_lengths,
+        project_predict_jit_compile,
     )
     start = time.time()
     load_start = os.getloadavg()
@@ -739,6 +761,7 @@ def run_benchmark(
             "warmup_fraction": warmup_fraction,
             "iterations_per_loop": iterations_per_loop,
             "project_bucket_lengths": project_bucket_lengths,
+            "project_predict_jit_compile": project_predict_jit_compile,
             "cores": {"project": int(cores[0]), "peer": int(cores[1])},
             "project_command": "python -m bert.run_squad " + " ".join(argv),
         },
@@ -815,14 +838,14 @@ def to_markdown(results: dict) -> str:
             ratios["train_steady"],
         ),
         (
-            "prediction features/s, end to end (project: XLA compile included)",
+            "prediction features/s, end to end (project: tracing and any XLA compile included)",
             p["predict"]["features_per_second"],
             q["predict"]["features_per_second"],
             ratios["predict_end_to_end"],
         ),
         (
             f"prediction features/s, steady state (peer: first {warm} of batches left out; "
-            "project: each bucket's first batch)",
+            "project: each pass's first batch)",
             steady(p, "predict"),
             steady(q, "predict"),
             ratios["predict_steady"],
@@ -848,6 +871,7 @@ def to_markdown(results: dict) -> str:
             if s["project_bucket_lengths"] is not None
             else " (no --bucket_lengths flag)"
         )
+        + (", `--predict_jit_compile`" if s.get("project_predict_jit_compile") else "")
         + ".",
         "",
         "| measure | project | peer | project / peer |",
@@ -867,6 +891,11 @@ def to_markdown(results: dict) -> str:
         f"{_fmt(p['train'].get('real_tokens_per_feature'))} | "
         f"{_fmt(q['train']['real_tokens_per_feature'])} | |",
         f"| prediction features | {p['predict']['features']} | {q['predict']['features']} | |",
+        f"| mean padded tokens per prediction feature | "
+        f"{_fmt(p['predict'].get('padded_tokens_per_feature'))} | "
+        f"{_fmt(q['predict'].get('padded_tokens_per_feature'))} | |",
+        f"| mean real tokens per prediction feature | | "
+        f"{_fmt(q['predict'].get('real_tokens_per_feature'))} | |",
         f"| EM / F1 on the predict questions | {p['exact_match']:.1f} / {p['f1']:.1f} | "
         f"{q['exact_match']:.1f} / {q['f1']:.1f} | |",
         "",
@@ -888,7 +917,7 @@ def to_markdown(results: dict) -> str:
         f"{p['predict']['seconds']:.1f} s (eval_results.json predict_seconds, compile "
         "included)"
         + (
-            f"; the steady pass's first batches (one per bucket, compiling) "
+            f"; the steady pass's first batches (one per pass: tracing, any compiling) "
             f"{p['predict']['steady']['first_batches_seconds']:.1f} s."
             if "first_batches_seconds" in p["predict"].get("steady", {})
             else "."
@@ -930,6 +959,7 @@ def main(argv):
         FLAGS.iterations_per_loop,
         FLAGS.project_bucket_lengths,
         [int(c) for c in FLAGS.cores],
+        FLAGS.project_predict_jit_compile,
     )
     write_json_atomic(FLAGS.output_json, results)
     table = to_markdown(results)

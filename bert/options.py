@@ -42,7 +42,7 @@ class RuntimeOptions:
         0, "With --strategy=mirrored on a CPU-only host: logical CPU devices to use."
     )
     mixed_precision: str = option("none", "Compute dtype policy.", MIXED_PRECISION)
-    jit_compile: bool = option(True, "XLA-compile the training (and prediction) steps.")
+    jit_compile: bool = option(True, "XLA-compile the training steps.")
     seed: int = option(12345, "Seed of the input order, initialization and dropout.")
 
 

@@ -65,9 +65,14 @@ of 32, each extra bucket only if its saving repays its compilation, --bucket_com
 or given, e.g. 128,192,256,384); a batch holds one bucket's windows padded to its
 length, so each bucket is one static shape compiled once, the global batch is constant, and
 every replica runs the same bucket at the same step (`data.length_buckets`: a schedule fixed
-by --seed, so a resumed run skips exactly the used batches). Prediction uses buckets too.
-`--bucket_lengths=` (empty) is the original: every window padded to max_seq_length. The
-windowing itself (doc_stride) is the original's either way.
+by --seed, so a resumed run skips exactly the used batches). `--bucket_lengths=` (empty) is
+the original: every window padded to max_seq_length. The windowing itself (doc_stride) is the
+original's either way.
+
+Prediction: eval.tf_record holds the windows sorted by length. Off TPU the prediction step
+runs as a TF graph (not XLA: on a CPU it is as fast per step, and no length needs compiling)
+and each batch is cut to its longest window; with --predict_jit_compile, and always on TPU, it
+is XLA-compiled and reads the windows in length buckets as training does.
 output_dir/train_buckets.json gives the buckets, windows per bucket and padding fraction.
 
 Fine-tuning spread (Nado et al. report mean and spread over fine-tuning seeds):
@@ -174,6 +179,12 @@ class SquadOptions(opts.RuntimeOptions):
         "--bucket_lengths=auto adds a bucket only if the padding it removes from the run (or "
         "the prediction pass) takes longer. Default: estimated for a CPU from the model size "
         "(see estimated_compile_steps); set it on a TPU.",
+    )
+    predict_jit_compile: Optional[bool] = option(
+        None,
+        "XLA-compile prediction: the windows then go in length buckets (--bucket_lengths). "
+        "Default: on TPU only; elsewhere the TF graph runs each batch cut to its longest "
+        "window (no length to compile; per step about as fast as XLA on a CPU).",
     )
     seeds: str = option(
         "",
@@ -375,7 +386,10 @@ def prepare_predict_data(
         max_query_length=max_query_length,
         is_training=False,
     )
-    squad.write_features(features, os.path.join(output_dir, "eval.tf_record"), is_training=False)
+    # Sorted by length (ties in feature order): without buckets, a batch is cut to its longest
+    # window (see prediction_inputs); with them, the order does not matter.
+    by_length = sorted(features, key=lambda feature: sum(feature.input_mask))
+    squad.write_features(by_length, os.path.join(output_dir, "eval.tf_record"), is_training=False)
     logging.info("%s: %d questions -> %d features", predict_file, len(examples), len(features))
     return examples, features
 
@@ -576,10 +590,20 @@ def fine_tune(
 # Prediction and evaluation
 
 
+def predict_compiled(options, strategy) -> bool:
+    """Whether prediction is XLA-compiled: --predict_jit_compile, by default on TPU only."""
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return True
+    if options.predict_jit_compile is None:
+        return False
+    return options.predict_jit_compile
+
+
 def make_predict_step(strategy, model, jit_compile=True):
     """The distributed forward pass of prediction, made once per model and reused for every
-    bucket and predict file: off TPU the buckets' datasets share one spec ([B, None]), so it is
-    traced once and XLA compiles each length on first use; a TPU traces each static length."""
+    batch, bucket and predict file. It takes an iterator, so it is traced once per input spec:
+    off TPU every prediction dataset has the spec [B, None] (one trace; with `jit_compile`, XLA
+    compiles each length on first use); a TPU traces each static bucket length."""
 
     def forward(inputs):
         return model(inputs, training=False)
@@ -592,28 +616,89 @@ def make_predict_step(strategy, model, jit_compile=True):
 
     @tf.function
     @tf.autograph.experimental.do_not_convert
-    def predict_step(batch):
-        return strategy.run(replica_fn, args=(batch,))
+    def predict_step(iterator):
+        return strategy.run(replica_fn, args=(next(iterator),))
 
     return predict_step
 
 
-def predict_logits(strategy, predict_step, dataset):
-    """Runs `predict_step` (see `make_predict_step`) over a distributed prediction dataset.
+def prediction_inputs(strategy, options, record, lengths, config, compiled):
+    """The prediction pass over `record` (windows sorted by length, see prepare_predict_data):
+    [(dataset, batches)] and the bucket lengths (None without buckets).
 
-    Returns (unique_ids, start_logits, end_logits) as numpy arrays, padding rows included
-    (unique id -1; `data.squad.raw_results_from_arrays` drops them).
-    """
-    collected = ([], [], [])
+    Compiled, the windows go in length buckets (--bucket_lengths), each one static shape.
+    Without XLA, each batch is cut to its longest window: on a CPU core the TF graph (oneDNN)
+    runs MiniLM's forward about as fast as XLA (0.95-1.08x at 128-384 tokens), and a new
+    length costs no compilation (benchmarks/squad_step_rates.md)."""
+    batch_size = options.predict_batch_size
+
+    def pass_over(length_bucket, count, **kwargs):
+        dataset = squad.build_squad_dataset(
+            record,
+            batch_size,
+            options.max_seq_length,
+            is_training=False,
+            length_bucket=length_bucket,
+            **kwargs,
+        )
+        if not isinstance(strategy, tf.distribute.OneDeviceStrategy):
+            # One device reads the dataset itself (see bert.distribute.distribute_datasets).
+            dataset = strategy.experimental_distribute_dataset(dataset)
+        return dataset, -(-count // batch_size)  # The last batch filled up with dummies.
+
+    if not compiled:
+        return [pass_over(None, len(lengths), cut_to_longest=True)], None
+    buckets = choose_buckets(
+        options,
+        lengths,
+        batch_size,
+        -(-len(lengths) // batch_size),
+        config,
+        strategy.num_replicas_in_sync,
+    )
+    if list(buckets) == [options.max_seq_length]:
+        return [pass_over(None, len(lengths))], buckets
+    counts = np.bincount(length_buckets.assign_buckets(lengths, buckets), minlength=len(buckets))
+    static = isinstance(strategy, tf.distribute.TPUStrategy)
+    inputs = [
+        pass_over(bound, count, static_length=static)
+        for bound, count in zip(bucket_bounds(buckets), counts)
+        if count
+    ]
+    return inputs, buckets
+
+
+def padded_length(lengths, batch_size, buckets=None) -> float:
+    """Mean tokens computed per window: its bucket's length, or (without buckets, the windows
+    sorted by length) its batch's longest window."""
+    if buckets is not None:
+        return length_buckets.padded_tokens(lengths, buckets) / len(lengths)
+    ordered = np.sort(lengths)
+    return float(
+        sum(
+            len(b) * b.max() for b in np.split(ordered, range(batch_size, len(ordered), batch_size))
+        )
+        / len(ordered)
+    )
+
+
+def predict_results(strategy, predict_step, dataset, batches) -> list:
+    """Runs `predict_step` (see `make_predict_step`) over `batches` batches of a prediction
+    dataset; returns their `squad.RawResult`s, without the padding rows (unique id -1)."""
+    results = []
     start_time = time.time()
-    for i, batch in enumerate(dataset):
-        for values, per_replica in zip(collected, predict_step(batch)):
-            values.extend(t.numpy() for t in strategy.experimental_local_results(per_replica))
+    iterator = iter(dataset)
+    for i in range(batches):
+        outputs = [strategy.experimental_local_results(t) for t in predict_step(iterator)]
+        for unique_ids, start_logits, end_logits in zip(*outputs):
+            results += squad.raw_results_from_arrays(
+                unique_ids.numpy(), start_logits.numpy(), end_logits.numpy()
+            )
         if (i + 1) % 100 == 0:
             logging.info(
                 "predicted %d batches (%.1f batches/s)", i + 1, (i + 1) / (time.time() - start_time)
             )
-    return tuple(np.concatenate(values) for values in collected)
+    return results
 
 
 def evaluate(examples, predictions):
@@ -632,33 +717,13 @@ def run_prediction(strategy, predict_step, data: PredictData, options, step, con
     / nbest_predictions.json / eval_results.json and eval/ summaries to its directory."""
     examples, features, output_dir = data.examples, data.features, data.output_dir
     lengths = [sum(feature.input_mask) for feature in features]
-    batches = -(-len(lengths) // options.predict_batch_size)  # One pass, the last padded.
-    buckets = choose_buckets(
-        options,
-        lengths,
-        options.predict_batch_size,
-        batches,
-        config,
-        strategy.num_replicas_in_sync,
-    )
-    counts = np.bincount(length_buckets.assign_buckets(lengths, buckets), minlength=len(buckets))
+    compiled = predict_compiled(options, strategy)
+    record = os.path.join(output_dir, "eval.tf_record")
     start = time.time()
+    inputs, buckets = prediction_inputs(strategy, options, record, lengths, config, compiled)
     results = []
-    for bound, count in zip(bucket_bounds(buckets), counts):
-        if not count:
-            continue
-        dataset = squad.build_squad_dataset(
-            os.path.join(output_dir, "eval.tf_record"),
-            options.predict_batch_size,
-            options.max_seq_length,
-            is_training=False,
-            length_bucket=None if list(buckets) == [options.max_seq_length] else bound,
-            static_length=isinstance(strategy, tf.distribute.TPUStrategy),
-        )
-        if not isinstance(strategy, tf.distribute.OneDeviceStrategy):
-            # One device reads the dataset itself (see bert.distribute.distribute_datasets).
-            dataset = strategy.experimental_distribute_dataset(dataset)
-        results += squad.raw_results_from_arrays(*predict_logits(strategy, predict_step, dataset))
+    for dataset, batches in inputs:
+        results += predict_results(strategy, predict_step, dataset, batches)
     predict_seconds = time.time() - start
     predictions = squad.write_predictions(
         examples,
@@ -676,7 +741,9 @@ def run_prediction(strategy, predict_step, data: PredictData, options, step, con
         num_features=len(features),
         predict_seconds=round(predict_seconds, 1),
         global_step=step,
-        bucket_lengths=[int(b) for b in buckets],
+        xla=compiled,
+        bucket_lengths=None if buckets is None else [int(b) for b in buckets],
+        padded_length=round(padded_length(lengths, options.predict_batch_size, buckets), 1),
     )
     fileio.write_json_atomic(os.path.join(output_dir, "eval_results.json"), scores)
     writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
@@ -842,7 +909,7 @@ def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
 
     results = None
     if options.do_predict:
-        predict_step = make_predict_step(strategy, model, options.jit_compile)
+        predict_step = make_predict_step(strategy, model, predict_compiled(options, strategy))
         results = {
             name: run_prediction(strategy, predict_step, data, options, step, config)
             for name, data in predict_data.items()

@@ -696,6 +696,12 @@ def _padding_feature(seq_length: int) -> Dict[str, np.ndarray]:
     }
 
 
+def _cut_to_longest(batch):
+    # The masks are prefixes of ones: only padding is cut.
+    longest = tf.reduce_max(tf.reduce_sum(batch["input_mask"], axis=1))
+    return {k: v[:, :longest] if v.shape.rank == 2 else v for k, v in batch.items()}
+
+
 def features_to_arrays(
     features: Sequence[InputFeatures], is_training: bool = False, pad_to_multiple_of: int = 1
 ) -> Dict[str, np.ndarray]:
@@ -736,6 +742,7 @@ def build_squad_dataset(
     shuffle_buffer_size: int = 10000,
     length_bucket: Optional[Tuple[int, int]] = None,
     static_length: bool = True,
+    cut_to_longest: bool = False,
 ) -> tf.data.Dataset:
     """tf.data pipeline over SQuAD TFRecords: batches of int32 dicts with static shapes.
 
@@ -754,7 +761,13 @@ def build_squad_dataset(
     batches' spec is [B, None] (their values still [B, length]): every bucket's dataset then
     has the same spec, so one traced step serves them all and XLA compiles each length when it
     first runs (CPU/GPU); a TPU needs the static lengths.
+
+    `cut_to_longest` (prediction without XLA): each batch is cut to its longest window, spec
+    [B, None]. With the record sorted by length, as `bert.run_squad` writes eval.tf_record,
+    a batch holds windows of nearly one length and little padding is left.
     """
+    if cut_to_longest and is_training:
+        raise ValueError("cut_to_longest is for prediction (is_training=False)")
     patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else file_pattern
     files = sorted(f for p in patterns for f in tf.io.gfile.glob(os.fspath(p)))
     if not files:
@@ -812,7 +825,10 @@ def build_squad_dataset(
         # batch_size - 1 dummies fill the last partial batch; a full last batch
         # leaves them all in a remainder that drop_remainder discards.
         dataset = dataset.concatenate(padding.repeat(batch_size - 1))
-    dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if cut_to_longest:
+        dataset = dataset.map(_cut_to_longest)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
     # No autotuning thread: it sleeps up to a minute between tunings, and deleting an iterator
     # waits for it, which stalled the end of fine-tuning by up to 45 s. Parsing is cheap.
     options = tf.data.Options()

@@ -58,3 +58,13 @@ def mirrored_strategy():
     same numbers, so several instances in one process can collide; tests share this one.
     """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy_after_each_test():
+    """A test that sets a mixed-precision policy (e.g. --mixed_precision=fp16) must not leave it
+    to the tests after it, whatever order they run in."""
+    import keras
+
+    yield
+    keras.mixed_precision.set_global_policy("float32")

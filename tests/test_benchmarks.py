@@ -358,3 +358,24 @@ def test_squad_peer_subset_keeps_the_first_questions(tmp_path):
     assert squad_peer.write_squad_subset(str(source), 4, str(out)) == 4
     assert [q["id"] for q in squad_peer.read_questions(str(out))] == ["1", "2", "3", "4"]
     assert squad_peer.write_squad_subset(str(source), 100, str(out)) == 6
+
+
+def test_squad_step_rates_time_xla_and_the_tf_graph_on_one_core_each(minilm_dir):
+    """Both builds of MiniLM's forward run side by side (a process per core) and give a row per
+    length whose rate is the batch's tokens over the median step."""
+    from benchmarks import squad_step_rates
+
+    results = squad_step_rates.run(
+        str(minilm_dir), [16, 32], ["fp32"], ["forward"], steps=2, cores=[0, 1]
+    )
+    rows = results["rows"]
+    assert sorted((r["xla"], r["length"]) for r in rows) == [
+        (False, 16),
+        (False, 32),
+        (True, 16),
+        (True, 32),
+    ]
+    for r in rows:
+        assert r["tokens_per_second"] == pytest.approx(16 * r["length"] / r["step_seconds"])
+    markdown = squad_step_rates.to_markdown(results)
+    assert len([line for line in markdown.splitlines() if line.startswith("| forward")]) == 2

@@ -158,6 +158,30 @@ def test_bucketed_prediction_input_holds_every_window_once_cut_to_its_bucket(eva
         np.testing.assert_array_equal(row["input_mask"], feature.input_mask[:longest])
 
 
+def test_prediction_batches_cut_to_their_longest_window(eval_record):
+    """Without buckets (prediction without XLA) each batch is cut to its longest window: every
+    window once, whole, and only padding cut."""
+    path, features = eval_record
+    by_id = {f.unique_id: f for f in features}
+    dataset = squad.build_squad_dataset(path, 8, 192, is_training=False, cut_to_longest=True)
+    assert dataset.element_spec["input_ids"].shape.as_list() == [8, None]
+    seen, widths = [], set()
+    for batch in dataset.as_numpy_iterator():
+        width = batch["input_ids"].shape[1]
+        assert width == batch["input_mask"].sum(axis=1).max()
+        widths.add(width)
+        for i, uid in enumerate(batch["unique_ids"]):
+            if uid != squad_data.PADDING_UNIQUE_ID:
+                seen.append(uid)
+                feature = by_id[uid]
+                np.testing.assert_array_equal(batch["input_ids"][i], feature.input_ids[:width])
+                assert sum(feature.input_mask) <= width
+    assert sorted(seen) == sorted(by_id)
+    assert len(widths) > 1
+    with pytest.raises(ValueError, match="prediction"):
+        squad.build_squad_dataset(path, 8, 192, is_training=True, cut_to_longest=True)
+
+
 def test_training_bucket_reads_its_file_once(tmp_path, shared_data, minilm_vocab):
     """A training bucket keeps its windows in memory after one pass over the file: a small
     bucket repeats many times to fill the shuffle buffer, and reading the file again for each

@@ -9,6 +9,7 @@ strings like the Python pipeline does.
 import json
 import logging
 import math
+import os
 import random
 import re
 
@@ -164,11 +165,17 @@ def test_output_files_agree_with_the_metric(fine_tuned):
     assert list((output_dir / "eval").iterdir()) and list((output_dir / "train").iterdir())
 
 
-def test_bucketed_prediction_matches_every_window_padded_to_the_maximum(fine_tuned):
-    """Padding is masked: predicting in length buckets gives the answers and n-best
-    probabilities of predicting every window at max_seq_length."""
+def test_prediction_without_padding_matches_every_window_padded_to_the_maximum(fine_tuned):
+    """Padding is masked: predicting in length buckets (XLA) or in batches cut to their longest
+    window (the TF graph, the default off TPU) gives the answers and n-best probabilities of
+    predicting every window at max_seq_length, with fewer tokens computed."""
+    modes = {
+        "full_length": ["--predict_jit_compile", "--bucket_lengths="],
+        "bucketed": ["--predict_jit_compile", "--bucket_lengths=64,96"],
+        "cut_to_longest": [],
+    }
     outputs = {}
-    for name, buckets in (("unbucketed", ""), ("bucketed", "64,96")):
+    for name, flags in modes.items():
         output_dir = fine_tuned["output_dir"].parent / f"predict_{name}"
         scores = run_main(
             [
@@ -176,22 +183,39 @@ def test_bucketed_prediction_matches_every_window_padded_to_the_maximum(fine_tun
                 "--do_predict",
                 f"--predict_file={fine_tuned['eval']}",
                 f"--output_dir={output_dir}",
-                f"--bucket_lengths={buckets}",
             ]
+            + flags
             + FINE_TUNE_FLAGS
         )
         outputs[name] = (scores, output_dir)
-    assert outputs["unbucketed"][0]["bucket_lengths"] == [SEQ_LENGTH]
+    plain, plain_dir = outputs["full_length"]
+    assert plain["bucket_lengths"] == [SEQ_LENGTH] and plain["padded_length"] == SEQ_LENGTH
     # 64 holds fewer windows than a predict batch (32), so it joins 96.
     assert outputs["bucketed"][0]["bucket_lengths"] == [96, SEQ_LENGTH]
-    (plain, plain_dir), (bucketed, bucketed_dir) = outputs["unbucketed"], outputs["bucketed"]
-    assert read_json(bucketed_dir / "predictions.json") == read_json(plain_dir / "predictions.json")
-    assert bucketed["f1"] == plain["f1"] and bucketed["num_features"] == plain["num_features"]
+    assert outputs["cut_to_longest"][0]["bucket_lengths"] is None
+    assert not outputs["cut_to_longest"][0]["xla"] and plain["xla"]
+    assert (
+        outputs["cut_to_longest"][0]["padded_length"]
+        < outputs["bucketed"][0]["padded_length"]
+        < SEQ_LENGTH
+    )
+    # The eval record is sorted by real length (what makes cut batches short).
+    lengths = [
+        int(np.sum(tf.train.Example.FromString(r).features.feature["input_mask"].int64_list.value))
+        for r in tf.data.TFRecordDataset(str(plain_dir / "eval.tf_record")).as_numpy_iterator()
+    ]
+    assert lengths == sorted(lengths) and len(lengths) == plain["num_features"]
     nbest_plain = read_json(plain_dir / "nbest_predictions.json")
-    nbest_bucketed = read_json(bucketed_dir / "nbest_predictions.json")
-    for qas_id, entries in nbest_plain.items():
-        got = [entry["probability"] for entry in nbest_bucketed[qas_id]]
-        np.testing.assert_allclose(got, [entry["probability"] for entry in entries], atol=1e-4)
+    for name in ("bucketed", "cut_to_longest"):
+        scores, output_dir = outputs[name]
+        assert read_json(output_dir / "predictions.json") == read_json(
+            plain_dir / "predictions.json"
+        )
+        assert scores["f1"] == plain["f1"] and scores["num_features"] == plain["num_features"]
+        nbest = read_json(output_dir / "nbest_predictions.json")
+        for qas_id, entries in nbest_plain.items():
+            got = [entry["probability"] for entry in nbest[qas_id]]
+            np.testing.assert_allclose(got, [entry["probability"] for entry in entries], atol=1e-4)
 
 
 def test_saved_model_answers_raw_strings_like_the_python_pipeline(fine_tuned, capsys):
@@ -554,6 +578,57 @@ def test_mirrored_training_matches_one_device(
     assert moved > 1e-3
     for one, two in zip(trained["one_device"], trained["mirrored"]):
         np.testing.assert_allclose(two, one, atol=1e-5)
+
+
+def test_mirrored_prediction_matches_one_device(fine_tuned, mirrored_strategy):
+    """2 replicas predict what 1 device predicts, in batches cut to their longest window (each
+    replica gets half of a cut batch) and in XLA length buckets."""
+    import types
+
+    output_dir = str(fine_tuned["output_dir"])
+    record = os.path.join(output_dir, "eval.tf_record")
+    length_of = {}
+    for r in tf.data.TFRecordDataset(record).as_numpy_iterator():
+        feature = tf.train.Example.FromString(r).features.feature
+        length_of[feature["unique_ids"].int64_list.value[0]] = sum(
+            feature["input_mask"].int64_list.value
+        )
+    lengths = list(length_of.values())
+    options = types.SimpleNamespace(
+        predict_batch_size=8,
+        max_seq_length=SEQ_LENGTH,
+        bucket_lengths="96",
+        num_buckets=2,
+        bucket_compile_steps=0,
+    )
+    config = checkpoints.resolve_config(output_dir)
+    logits = {}
+    for compiled in (False, True):
+        for name, strategy in (
+            ("one_device", tf.distribute.OneDeviceStrategy("/cpu:0")),
+            ("mirrored", mirrored_strategy),
+        ):
+            with strategy.scope():
+                model = bert.build_squad_model(config)
+            checkpoints.initialize_from_checkpoint(model, output_dir)
+            step = run_squad.make_predict_step(strategy, model, compiled)
+            inputs, buckets = run_squad.prediction_inputs(
+                strategy, options, record, lengths, config, compiled
+            )
+            assert (buckets == [96, SEQ_LENGTH]) if compiled else buckets is None
+            results = [
+                r
+                for dataset, n in inputs
+                for r in run_squad.predict_results(strategy, step, dataset, n)
+            ]
+            assert len(results) == len(lengths) == len({r.unique_id for r in results})
+            logits[compiled, name] = {r.unique_id: r.start_logits for r in results}
+    reference = logits[True, "one_device"]
+    for key, by_id in logits.items():
+        for uid, values in by_id.items():
+            n = length_of[uid]
+            assert min(len(values), len(reference[uid])) >= n
+            np.testing.assert_allclose(values[:n], reference[uid][:n], atol=1e-4, err_msg=str(key))
 
 
 # ----------------------------------------------------------------------------------------------

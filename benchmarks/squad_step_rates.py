@@ -20,6 +20,7 @@ runs as a TF graph off TPU (run_squad's `--predict_jit_compile`).
 """
 
 import os
+import re
 import time
 from collections.abc import Sequence
 
@@ -64,6 +65,7 @@ def step_rates(
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     import bert
+    from benchmarks import train_step
     from bert import checkpoints, options, run_squad
 
     options.set_mixed_precision({"fp32": "none"}.get(precision, precision))
@@ -94,6 +96,12 @@ def step_rates(
 
         signature = [spec]
     step = tf.function(step, jit_compile=jit_compile, input_signature=signature)
+    # Model FLOPs a token: 2 per matmul weight and 4 x length x hidden per layer of attention
+    # (scores and weighted sum) forward; a training step is 3 forward passes' worth.
+    matmul_weights = sum(  # The encoder layers' (the pooler is not run for SQuAD).
+        int(np.prod(w.shape)) for w in model.weights if re.match(r"layer_\d+/.*kernel$", w.path)
+    )
+    passes = 3 if part == "train" else 1
     rng = np.random.default_rng(0)
     rows = []
     for length in lengths:
@@ -116,6 +124,9 @@ def step_rates(
             step(*args).numpy()
             times.append(time.perf_counter() - start)
         seconds = float(np.median(times))
+        flops_per_token = passes * (
+            2 * matmul_weights + 4 * length * config.hidden_size * config.num_hidden_layers
+        )
         rows.append(
             {
                 "part": part,
@@ -125,8 +136,13 @@ def step_rates(
                 "first_call_seconds": first,
                 "step_seconds": seconds,
                 "tokens_per_second": BATCH_SIZE * length / seconds,
+                "model_flops_per_second": flops_per_token * BATCH_SIZE * length / seconds,
             }
         )
+    # The same core's fp32 GEMM peak (best 2048^2 matmul, TF and XLA), after the steps.
+    peak = train_step.gemm_peak_flops(size=2048, repeats=5)["peak"]
+    for row in rows:
+        row["core_gemm_peak_flops"] = peak
     return rows
 
 
@@ -186,9 +202,9 @@ def to_markdown(results: dict) -> str:
         "",
         (
             "| step | precision | length | XLA tokens/s | TF graph tokens/s | graph / XLA "
-            "| first call s, XLA / graph |"
+            "| model GFLOP/s, XLA / graph | first call s, XLA / graph |"
         ),
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     by_key: dict[tuple, dict] = {
         (r["part"], r["precision"], r["length"], r["xla"]): r for r in results["rows"]
@@ -201,9 +217,21 @@ def to_markdown(results: dict) -> str:
         lines.append(
             f"| {part} | {precision} | {length} | {a['tokens_per_second']:.0f} | "
             + (f"{graph:.0f} | {graph / a['tokens_per_second']:.2f} | " if b else "n/a | | ")
+            + f"{a['model_flops_per_second'] / 1e9:.0f} / "
+            + (f"{b['model_flops_per_second'] / 1e9:.0f} | " if b else "n/a | ")
             + f"{a['first_call_seconds']:.1f} / "
             + (f"{b['first_call_seconds']:.1f} |" if b else "n/a |")
         )
+    peaks = sorted({r["core_gemm_peak_flops"] / 1e9 for r in results["rows"]})
+    lines += [
+        "",
+        (
+            f"fp32 GEMM peak of a core (best 2048x2048 matmul, TF or XLA, measured by each "
+            f"process after its steps): {peaks[0]:.0f}-{peaks[-1]:.0f} GFLOP/s. Model FLOPs a "
+            "token: 2 per matmul weight + 4 x length x hidden per layer (attention) forward, x3 "
+            "for training."
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -67,13 +67,13 @@ length, so each bucket is one static shape compiled once, the global batch is co
 every replica runs the same bucket at the same step (`data.length_buckets`: a schedule fixed
 by --seed, so a resumed run skips exactly the used batches). `--bucket_lengths=` (empty) is
 the original: every window padded to max_seq_length. The windowing itself (doc_stride) is the
-original's either way.
+original's either way. output_dir/train_buckets.json gives the buckets, windows per bucket and
+padding fraction.
 
 Prediction: eval.tf_record holds the windows sorted by length. Off TPU the prediction step
 runs as a TF graph (not XLA: on a CPU it is as fast per step, and no length needs compiling)
 and each batch is cut to its longest window; with --predict_jit_compile, and always on TPU, it
 is XLA-compiled and reads the windows in length buckets as training does.
-output_dir/train_buckets.json gives the buckets, windows per bucket and padding fraction.
 
 Fine-tuning spread (Nado et al. report mean and spread over fine-tuning seeds):
 `--seeds=1,2,3` fine-tunes once per seed from the same --init_checkpoint, each run a complete
@@ -592,11 +592,7 @@ def fine_tune(
 
 def predict_compiled(options, strategy) -> bool:
     """Whether prediction is XLA-compiled: --predict_jit_compile, by default on TPU only."""
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        return True
-    if options.predict_jit_compile is None:
-        return False
-    return options.predict_jit_compile
+    return isinstance(strategy, tf.distribute.TPUStrategy) or bool(options.predict_jit_compile)
 
 
 def make_predict_step(strategy, model, jit_compile=True):

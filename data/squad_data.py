@@ -744,7 +744,8 @@ def build_squad_dataset(
     static_length: bool = True,
     cut_to_longest: bool = False,
 ) -> tf.data.Dataset:
-    """tf.data pipeline over SQuAD TFRecords: batches of int32 dicts with static shapes.
+    """tf.data pipeline over SQuAD TFRecords: batches of int32 dicts, of static shapes unless
+    `static_length=False` or `cut_to_longest`.
 
     `batch_size` is the per-input-pipeline batch. Training: the features are
     sharded by `input_context`, repeated, shuffled and batched with

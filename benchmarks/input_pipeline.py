@@ -15,11 +15,9 @@ import json
 import os
 import tempfile
 import time
-from typing import List
 
-from absl import app
-from absl import flags
 import numpy as np
+from absl import app, flags
 
 FLAGS = flags.FLAGS
 
@@ -36,6 +34,7 @@ def write_generated_records(
 ) -> str:
     """Writes random pretraining records; returns a glob pattern for them."""
     import tensorflow as tf
+
     from data import create_pretraining_data as cpd
 
     rng = np.random.default_rng(seed)
@@ -112,7 +111,7 @@ def benchmark(
     seq_length: int = 128,
     max_predictions_per_seq: int = 20,
     num_batches: int = 300,
-) -> List[dict]:
+) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for dynamic in (False, True):
@@ -141,7 +140,7 @@ def benchmark(
     return rows
 
 
-def format_table(rows: List[dict], title: str) -> str:
+def format_table(rows: list[dict], title: str) -> str:
     lines = [
         f"### {title}",
         "",

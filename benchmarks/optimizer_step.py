@@ -11,11 +11,8 @@ ms/step and the ratio to Keras's own optimizer of the same family.
 """
 
 import time
-from typing import Dict, List, Tuple
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 
 from data.fileio import write_atomic, write_json_atomic
 
@@ -30,7 +27,7 @@ def define_flags():
     flags.DEFINE_string("output_markdown", None, "Where to write the results as a markdown table.")
 
 
-Shapes = List[Tuple[str, Tuple[int, ...]]]
+Shapes = list[tuple[str, tuple[int, ...]]]
 
 
 def bert_shapes(
@@ -74,6 +71,7 @@ def tiny_shapes() -> Shapes:
 def _optimizers():
     """(label, family, factory) with matching hyperparameters (BERT/LAMB values)."""
     import keras
+
     import optimization
 
     exclude = ["LayerNorm", "layer_norm", "bias"]
@@ -109,7 +107,7 @@ def _optimizers():
     ]
 
 
-def run_benchmark(shapes: Shapes, num_steps: int = 10, warmup_steps: int = 2) -> List[Dict]:
+def run_benchmark(shapes: Shapes, num_steps: int = 10, warmup_steps: int = 2) -> list[dict]:
     """Times one jit-compiled `apply_gradients` per optimizer; returns table rows."""
     import numpy as np
     import tensorflow as tf
@@ -128,7 +126,7 @@ def run_benchmark(shapes: Shapes, num_steps: int = 10, warmup_steps: int = 2) ->
         opt.build(variables)
 
         @tf.function(jit_compile=True)
-        def step():
+        def step(opt=opt, variables=variables):
             opt.apply_gradients(zip(grads, variables))
 
         for _ in range(warmup_steps):
@@ -156,7 +154,7 @@ def run_benchmark(shapes: Shapes, num_steps: int = 10, warmup_steps: int = 2) ->
     return rows
 
 
-def to_markdown(rows: List[Dict]) -> str:
+def to_markdown(rows: list[dict]) -> str:
     lines = [
         f"One optimizer step, {rows[0]['num_params']:,} parameters in "
         f"{rows[0]['num_variables']} variables, XLA-compiled, {rows[0]['num_steps']} timed "

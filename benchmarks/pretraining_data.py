@@ -22,11 +22,8 @@ import resource
 import tempfile
 import time
 import unicodedata
-from typing import Dict, List
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 
@@ -206,7 +203,7 @@ def baseline_instances(documents, document_index, options, vocab_words, rng):
     return instances
 
 
-def run_baseline(input_files, output_files, vocab_file, options) -> Dict[str, float]:
+def run_baseline(input_files, output_files, vocab_file, options) -> dict[str, float]:
     """Single-process pure-Python creation; returns seconds and counts."""
     import tensorflow as tf
 
@@ -308,13 +305,13 @@ def _cpu_seconds() -> float:
 
 
 def benchmark(
-    input_files: List[str],
+    input_files: list[str],
     vocab_file: str,
     num_workers: int = 2,
     dupe_factor: int = 10,
     num_output_shards: int = 2,
     skip_baseline: bool = False,
-) -> List[dict]:
+) -> list[dict]:
     """Runs the baseline and the project implementation; returns table rows."""
     from data import create_pretraining_data as cpd
 
@@ -369,7 +366,7 @@ def benchmark(
     return rows
 
 
-def format_table(rows: List[dict], title: str) -> str:
+def format_table(rows: list[dict], title: str) -> str:
     lines = [
         f"### {title}",
         "",

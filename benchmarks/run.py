@@ -21,8 +21,7 @@ import json
 import os
 import time
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from benchmarks import common, train_step
 
@@ -172,6 +171,7 @@ def run_all(
 def _tiny_input_pipeline(batch_size: int):
     """input_pipeline's functions on 64 records (the full benchmark writes 16k)."""
     import tempfile
+
     from benchmarks import input_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,10 +17,9 @@ import time
 import numpy as np
 from absl import app, flags
 
-from data import squad_metric
-from data import tokenization
-from data.squad_data import convert_examples_to_features, read_squad_examples
+from data import squad_metric, tokenization
 from data.fileio import write_atomic, write_json_atomic
+from data.squad_data import convert_examples_to_features, read_squad_examples
 from data.squad_postprocess import RawResult, compute_predictions
 
 _SHARED = os.path.join(

@@ -37,7 +37,7 @@ import math
 import os
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 from absl import app, flags
 
@@ -139,7 +139,7 @@ def write_squad_subset(path: str, num_questions: int, output_path: str) -> int:
     return num_questions - left
 
 
-def read_questions(path: str) -> List[dict]:
+def read_questions(path: str) -> list[dict]:
     """The questions of a SQuAD JSON: id, question, context and answers (text, answer_start)."""
     with open(path, encoding="utf-8") as f:
         dataset = json.load(f)["data"]
@@ -223,7 +223,7 @@ def steady_rate(records: Sequence[dict], total_steps: int, warmup_fraction: floa
     }
 
 
-def project_records(train_log: Sequence[dict], batch_size: int) -> List[dict]:
+def project_records(train_log: Sequence[dict], batch_size: int) -> list[dict]:
     """train_log.jsonl lines -> records for `steady_rate` (a line's steps: the step
     difference to the line before; its time: step_time x steps)."""
     records, previous = [], 0
@@ -260,7 +260,7 @@ def _pin(core: int):
         os.environ[name] = "1"
 
 
-def _batch_records(times: Sequence[float], sizes: Sequence[int]) -> List[dict]:
+def _batch_records(times: Sequence[float], sizes: Sequence[int]) -> list[dict]:
     return [
         {"step": i + 1, "num_steps": 1, "features": n, "seconds": t}
         for i, (t, n) in enumerate(zip(times, sizes))
@@ -279,7 +279,7 @@ def project_argv(
     iterations_per_loop,
     bucket_lengths=None,
     predict_jit_compile=False,
-) -> List[str]:
+) -> list[str]:
     """run_squad's command line for the recipe."""
     r = RECIPE
     argv = [
@@ -298,7 +298,9 @@ def project_argv(
         f"--warmup_proportion={r['warmup_proportion']}",
         "--optimizer=adamw",
         "--schedule=warmup_poly",
-        '--optimizer_hparams={"bias_correction": true, "epsilon": %g}' % r["adam_epsilon"],
+        '--optimizer_hparams={{"bias_correction": true, "epsilon": {:g}}}'.format(
+            r["adam_epsilon"]
+        ),
         f"--seed={r['seed']}",
         f"--predict_batch_size={r['predict_batch_size']}",
         f"--iterations_per_loop={iterations_per_loop}",
@@ -311,7 +313,7 @@ def project_argv(
     return argv
 
 
-def project_side(core: int, argv: List[str], output_dir: str, warmup_fraction: float) -> dict:
+def project_side(core: int, argv: list[str], output_dir: str, warmup_fraction: float) -> dict:
     """Runs `bert.run_squad` in this process on one core; reads its logs; then times one more
     prediction pass batch by batch (see `_project_steady_prediction`)."""
     process_start = time.time()
@@ -390,12 +392,13 @@ def project_side(core: int, argv: List[str], output_dir: str, warmup_fraction: f
     }
 
 
-def _project_steady_prediction(argv: List[str]) -> dict:
+def _project_steady_prediction(argv: list[str]) -> dict:
     """Features/s of the fine-tuned model over eval.tf_record as run_squad predicts it (its
     datasets and predict step for the same flags), batch by batch with the input, leaving out
     each pass's first batch (tracing, and with XLA the compilation of its length)."""
-    import bert
     import tensorflow as tf
+
+    import bert
     from bert import checkpoints, options, run_squad
 
     settings = options.parse(run_squad.SquadOptions, ["run_squad", *argv])
@@ -518,8 +521,9 @@ def peer_side(
     """Fine-tunes and predicts with transformers + PyTorch on one core (one thread)."""
     process_start = time.time()
     _pin(core)
-    import torch
     from importlib import metadata
+
+    import torch
     from transformers import (
         BertForQuestionAnswering,
         BertTokenizerFast,
@@ -568,7 +572,7 @@ def peer_side(
     model.train()
     train_start = time.time()
     last = time.perf_counter()
-    for epoch in range(r["num_train_epochs"]):
+    for _epoch in range(r["num_train_epochs"]):
         order = list(iter(sampler))
         for b in range(0, len(order), batch_size):
             indices = order[b : b + batch_size]
@@ -637,7 +641,7 @@ def peer_side(
     predict["steady"]["first_batch_seconds"] = times[0]
     predict["padded_tokens_per_feature"] = padded_tokens / count
     predict["real_tokens_per_feature"] = sum(len(ids) for ids in features["input_ids"]) / count
-    by_question: Dict[int, list] = {}
+    by_question: dict[int, list] = {}
     for i, q in enumerate(features["question_index"]):
         by_question.setdefault(q, []).append((*logits[i], features["offsets"][i]))
     predictions = {
@@ -669,7 +673,7 @@ def peer_side(
 # Both, side by side
 
 
-def summarize(project: dict, peer: dict) -> Dict[str, Optional[float]]:
+def summarize(project: dict, peer: dict) -> dict[str, float | None]:
     """Ratios project / peer of the training and prediction features/s."""
 
     def ratio(a, b):
@@ -699,7 +703,7 @@ def run_benchmark(
     num_predict_questions: int = 320,
     warmup_fraction: float = 0.2,
     iterations_per_loop: int = 5,
-    project_bucket_lengths: Optional[str] = None,
+    project_bucket_lengths: str | None = None,
     cores: Sequence[int] = (1, 0),
     project_predict_jit_compile: bool = False,
 ) -> dict:

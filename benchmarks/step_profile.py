@@ -27,10 +27,8 @@ import re
 import statistics
 import tempfile
 import time
-from typing import Dict, List
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 FLAGS = flags.FLAGS
 
@@ -71,8 +69,9 @@ def _enable_xla_trace(dump_dir: str):
 def _stage_functions(step):
     """name -> zero-argument XLA-compiled function, for a `train_step.ProjectTrainStep`."""
     import tensorflow as tf
-    from bert import pretraining
+
     from benchmarks.train_step import random_batch
+    from bert import pretraining
 
     trainer, model = step.trainer, step.trainer.model
 
@@ -113,7 +112,7 @@ def _stage_functions(step):
     }
 
 
-def stage_ablation(step, rounds: int, steps: int) -> List[dict]:
+def stage_ablation(step, rounds: int, steps: int) -> list[dict]:
     """Median seconds per step of each stage and of the trainer loop, interleaved."""
     functions = _stage_functions(step)
     loop_steps = {"trainer loop, 1 step per host call": 1, f"trainer loop, {steps} per call": steps}
@@ -131,14 +130,14 @@ def stage_ablation(step, rounds: int, steps: int) -> List[dict]:
     names = list(functions) + list(loop_steps)
     for name in names:  # Compile and warm up.
         run(name)
-    times: Dict[str, List[float]] = {name: [] for name in names}
+    times: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(rounds):
         for name in names:
             times[name].append(run(name))
     return [dict(stage=name, seconds=statistics.median(times[name])) for name in names]
 
 
-def _hlo_metadata(dump_dir: str) -> Dict[str, str]:
+def _hlo_metadata(dump_dir: str) -> dict[str, str]:
     """Instruction name -> 'op_type op_name instruction text' of the trainer's step module.
 
     Instruction names are per module, so they must come from the module that was
@@ -150,7 +149,8 @@ def _hlo_metadata(dump_dir: str) -> Dict[str, str]:
     files = glob.glob(os.path.join(dump_dir, pattern))
     if not files:
         raise FileNotFoundError(f"{dump_dir}: no optimized HLO of the trainer's step")
-    text = open(max(files, key=os.path.getsize)).read()
+    with open(max(files, key=os.path.getsize)) as f:
+        text = f.read()
     info = {}
     for line in text.splitlines():
         match = re.match(r"\s+(?:ROOT )?%(\S+) = ", line)
@@ -169,7 +169,7 @@ def categorize(text: str) -> str:
     return "other elementwise and copies"
 
 
-def xla_op_profile(step, steps: int) -> List[dict]:
+def xla_op_profile(step, steps: int) -> list[dict]:
     """Summed XLA thunk milliseconds per step, by model part."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2

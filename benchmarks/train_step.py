@@ -52,10 +52,8 @@ import resource
 import statistics
 import tempfile
 import time
-from typing import Dict, List, Optional
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from benchmarks import common
 
@@ -88,7 +86,7 @@ def model_flops_per_sequence(
     config,
     seq_length: int = SEQ_LENGTH,
     num_predictions: int = NUM_PREDICTIONS,
-    last_layer_rows: Optional[int] = None,
+    last_layer_rows: int | None = None,
 ) -> float:
     """Training FLOPs of one sequence (formulas in the module docstring).
 
@@ -113,7 +111,7 @@ def model_flops_per_sequence(
     return float((n - 1) * layer(s) + last + masked_lm + pooler_nsp)
 
 
-def gemm_peak_flops(size: int = 4096, repeats: int = 10) -> Dict[str, float]:
+def gemm_peak_flops(size: int = 4096, repeats: int = 10) -> dict[str, float]:
     """Best fp32 FLOP/s of an [N, N] x [N, N] tf.matmul, without and with XLA."""
     import tensorflow as tf
 
@@ -189,6 +187,7 @@ class ProjectTrainStep:
         dropout: float = 0.1,
     ):
         import tensorflow as tf
+
         import bert
         import optimization
         from bert import pretraining
@@ -412,7 +411,7 @@ def benchmark_config(
     optimizer: str = "adamw",
     implementations=("project", "keras_hub"),
     gemm_size: int = 4096,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
     log=print,
 ) -> dict:
     """Interleaved timing of the implementations on one config; returns a result dict."""
@@ -499,7 +498,7 @@ def benchmark_config(
     return row
 
 
-def to_markdown(rows: List[dict]) -> str:
+def to_markdown(rows: list[dict]) -> str:
     lines = [
         "| config | batch | implementation | seq/s (median) | step s | model TFLOP/s | "
         "MFU | HFU | peak RSS GB | ratio project/KerasHub |",

@@ -1,6 +1,7 @@
 """BERT in Keras 3: model, heads and pretrained-checkpoint loading."""
 
 import data.tf_startup  # noqa: F401  (first: quiet TensorFlow start-up for the CLIs)
+from bert.checkpoints import load_pretrained, save_tf1_checkpoint
 from bert.config import BertConfig
 from bert.models import (
     BertEncoder,
@@ -12,7 +13,6 @@ from bert.models import (
     dropout_seed_states,
     get_word_embeddings,
 )
-from bert.checkpoints import load_pretrained, save_tf1_checkpoint
 
 __all__ = [
     "BertConfig",

@@ -314,6 +314,7 @@ def plot(results: dict, out: str) -> list:
     import matplotlib.pyplot as plt
     import numpy as np
     import tensorflow as tf
+
     from optimization.plot_schedule import counterparts
 
     paths = []

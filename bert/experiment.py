@@ -83,7 +83,8 @@ class PhaseConfig:
             raise ValueError(f"{where}: field 'schedule': {e}") from None
         if total is not None and total != self.num_train_steps:
             raise ValueError(
-                f"{where}: schedule total steps {total} differ from num_train_steps {self.num_train_steps}"
+                f"{where}: schedule total steps {total} differ from "
+                f"num_train_steps {self.num_train_steps}"
             )
 
 

@@ -26,7 +26,6 @@ checkpoint (a pretraining model_dir has no `vocab.txt`: pass `--vocab_file`).
 import dataclasses
 import os
 import sys
-from typing import Optional
 
 from absl import app, logging
 
@@ -41,19 +40,17 @@ FORMATS = ("huggingface", "tf1")
 class ExportOptions:
     """The flags of `python -m bert.export_checkpoint`."""
 
-    init_checkpoint: Optional[str] = option(
+    init_checkpoint: str | None = option(
         None,
         "Pretraining model_dir, fine-tuned SQuAD output_dir (or a ckpt-N in one), Google "
         "directory / TF1 prefix, or Hugging Face directory.",
     )
-    output_dir: Optional[str] = option(None, "Directory to create (must be new or empty).")
-    format: Optional[str] = option(None, "What to write.", FORMATS)
-    bert_config_file: Optional[str] = option(
+    output_dir: str | None = option(None, "Directory to create (must be new or empty).")
+    format: str | None = option(None, "What to write.", FORMATS)
+    bert_config_file: str | None = option(
         None, "bert_config.json (or HF config.json); default: the one in init_checkpoint."
     )
-    vocab_file: Optional[str] = option(
-        None, "WordPiece vocab (default: init_checkpoint/vocab.txt)."
-    )
+    vocab_file: str | None = option(None, "WordPiece vocab (default: init_checkpoint/vocab.txt).")
     do_lower_case: bool = option(True, "Lower-case (uncased models); for the HF tokenizer.")
 
     def validate(self):

@@ -8,15 +8,17 @@ strategy, mixed precision, XLA, seed) and `start_runtime` turns it into a strate
 
     @dataclasses.dataclass
     class MyOptions(RuntimeOptions):
-        model_dir: Optional[str] = option(None, "Where checkpoints go.")
+        model_dir: str | None = option(None, "Where checkpoints go.")
 
     options = parse(MyOptions, ["prog", "--model_dir=/tmp/x"])
 """
 
 import dataclasses
 import sys
+import types
 import typing
-from typing import Callable, Optional, Sequence, Type, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from absl import flags, logging
 
@@ -27,7 +29,7 @@ T = TypeVar("T")
 MIXED_PRECISION = ("bf16", "fp16", "none")
 
 
-def option(default, help: str, choices: Optional[Sequence[str]] = None):
+def option(default, help: str, choices: Sequence[str] | None = None):
     """A dataclass field that is also a command-line flag (`choices` makes it an enum flag)."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
@@ -49,13 +51,13 @@ class RuntimeOptions:
 def _flag_type(field: dataclasses.Field):
     """The flag kind of a field: its annotation with Optional[...] removed."""
     kind = field.type
-    if typing.get_origin(kind) is typing.Union:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
     return kind
 
 
 def define_flags(
-    cls: type, flag_values: flags.FlagValues = flags.FLAGS, module_name: Optional[str] = None
+    cls: type, flag_values: flags.FlagValues = flags.FLAGS, module_name: str | None = None
 ) -> None:
     """Defines one absl flag per field of the options dataclass `cls`.
 
@@ -89,12 +91,12 @@ def define_flags(
             )
 
 
-def from_flags(cls: Type[T], flag_values: flags.FlagValues = flags.FLAGS) -> T:
+def from_flags(cls: type[T], flag_values: flags.FlagValues = flags.FLAGS) -> T:
     """The options object of parsed flags (the fields of `cls`)."""
     return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
 
 
-def parse(cls: Type[T], argv: Sequence[str]) -> T:
+def parse(cls: type[T], argv: Sequence[str]) -> T:
     """Parses `argv` (program name first) into `cls`, with flags of its own (no global state)."""
     flag_values = flags.FlagValues()
     define_flags(cls, flag_values)

@@ -21,7 +21,6 @@ import io
 import math
 import os
 import sys
-from typing import Optional
 
 import tensorflow as tf
 from absl import app, logging
@@ -59,15 +58,15 @@ class RealityCheckOptions(opts.RuntimeOptions):
 
     preset: str = option("cpu", "A preset in configs/reality_check/ or a path.")
     output_dir: str = option("out/reality_check", "Where the study and its cells go.")
-    input_file: Optional[str] = option(None, "Pretraining TFRecords (default: the preset's data).")
-    bert_config_file: Optional[str] = option(None, "Model config overriding the experiments'.")
+    input_file: str | None = option(None, "Pretraining TFRecords (default: the preset's data).")
+    bert_config_file: str | None = option(None, "Model config overriding the experiments'.")
     batch_sizes: str = option("", "Comma-separated global batch sizes.")
     optimizers: str = option("", "Comma-separated optimizers (keys of the preset's spaces).")
     num_trials: int = option(0, "Quasi-random trials per (optimizer, batch) cell.")
     train_examples: int = option(0, "Budget: training examples per run.")
     target_accuracy: float = option(0.0, "Held-out masked-LM accuracy for steps-to-target.")
     heldout_examples: int = option(0, "Held-out training examples that score the trials.")
-    storage: Optional[str] = option(None, "Optuna storage URL shared by several processes.")
+    storage: str | None = option(None, "Optuna storage URL shared by several processes.")
     steps_per_loop: int = option(50, "Updates per host call of the compiled loop.")
     dry_run: bool = option(False, "Print every cell's trials and exit.")
 
@@ -178,7 +177,7 @@ def cell_options(
     )
 
 
-def run(options: RealityCheckOptions) -> Optional[list]:
+def run(options: RealityCheckOptions) -> list | None:
     """Runs (or joins) every cell and writes the comparison; returns its rows."""
     preset = resolve(options)
     if options.input_file:

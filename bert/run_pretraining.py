@@ -18,17 +18,15 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Optional
 
 import tensorflow as tf
 from absl import app, logging
 
 import bert
 import optimization
-from bert import checkpoints
+from bert import checkpoints, pretraining
 from bert import experiment as experiment_lib
 from bert import options as opts
-from bert import pretraining
 from bert import trainer as trainer_lib
 from bert.options import option
 from data import fileio, pretraining_input
@@ -40,14 +38,10 @@ class PretrainingOptions(opts.RuntimeOptions):
 
     experiment: str = option("tiny_lamb", "Experiment config: a name in configs/ or a path.")
     phase: int = option(1, "Which phase of the experiment to run (1 or 2).")
-    model_dir: Optional[str] = option(
-        None, "Where checkpoints, logs and summaries of this phase go."
-    )
-    input_file: Optional[str] = option(
-        None, "Glob (or comma list of globs) of pretraining TFRecords."
-    )
-    eval_input_file: Optional[str] = option(None, "TFRecords for evaluation (default: input_file).")
-    init_checkpoint: Optional[str] = option(
+    model_dir: str | None = option(None, "Where checkpoints, logs and summaries of this phase go.")
+    input_file: str | None = option(None, "Glob (or comma list of globs) of pretraining TFRecords.")
+    eval_input_file: str | None = option(None, "TFRecords for evaluation (default: input_file).")
+    init_checkpoint: str | None = option(
         None, "Checkpoint (or directory) of the previous phase to start from."
     )
     keep_optimizer_state: bool = option(
@@ -55,27 +49,27 @@ class PretrainingOptions(opts.RuntimeOptions):
         "Phase 2: also restore the optimizer moments and update count from "
         "init_checkpoint (the schedule still restarts at its own step 0).",
     )
-    bert_config_file: Optional[str] = option(
+    bert_config_file: str | None = option(
         None, "bert_config.json overriding the experiment's model."
     )
     # PHASE: None keeps the experiment's value.
-    train_batch_size: Optional[int] = option(None, "GLOBAL batch size per optimizer update.")
-    gradient_accumulation_steps: Optional[int] = option(
+    train_batch_size: int | None = option(None, "GLOBAL batch size per optimizer update.")
+    gradient_accumulation_steps: int | None = option(
         None, "Micro-batches per update (train_batch_size must divide evenly)."
     )
-    max_seq_length: Optional[int] = option(None, "Sequence length of the input records.")
-    max_predictions_per_seq: Optional[int] = option(None, "Masked positions per sequence.")
-    num_train_steps: Optional[int] = option(None, "Optimizer updates in this phase.")
-    num_warmup_steps: Optional[int] = option(None, "Warmup updates of the schedule.")
-    learning_rate: Optional[float] = option(None, "Peak learning rate of the schedule.")
-    optimizer: Optional[str] = option(None, "Optimizer name overriding the experiment's.")
+    max_seq_length: int | None = option(None, "Sequence length of the input records.")
+    max_predictions_per_seq: int | None = option(None, "Masked positions per sequence.")
+    num_train_steps: int | None = option(None, "Optimizer updates in this phase.")
+    num_warmup_steps: int | None = option(None, "Warmup updates of the schedule.")
+    learning_rate: float | None = option(None, "Peak learning rate of the schedule.")
+    optimizer: str | None = option(None, "Optimizer name overriding the experiment's.")
     # Loop and outputs.
     steps_per_loop: int = option(100, "Updates per host call of the compiled loop.")
     save_checkpoints_steps: int = option(1000, "Checkpoint every this many updates.")
     keep_checkpoint_max: int = option(5, "Checkpoints to keep.")
     do_train: bool = option(True, "Run training.")
     do_eval: bool = option(True, "Evaluate masked-LM / next-sentence accuracy at the end.")
-    eval_batch_size: Optional[int] = option(None, "Global eval batch (default: the micro-batch).")
+    eval_batch_size: int | None = option(None, "Global eval batch (default: the micro-batch).")
     max_eval_steps: int = option(20, "Evaluation batches (the whole held-out slice if any).")
     heldout_examples: int = option(
         0,

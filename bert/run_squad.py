@@ -88,7 +88,6 @@ import random
 import re
 import sys
 import time
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -99,8 +98,8 @@ import optimization
 from bert import checkpoints
 from bert import options as opts
 from bert import trainer as trainer_lib
-from data import fileio, length_buckets, squad, tokenization
 from bert.options import option
+from data import fileio, length_buckets, squad, tokenization
 
 FINE_TUNED_CONFIG = "bert_config.json"  # written beside the fine-tuned checkpoint
 TRAIN_STATE = "train_state"  # output_dir subdirectory of the resumable training state
@@ -110,28 +109,26 @@ TRAIN_STATE = "train_state"  # output_dir subdirectory of the resumable training
 class SquadOptions(opts.RuntimeOptions):
     """The flags of `python -m bert.run_squad` (google-research/bert names)."""
 
-    bert_config_file: Optional[str] = option(
+    bert_config_file: str | None = option(
         None, "bert_config.json (or HF config.json); default: the one in init_checkpoint."
     )
-    init_checkpoint: Optional[str] = option(
+    init_checkpoint: str | None = option(
         None,
         "Google BERT dir / TF1 prefix, Hugging Face dir, this project's pretraining "
         "model_dir or checkpoint, or a fine-tuned SQuAD output_dir (see module doc).",
     )
-    vocab_file: Optional[str] = option(
-        None, "WordPiece vocab (default: init_checkpoint/vocab.txt)."
-    )
-    spm_model_file: Optional[str] = option(
+    vocab_file: str | None = option(None, "WordPiece vocab (default: init_checkpoint/vocab.txt).")
+    spm_model_file: str | None = option(
         None, "SentencePiece model, instead of --vocab_file (as ALBERT's scripts)."
     )
     do_lower_case: bool = option(True, "Lower-case (uncased models).")
-    train_file: Optional[str] = option(None, "SQuAD JSON for training, e.g. train-v1.1.json.")
-    predict_file: Optional[str] = option(
+    train_file: str | None = option(None, "SQuAD JSON for training, e.g. train-v1.1.json.")
+    predict_file: str | None = option(
         None,
         "SQuAD JSON for predictions, e.g. dev-v1.1.json; several: a comma-separated list "
         "(outputs per file in output_dir/predictions/<file stem>/).",
     )
-    output_dir: Optional[str] = option(None, "Where records, checkpoints and predictions go.")
+    output_dir: str | None = option(None, "Where records, checkpoints and predictions go.")
     do_train: bool = option(False, "Fine-tune on train_file.")
     do_predict: bool = option(False, "Predict predict_file and evaluate (EM/F1).")
     train_batch_size: int = option(24, "GLOBAL training batch.")
@@ -157,14 +154,14 @@ class SquadOptions(opts.RuntimeOptions):
     schedule: str = option(
         "original_bert", "Learning-rate schedule.", ("original_bert", "warmup_poly")
     )
-    export_dir: Optional[str] = option(
+    export_dir: str | None = option(
         None,
         "Write (after training/prediction) or, with --do_serve_demo, read a "
         "SavedModel answering raw (question, context) strings.",
     )
     do_serve_demo: bool = option(False, "Answer --question about --context with --export_dir.")
-    question: Optional[str] = option(None, "Question for --do_serve_demo.")
-    context: Optional[str] = option(None, "Context paragraph for --do_serve_demo.")
+    question: str | None = option(None, "Question for --do_serve_demo.")
+    context: str | None = option(None, "Context paragraph for --do_serve_demo.")
     bucket_lengths: str = option(
         length_buckets.AUTO,
         "Length buckets: 'auto' (chosen from the data), comma-separated lengths, or empty "
@@ -173,14 +170,14 @@ class SquadOptions(opts.RuntimeOptions):
     num_buckets: int = option(
         length_buckets.DEFAULT_NUM_BUCKETS, "Most buckets --bucket_lengths=auto chooses."
     )
-    bucket_compile_steps: Optional[float] = option(
+    bucket_compile_steps: float | None = option(
         None,
         "What XLA-compiling one more bucket length costs, in steps at max_seq_length: "
         "--bucket_lengths=auto adds a bucket only if the padding it removes from the run (or "
         "the prediction pass) takes longer. Default: estimated for a CPU from the model size "
         "(see estimated_compile_steps); set it on a TPU.",
     )
-    predict_jit_compile: Optional[bool] = option(
+    predict_jit_compile: bool | None = option(
         None,
         "XLA-compile prediction: the windows then go in length buckets (--bucket_lengths). "
         "Default: on TPU only; elsewhere the TF graph runs each batch cut to its longest "
@@ -764,7 +761,7 @@ def serve_demo(export_dir, question, context):
     return answer
 
 
-def run(options: SquadOptions) -> Optional[dict]:
+def run(options: SquadOptions) -> dict | None:
     """Fine-tunes, predicts and exports as the options say.
 
     Returns the eval scores of the predict file, {file stem: scores} for several, the spread
@@ -795,7 +792,7 @@ def fine_tuned_step(init_checkpoint) -> int:
     return int(match.group(1)) if match else 0
 
 
-def run_one(options: SquadOptions, hparams: dict, strategy) -> Optional[dict]:
+def run_one(options: SquadOptions, hparams: dict, strategy) -> dict | None:
     """One fine-tuning / prediction / export in options.output_dir; returns {file stem: scores}
     of the predict files, or None without --do_predict."""
     tf.io.gfile.makedirs(options.output_dir)

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import tensorflow as tf
 from absl import app, logging
@@ -64,11 +64,11 @@ class Parameter:
 
     name: str
     sets: list
-    low: Optional[float] = None
-    high: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
     log: bool = False
-    choices: Optional[list] = None
-    transform: Optional[str] = None
+    choices: list | None = None
+    transform: str | None = None
 
     def distribution(self):
         import optuna
@@ -102,7 +102,7 @@ class SearchSpace:
     path: str
     parameters: list
     fixed: dict
-    experiment: Optional[str] = None
+    experiment: str | None = None
     phase: int = 1
     description: str = ""
     sources: list = dataclasses.field(default_factory=list)
@@ -243,17 +243,17 @@ class SearchOptions(run_pretraining.PretrainingOptions):
     --experiment/--phase default to the search space's.
     """
 
-    search_space: Optional[str] = option(
+    search_space: str | None = option(
         None, "Search space: a JSON file, or a name in configs/search/."
     )
     num_trials: int = option(30, "Trials: the first N points of the quasi-random sequence.")
     dry_run: bool = option(False, "Print the trials (one JSON object per line) and exit.")
     qmc_type: str = option("halton", "Low-discrepancy sequence.", ("halton", "sobol"))
     sampler_seed: int = option(0, "Seed of the sequence's scrambling.")
-    storage: Optional[str] = option(
+    storage: str | None = option(
         None, "Optuna storage URL shared by the workers (default: sqlite in model_dir)."
     )
-    study_name: Optional[str] = option(None, "Study name in the storage (default: model_dir's).")
+    study_name: str | None = option(None, "Study name in the storage (default: model_dir's).")
     heartbeat_seconds: int = option(
         60, "A running trial without a heartbeat for 3x this long is requeued (a lost worker)."
     )
@@ -266,9 +266,9 @@ class SearchOptions(run_pretraining.PretrainingOptions):
     heldout_examples: int = option(
         10240, "Held-out slice: the first N training records, never trained on, score trials."
     )
-    eval_batch_size: Optional[int] = option(1024, "Global batch of the held-out evaluation.")
-    experiment: Optional[str] = option(None, "Experiment config (default: the search space's).")
-    phase: Optional[int] = option(None, "Phase to search (default: the search space's).")
+    eval_batch_size: int | None = option(1024, "Global batch of the held-out evaluation.")
+    experiment: str | None = option(None, "Experiment config (default: the search space's).")
+    phase: int | None = option(None, "Phase to search (default: the search space's).")
     save_checkpoints_steps: int = option(
         1000, "Checkpoint every this many updates (a rerun trial resumes from its last)."
     )
@@ -528,7 +528,7 @@ def learning_curve(directory: str) -> list:
     return sorted(by_step.items())
 
 
-def steps_to_target(curve: list, target: float) -> Optional[int]:
+def steps_to_target(curve: list, target: float) -> int | None:
     """The first evaluated step whose accuracy reaches `target` (None if never)."""
     return next((step for step, value in curve if value >= target), None)
 
@@ -592,9 +592,12 @@ def trial_rows(study: Study, options: SearchOptions, optuna_study) -> list:
     latest = {}
     for trial in optuna_study.get_trials(deepcopy=False):
         point = trial.user_attrs.get("point")
-        if point is not None and trial.state != optuna.trial.TrialState.WAITING:
-            if point not in latest or trial.number > latest[point].number:
-                latest[point] = trial
+        if (
+            point is not None
+            and trial.state != optuna.trial.TrialState.WAITING
+            and (point not in latest or trial.number > latest[point].number)
+        ):
+            latest[point] = trial
     rows = []
     for point in range(len(study.points)):
         trial = latest.get(point)
@@ -720,7 +723,7 @@ def plot_trials(study: Study, rows: list, path: str) -> None:
     fileio.write_atomic(path, buffer.getvalue())
 
 
-def run(options: SearchOptions) -> Optional[dict]:
+def run(options: SearchOptions) -> dict | None:
     """Dry run (prints the trials) or run/join/report the study; returns the summary."""
     options.validate()
     study = make_study(options)

@@ -32,14 +32,13 @@ import os
 import signal
 import threading
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert import distribute
-from bert import models
+from bert import distribute, models
 from data import fileio
 
 
@@ -55,7 +54,7 @@ class TrainerOptions:
     save_checkpoints_steps: int = 1000  # 0: never (nor at the end)
     keep_checkpoint_max: int = 5
     eval_every_steps: int = 0  # with train(evaluate=...): evaluate every this many updates
-    checkpoint_dir: Optional[str] = None  # default: model_dir
+    checkpoint_dir: str | None = None  # default: model_dir
     jit_compile: bool = True
     mixed_precision: str = "none"  # "bf16", "fp16" or "none"
     initial_loss_scale: float = 2.0**15  # fp16 only: dynamic loss scaling starts here
@@ -336,15 +335,15 @@ class Trainer:
     # ----------------------------------------------------------------------------------------
     # Training
 
-    def current_learning_rate(self, step: Optional[int] = None) -> float:
+    def current_learning_rate(self, step: int | None = None) -> float:
         step = self.current_step() if step is None else step
         return float(self.schedule(step)) if callable(self.schedule) else float(self.schedule)
 
     def train(
         self,
         dataset_fn: Callable,
-        host_metrics: Optional[Callable[[], dict]] = None,
-        evaluate: Optional[Callable[[], dict]] = None,
+        host_metrics: Callable[[], dict] | None = None,
+        evaluate: Callable[[], dict] | None = None,
     ) -> dict:
         """Trains until `num_train_steps` updates; returns the last host call's metrics.
 

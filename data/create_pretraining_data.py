@@ -37,16 +37,12 @@ import os
 import random
 import time
 import uuid
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
-from absl import app
-from absl import flags
-from absl import logging
 import numpy as np
+from absl import app, flags, logging
 
-from data import example_encoding, fileio
-from data import text_corpus
-from data import tokenization
+from data import example_encoding, fileio, text_corpus, tokenization
 from data.pretraining_input import FEATURE_NAMES, INFO_SUFFIX
 
 FLAGS = flags.FLAGS
@@ -181,7 +177,7 @@ def _compiled_tokenizers(tokenizer):
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_tokenizers_for(vocab_file: str, vocab: Tuple[str, ...], do_lower_case: bool):
+def _compiled_tokenizers_for(vocab_file: str, vocab: tuple[str, ...], do_lower_case: bool):
     """Keyed by the vocabulary, not the tokenizer object, so the tables are built and
     both functions traced once per process and vocabulary."""
     import tensorflow as tf
@@ -199,7 +195,7 @@ def _compiled_tokenizers_for(vocab_file: str, vocab: Tuple[str, ...], do_lower_c
 
 def tokenize_sentences(
     sentences: Sequence[str], tokenizer, batch_size: int = 8192
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of many sentences: (flat int32 ids, int64 lengths)."""
     if isinstance(tokenizer, tokenization.SentencePieceTokenizer):
         return _tokenize_sentences_spm(sentences, tokenizer, batch_size)
@@ -208,7 +204,7 @@ def tokenize_sentences(
     # Printable ASCII only: control characters take the exact path.
     is_ascii = np.array([s.isascii() and s.isprintable() for s in sentences], bool)
     lengths = np.zeros([len(sentences)], np.int64)
-    pieces: List[Tuple[np.ndarray, np.ndarray]] = []  # (sentence indices, ragged ids)
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []  # (sentence indices, ragged ids)
     ascii_fn, exact_fn = _compiled_tokenizers(tokenizer)
     groups = [(np.flatnonzero(is_ascii), ascii_fn), (np.flatnonzero(~is_ascii), exact_fn)]
     progress = Progress("tokenize", total=len(sentences), unit="sentences")
@@ -232,10 +228,10 @@ def tokenize_sentences(
 
 def _tokenize_sentences_spm(
     sentences: Sequence[str], tokenizer, batch_size: int
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """SentencePiece ids of many sentences (its C++ batch encoder, exact)."""
     lengths = np.zeros([len(sentences)], np.int64)
-    pieces: List[np.ndarray] = []
+    pieces: list[np.ndarray] = []
     progress = Progress("tokenize", total=len(sentences), unit="sentences")
     for start in range(0, len(sentences), batch_size):
         batch = tokenizer.tokenize_batch_to_ids(sentences[start : start + batch_size])
@@ -464,7 +460,7 @@ def create_instances(
     """
     pairs = []
     for document in range(first_document, end_document):
-        rng = random.Random("%d/%d/%d" % (options.random_seed, dupe, document))
+        rng = random.Random(f"{options.random_seed:d}/{dupe:d}/{document:d}")
         pairs.extend(create_document_pairs(corpus, document, options, rng))
     n, seq_length = len(pairs), options.max_seq_length
     a_lo, a_hi, b_lo, b_hi, is_random_next = (
@@ -510,7 +506,7 @@ def create_instances(
 # -----------------------------------------------------------------------------
 
 
-def serialize_instances(instances: Instances) -> List[bytes]:
+def serialize_instances(instances: Instances) -> list[bytes]:
     """Serialized tf.train.Example of each instance, with the original features
     (int64 lists, and a float list for masked_lm_weights).
 
@@ -540,10 +536,10 @@ def serialize_instances(instances: Instances) -> List[bytes]:
 # -----------------------------------------------------------------------------
 
 # Set in the parent before forking; worker processes inherit them.
-_WORKER_STATE: Dict[str, object] = {}
+_WORKER_STATE: dict[str, object] = {}
 
 
-def _process_chunk(task: Tuple[int, int, int]):
+def _process_chunk(task: tuple[int, int, int]):
     """Worker: serialized records of documents [start, end) for one dupe."""
     dupe, start, end = task
     instances = create_instances(
@@ -602,7 +598,7 @@ DOCUMENTS_PER_TASK = 16
 
 def generate_records(
     corpus: TokenizedCorpus, options: InstanceOptions, vocab: Vocab, num_workers: int = 1
-) -> List[bytes]:
+) -> list[bytes]:
     """Serialized records of all dupes and documents, in (dupe, document) order."""
     tasks = [
         (dupe, start, min(start + DOCUMENTS_PER_TASK, corpus.num_documents))
@@ -617,7 +613,7 @@ def generate_records(
         total_bytes=total_bytes,
     )
     _WORKER_STATE.update(corpus=corpus, options=options, vocab=vocab)
-    records: List[bytes] = []
+    records: list[bytes] = []
 
     def consume(results):
         for (_, start, end), blob, lengths in results:
@@ -645,7 +641,7 @@ def generate_records(
     return records
 
 
-def output_paths(output_file: str, num_output_shards: int = 0) -> List[str]:
+def output_paths(output_file: str, num_output_shards: int = 0) -> list[str]:
     """A comma list of files, or `prefix-00000-of-0000N` when sharding a prefix."""
     if num_output_shards and num_output_shards > 1:
         if "," in output_file:
@@ -660,8 +656,8 @@ def output_paths(output_file: str, num_output_shards: int = 0) -> List[str]:
 
 
 def write_records(
-    records: Sequence[bytes], paths: Sequence[str], random_seed: int, info: Optional[dict] = None
-) -> List[int]:
+    records: Sequence[bytes], paths: Sequence[str], random_seed: int, info: dict | None = None
+) -> list[int]:
     """Shuffles the records (seeded), writes them round-robin over `paths`.
 
     Each file is streamed to a temporary name and renamed when complete (its

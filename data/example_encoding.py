@@ -14,7 +14,7 @@ Features.feature map entry = 1 (bytes) holding key = 1 and value = 2; Feature.fl
 """
 
 import functools
-from typing import Collection, Dict, List, Mapping, Tuple
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _varint_words(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _varint_words(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Varint bytes (little-endian in a uint32) and byte counts of `values` < 2**28."""
     values = values.astype(np.uint32)
     num_bytes = 1 + (values >= 1 << 7).astype(np.uint8) + (values >= 1 << 14) + (values >= 1 << 21)
@@ -46,12 +46,12 @@ def _varint_words(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=8)
-def _varint_table(size: int) -> Tuple[np.ndarray, np.ndarray]:
+def _varint_table(size: int) -> tuple[np.ndarray, np.ndarray]:
     """`_varint_words` of 0..size-1, to encode token ids by lookup."""
     return _varint_words(np.arange(size))
 
 
-def packed_varints(values: np.ndarray) -> Tuple[bytes, np.ndarray]:
+def packed_varints(values: np.ndarray) -> tuple[bytes, np.ndarray]:
     """Protobuf varints of a [n, k] array of ints in [0, 2**28), all rows concatenated.
 
     Returns (bytes, [n + 1] row byte offsets).
@@ -86,7 +86,7 @@ class FeatureHeader:
     def __init__(self, name: str, is_float: bool):
         self.key = b"\x0a" + varint(len(name.encode())) + name.encode()
         self.list_tag = b"\x12" if is_float else b"\x1a"
-        self.cache: Dict[int, bytes] = {}
+        self.cache: dict[int, bytes] = {}
 
     def __call__(self, payload_size: int) -> bytes:
         header = self.cache.get(payload_size)
@@ -107,7 +107,7 @@ def _header(name: str, is_float: bool) -> FeatureHeader:
 
 def serialize_examples(
     features: Mapping[str, np.ndarray], float_features: Collection[str] = ()
-) -> List[bytes]:
+) -> list[bytes]:
     """Serialized tf.train.Example of each row of `features`.
 
     `features` maps a feature name to a [n, k] array (all with the same n; k >= 1 may
@@ -137,7 +137,7 @@ def serialize_examples(
 
     # Consecutive fixed-size entries (header + payload) become one block.
     parts = []  # ("block", bytes, width) or ("varying", header, bytes, offsets)
-    block: List[np.ndarray] = []
+    block: list[np.ndarray] = []
 
     def flush():
         if block:

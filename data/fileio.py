@@ -8,10 +8,11 @@ no TensorFlow, so light command-line tools do not pay for importing it.
 import json
 import os
 import uuid
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 
-def write_atomic(path, content: Union[str, bytes]) -> None:
+def write_atomic(path, content: str | bytes) -> None:
     """Writes `content` (text or bytes) to `path` through a temporary name in the same folder."""
     path = os.fspath(path)
     if "://" not in path:
@@ -34,7 +35,7 @@ def write_atomic(path, content: Union[str, bytes]) -> None:
         raise
 
 
-def _write_local(path: str, content: Union[str, bytes]) -> None:
+def _write_local(path: str, content: str | bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"

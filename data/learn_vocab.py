@@ -34,11 +34,9 @@ import math
 import os
 import tempfile
 import time
-from typing import Iterable, Iterator, List, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 
 from data import fileio, tokenization
 
@@ -74,7 +72,7 @@ class _Progress:
             logging.info("%s: %d (%.0f/s)", self.what, self.count, self.count / (now - self.start))
 
 
-def expand_input_files(input_file: str) -> List[str]:
+def expand_input_files(input_file: str) -> list[str]:
     """A glob or comma-separated globs -> sorted file list (error if empty)."""
     import tensorflow as tf
 
@@ -129,7 +127,7 @@ def learn_wordpiece_vocab(
     slack_ratio: float = 0.05,
     max_token_length: int = 50,
     max_unique_chars: int = 1000,
-) -> List[str]:
+) -> list[str]:
     """Learns a WordPiece vocab (reserved tokens first) from text lines.
 
     This is tensorflow_text's `bert_vocab_from_dataset` learner with two

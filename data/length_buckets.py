@@ -13,7 +13,7 @@ The schedule is a pure function of the bucket sizes, batch, seed and step count,
 run rebuilds it and skips, in every bucket, the batches the finished steps used.
 """
 
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ DEFAULT_NUM_BUCKETS = 4
 DEFAULT_MULTIPLE = 32  # auto bucket lengths are multiples of this (or the maximum length)
 
 
-def parse_bucket_lengths(spec: str, max_length: int) -> Optional[List[int]]:
+def parse_bucket_lengths(spec: str, max_length: int) -> list[int] | None:
     """The bucket lengths a flag names: None for "auto", [max_length] for "" (no buckets, the
     original: every window padded to max_length), else the sorted comma-separated lengths,
     each in [1, max_length], with max_length added as the last bucket if missing."""
@@ -59,7 +59,7 @@ def padded_tokens(lengths, bucket_lengths: Sequence[int]) -> int:
     return int(np.asarray(bucket_lengths)[assign_buckets(lengths, bucket_lengths)].sum())
 
 
-def merge_small_buckets(lengths, bucket_lengths: Sequence[int], min_count: int) -> List[int]:
+def merge_small_buckets(lengths, bucket_lengths: Sequence[int], min_count: int) -> list[int]:
     """`bucket_lengths` without buckets of fewer than `min_count` windows: a short one's windows
     move up to the next bucket, a last one short of windows takes in the bucket below it."""
     buckets = list(bucket_lengths)
@@ -79,7 +79,7 @@ def choose_bucket_lengths(
     multiple: int = DEFAULT_MULTIPLE,
     min_count: int = 1,
     bucket_cost: float = 0.0,
-) -> List[int]:
+) -> list[int]:
     """At most `num_buckets` bucket lengths that minimize the padded tokens of `lengths`, plus
     `bucket_cost` for each bucket after the first.
 
@@ -150,7 +150,7 @@ def bucket_schedule(
     sizes = np.asarray(bucket_sizes, np.int64)
     if sizes.sum() <= 0 or global_batch_size < 1:
         raise ValueError(f"no batches from bucket sizes {list(sizes)}")
-    steps: List[np.ndarray] = []
+    steps: list[np.ndarray] = []
     drawn, epoch = 0, 0
     while drawn < num_steps:
         per_bucket = (epoch + 1) * sizes // global_batch_size - epoch * sizes // global_batch_size

@@ -22,7 +22,7 @@ import json
 import os
 import random
 import threading
-from typing import Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -42,7 +42,7 @@ FEATURE_NAMES = (
 )
 
 
-def list_files(file_pattern: Union[str, Sequence[str]]) -> List[str]:
+def list_files(file_pattern: str | Sequence[str]) -> list[str]:
     """Files matching comma-separated globs (or a list of globs), sorted.
 
     Side files (`*.info.json`) and temporary files of an unfinished writer
@@ -65,7 +65,7 @@ def list_files(file_pattern: Union[str, Sequence[str]]) -> List[str]:
     return files
 
 
-def _feature_lengths(seq_length: int, max_predictions_per_seq: int) -> Dict[str, int]:
+def _feature_lengths(seq_length: int, max_predictions_per_seq: int) -> dict[str, int]:
     return {
         "input_ids": seq_length,
         "input_mask": seq_length,
@@ -143,7 +143,7 @@ def check_vocab_size(file_pattern, vocab_size: int, model_source: str = "") -> N
         )
 
 
-def find_corrupt_file(file_pattern) -> Optional[ValueError]:
+def find_corrupt_file(file_pattern) -> ValueError | None:
     """The error naming the first file of `file_pattern` that does not read to its end.
 
     For a host that caught TensorFlow's DataLossError (which names no file) from a dataset
@@ -167,8 +167,8 @@ def check_all_records(path: str):
     naming the file and the record number at the first corrupt record."""
     count = 0
     try:
-        for count, _ in enumerate(tf.data.TFRecordDataset(path), start=1):
-            pass
+        for _ in tf.data.TFRecordDataset(path):
+            count += 1
     except tf.errors.OpError as e:
         raise ValueError(
             f"{path}: corrupt TFRecord after {count} good record(s) ({e.message.strip()})."
@@ -216,7 +216,7 @@ class CorruptRecordCounter:
             )
         return False
 
-    def metrics(self) -> Dict[str, int]:
+    def metrics(self) -> dict[str, int]:
         """{"corrupt_files", "corrupt_tails_skipped", "corrupt_bytes_skipped"} so far."""
         with self._lock:
             return {
@@ -235,7 +235,7 @@ def read_records_checked(
     path,
     size,
     skip_corrupt_records: bool = False,
-    counter: Optional[CorruptRecordCounter] = None,
+    counter: CorruptRecordCounter | None = None,
 ) -> tf.data.Dataset:
     """The records of one uncompressed TFRecord file of `size` bytes, checked to its end.
 
@@ -294,7 +294,7 @@ def read_records_checked(
 DEFAULT_CORRUPT_RECORD_COUNTER = CorruptRecordCounter()
 
 
-def _read_info(path: str) -> Optional[dict]:
+def _read_info(path: str) -> dict | None:
     info_path = path + INFO_SUFFIX
     if not tf.io.gfile.exists(info_path):
         return None
@@ -338,14 +338,14 @@ def _parse_batch(filenames, records, seq_length: int, max_predictions_per_seq: i
 
 
 def dynamic_mask(
-    features: Dict[str, tf.Tensor],
+    features: dict[str, tf.Tensor],
     seed,
     max_predictions_per_seq: int,
     vocab_size: int,
     mask_token_id: int = BERT_MASK_ID,
     masked_lm_prob: float = 0.15,
     special_token_ids: Sequence[int] = BERT_SPECIAL_IDS,
-) -> Dict[str, tf.Tensor]:
+) -> dict[str, tf.Tensor]:
     """Masks a batch of unmasked features, BERT's rule, with stateless randomness.
 
     Candidates are the real (input_mask=1) non-special tokens; num_to_predict
@@ -400,7 +400,7 @@ def dynamic_mask(
     return features
 
 
-def heldout_split(files: Sequence[str], heldout_examples: int) -> List[int]:
+def heldout_split(files: Sequence[str], heldout_examples: int) -> list[int]:
     """How many records at the start of each file belong to the first `heldout_examples`.
 
     Reads (counts) only the records it needs, file by file in order; ValueError naming the
@@ -438,25 +438,25 @@ def _files_after_heldout(files, skips, heldout_examples, file_pattern):
 
 
 def build_dataset(
-    file_pattern: Union[str, Sequence[str]],
+    file_pattern: str | Sequence[str],
     batch_size: int,
     seq_length: int,
     max_predictions_per_seq: int,
     is_training: bool,
-    input_context: Optional[tf.distribute.InputContext] = None,
-    seed: Optional[int] = None,
+    input_context: tf.distribute.InputContext | None = None,
+    seed: int | None = None,
     dynamic_masking: bool = False,
-    vocab_size: Optional[int] = None,
-    mask_token_id: Optional[int] = None,
+    vocab_size: int | None = None,
+    mask_token_id: int | None = None,
     masked_lm_prob: float = 0.15,
-    special_token_ids: Optional[Sequence[int]] = None,
+    special_token_ids: Sequence[int] | None = None,
     num_parallel_calls: int = AUTOTUNE,
     shuffle_buffer_size: int = 10000,
     cycle_length: int = 8,
     validate_files: bool = True,
     check_every_record: bool = False,
     skip_corrupt_records: bool = False,
-    corrupt_record_counter: Optional[CorruptRecordCounter] = None,
+    corrupt_record_counter: CorruptRecordCounter | None = None,
     heldout_examples: int = 0,
     heldout: bool = False,
 ) -> tf.data.Dataset:

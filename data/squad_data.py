@@ -24,7 +24,7 @@ import json
 import os
 import time
 import uuid
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -55,12 +55,12 @@ class SquadExample:
 
     qas_id: str
     question_text: str
-    doc_tokens: List[str]
+    doc_tokens: list[str]
     orig_answer_text: str = ""
-    start_position: Optional[int] = None
-    end_position: Optional[int] = None
+    start_position: int | None = None
+    end_position: int | None = None
     is_impossible: bool = False
-    answers: List[str] = dataclasses.field(default_factory=list)
+    answers: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -78,16 +78,16 @@ class InputFeatures:
     unique_id: int
     example_index: int
     doc_span_index: int
-    tokens: List[str]
-    token_to_orig_map: Dict[int, int]
-    token_is_max_context: Dict[int, bool]
-    input_ids: List[int]
-    input_mask: List[int]
-    segment_ids: List[int]
-    start_position: Optional[int] = None
-    end_position: Optional[int] = None
+    tokens: list[str]
+    token_to_orig_map: dict[int, int]
+    token_is_max_context: dict[int, bool]
+    input_ids: list[int]
+    input_mask: list[int]
+    segment_ids: list[int]
+    start_position: int | None = None
+    end_position: int | None = None
     is_impossible: bool = False
-    token_to_orig_chars: Optional[Dict[int, Tuple[int, int]]] = None
+    token_to_orig_chars: dict[int, tuple[int, int]] | None = None
 
 
 # -----------------------------------------------------------------------------
@@ -141,7 +141,7 @@ class _ExampleBuilder:
     def __init__(self, source: str, is_training: bool):
         self.source = source
         self.is_training = is_training
-        self.examples: List[SquadExample] = []
+        self.examples: list[SquadExample] = []
         self.num_misaligned = 0
 
     def add(
@@ -171,8 +171,9 @@ class _ExampleBuilder:
             if not matches:
                 if self.is_training:
                     raise SquadFormatError(
-                        f"{self.source}: {where}: field 'answers[0].answer_start' = {answer_start} does "
-                        f"not point at the answer text {text!r}; the context there reads "
+                        f"{self.source}: {where}: field 'answers[0].answer_start' = "
+                        f"{answer_start} does not point at the answer text {text!r}; the context "
+                        f"there reads "
                         f"{context[answer_start : answer_start + len(text)]!r}."
                     )
                 self.examples.append(example)  # Evaluation only needs the gold texts.
@@ -204,7 +205,7 @@ class _ExampleBuilder:
             )
         self.examples.append(example)
 
-    def finish(self) -> List[SquadExample]:
+    def finish(self) -> list[SquadExample]:
         if self.num_misaligned:
             logging.warning(
                 "%s: %d answers do not align with the whitespace words of their context%s.",
@@ -226,7 +227,7 @@ def _read_answers(qa: dict, source: str, where: str, is_training: bool):
     return answers
 
 
-def read_squad_examples(input_file, is_training: bool) -> List[SquadExample]:
+def read_squad_examples(input_file, is_training: bool) -> list[SquadExample]:
     """Reads a SQuAD v1.1 or v2.0 JSON file into SquadExamples.
 
     `is_impossible` is read when present (v2.0) and False otherwise. For
@@ -270,7 +271,7 @@ def read_squad_examples(input_file, is_training: bool) -> List[SquadExample]:
 
 def read_squad_hf_examples(
     name: str, split: str, is_training: bool, **load_kwargs
-) -> List[SquadExample]:
+) -> list[SquadExample]:
     """Reads a Hugging Face SQuAD-style dataset (e.g. "squad", "squad_v2").
 
     Rows have `id`, `context`, `question` and `answers` {"text": [...],
@@ -308,7 +309,7 @@ def read_squad_hf_examples(
 
 def read_examples(
     input_file_or_dataset: str, is_training: bool, split: str = "validation"
-) -> List[SquadExample]:
+) -> list[SquadExample]:
     """A JSON file when the path exists or ends in .json; else a datasets name."""
     path = os.fspath(input_file_or_dataset)
     if os.path.exists(path) or path.endswith(".json"):
@@ -369,7 +370,7 @@ def _max_context_span(doc_spans, position: int) -> int:
 def orig_text_of_span(
     doc_tokens: Sequence[str],
     token_to_orig: Mapping[int, int],
-    token_chars: Mapping[int, Tuple[int, int]],
+    token_chars: Mapping[int, tuple[int, int]],
     start: int,
     end: int,
 ) -> str:
@@ -391,7 +392,7 @@ def orig_text_of_span(
 def _improve_answer_span_by_text(
     doc_tokens: Sequence[str],
     tok_to_orig_index: Sequence[int],
-    tok_chars: Sequence[Tuple[int, int]],
+    tok_chars: Sequence[tuple[int, int]],
     input_start: int,
     input_end: int,
     orig_answer_text: str,
@@ -433,8 +434,8 @@ class _TokenizationCache:
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         self.with_offsets = getattr(tokenizer, "tokenize_with_offsets", None)
-        self.words: Dict[str, tuple] = {}
-        self.docs: Dict[int, tuple] = {}
+        self.words: dict[str, tuple] = {}
+        self.docs: dict[int, tuple] = {}
 
     def tokenize_word(self, word: str):
         """(pieces, character spans or None) of one word."""
@@ -446,7 +447,7 @@ class _TokenizationCache:
                 cached = self.words[word] = (self.tokenizer.tokenize(word), None)
         return cached
 
-    def tokenize_doc(self, doc_tokens: List[str]):
+    def tokenize_doc(self, doc_tokens: list[str]):
         cached = self.docs.get(id(doc_tokens))
         if cached is not None and cached[0] is doc_tokens:
             return cached[1:]
@@ -480,9 +481,9 @@ def convert_examples_to_features(
     doc_stride: int = DOC_STRIDE,
     max_query_length: int = MAX_QUERY_LENGTH,
     is_training: bool = False,
-    output_fn: Optional[Callable[[InputFeatures], None]] = None,
+    output_fn: Callable[[InputFeatures], None] | None = None,
     log_every: int = 10000,
-) -> List[InputFeatures]:
+) -> list[InputFeatures]:
     """Converts examples to windowed features (the reference algorithm).
 
     `tokenizer` is a WordPiece `FullTokenizer` or a `SentencePieceTokenizer`
@@ -684,7 +685,7 @@ def write_features(features: Iterable[InputFeatures], filename, is_training: boo
     return writer.num_features
 
 
-def _padding_feature(seq_length: int) -> Dict[str, np.ndarray]:
+def _padding_feature(seq_length: int) -> dict[str, np.ndarray]:
     # One unmasked position keeps the attention softmax well defined for dummies.
     input_mask = np.zeros([seq_length], np.int32)
     input_mask[0] = 1
@@ -704,7 +705,7 @@ def _cut_to_longest(batch):
 
 def features_to_arrays(
     features: Sequence[InputFeatures], is_training: bool = False, pad_to_multiple_of: int = 1
-) -> Dict[str, np.ndarray]:
+) -> dict[str, np.ndarray]:
     """In-memory int32 arrays of `features`.
 
     For prediction, `pad_to_multiple_of=batch_size` appends dummy features
@@ -737,10 +738,10 @@ def build_squad_dataset(
     batch_size: int,
     seq_length: int,
     is_training: bool,
-    input_context: Optional[tf.distribute.InputContext] = None,
-    seed: Optional[int] = None,
+    input_context: tf.distribute.InputContext | None = None,
+    seed: int | None = None,
     shuffle_buffer_size: int = 10000,
-    length_bucket: Optional[Tuple[int, int]] = None,
+    length_bucket: tuple[int, int] | None = None,
     static_length: bool = True,
     cut_to_longest: bool = False,
 ) -> tf.data.Dataset:

@@ -17,7 +17,7 @@ import json
 import re
 import string
 import sys
-from typing import Callable, Dict, Iterable, List, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 EXPECTED_VERSION = "1.1"
 
@@ -56,7 +56,7 @@ def metric_max_over_ground_truths(
     return max(metric_fn(prediction, truth) for truth in ground_truths)
 
 
-def gold_answers(dataset: List[dict]) -> Dict[str, List[str]]:
+def gold_answers(dataset: list[dict]) -> dict[str, list[str]]:
     """Question id -> gold answer texts, from the `data` list of a SQuAD JSON file."""
     answers = {}
     for article in dataset:
@@ -67,8 +67,8 @@ def gold_answers(dataset: List[dict]) -> Dict[str, List[str]]:
 
 
 def evaluate_answers(
-    answers: Mapping[str, List[str]], predictions: Mapping[str, str]
-) -> Dict[str, float]:
+    answers: Mapping[str, list[str]], predictions: Mapping[str, str]
+) -> dict[str, float]:
     """EM and F1 (in percent) of `predictions` against question id -> gold answers.
 
     Every question in `answers` counts; a missing prediction scores 0 and the
@@ -100,7 +100,7 @@ def evaluate_answers(
     return {"exact_match": 100.0 * exact_match / total, "f1": 100.0 * f1 / total}
 
 
-def evaluate(dataset: List[dict], predictions: Mapping[str, str]) -> Dict[str, float]:
+def evaluate(dataset: list[dict], predictions: Mapping[str, str]) -> dict[str, float]:
     """Official SQuAD v1.1 EM/F1 of `predictions` (id -> text) on `dataset` (the `data` list)."""
     return evaluate_answers(gold_answers(dataset), predictions)
 

@@ -20,7 +20,7 @@ cutting the original text at those spans, so no tokenizer is needed here.
 import collections
 import dataclasses
 import math
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from absl import logging
@@ -41,7 +41,7 @@ class RawResult:
     end_logits: Sequence[float]
 
 
-def raw_results_from_arrays(unique_ids, start_logits, end_logits) -> List[RawResult]:
+def raw_results_from_arrays(unique_ids, start_logits, end_logits) -> list[RawResult]:
     """RawResults from batched arrays, without the padding features (unique id -1)."""
     unique_ids = np.asarray(unique_ids).reshape(-1)
     start_logits = np.asarray(start_logits, np.float32)
@@ -53,7 +53,7 @@ def raw_results_from_arrays(unique_ids, start_logits, end_logits) -> List[RawRes
     ]
 
 
-def _strip_spaces(text: str) -> Tuple[str, Dict[int, int]]:
+def _strip_spaces(text: str) -> tuple[str, dict[int, int]]:
     """`text` without spaces, and the map from its positions to those in `text`."""
     chars = []
     ns_to_s_map = {}
@@ -89,7 +89,7 @@ def get_final_text(pred_text: str, orig_text: str, do_lower_case: bool) -> str:
         return orig_text
     tok_s_to_ns_map = {s: ns for ns, s in tok_ns_to_s_map.items()}
 
-    def to_orig(tok_position: int) -> Optional[int]:
+    def to_orig(tok_position: int) -> int | None:
         ns_position = tok_s_to_ns_map.get(tok_position)
         return None if ns_position is None else orig_ns_to_s_map.get(ns_position)
 
@@ -99,12 +99,12 @@ def get_final_text(pred_text: str, orig_text: str, do_lower_case: bool) -> str:
     return orig_text[orig_start : orig_end + 1]
 
 
-def _best_indexes(logits, n_best_size: int) -> List[int]:
+def _best_indexes(logits, n_best_size: int) -> list[int]:
     """Indices of the n largest logits, ties in index order."""
     return np.argsort(-np.asarray(logits), kind="stable")[:n_best_size].tolist()
 
 
-def _softmax(scores: Sequence[float]) -> List[float]:
+def _softmax(scores: Sequence[float]) -> list[float]:
     if not scores:
         return []
     max_score = max(scores)
@@ -267,7 +267,7 @@ def write_predictions(
     do_lower_case: bool = True,
     version_2_with_negative: bool = False,
     null_score_diff_threshold: float = 0.0,
-) -> Dict[str, str]:
+) -> dict[str, str]:
     """Postprocesses `results` and writes predictions.json (+ nbest, null odds).
 
     Returns the predictions (question id -> answer text).

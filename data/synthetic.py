@@ -40,10 +40,10 @@ import os
 import random
 import string
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Optional
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from data import fileio
 
@@ -58,8 +58,8 @@ _LAST_YEAR = 2024
 SPEC_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "synthetic_world.json")
 
 
-@functools.lru_cache(maxsize=None)
-def load_spec() -> Dict[str, Any]:
+@functools.cache
+def load_spec() -> dict[str, Any]:
     """The contents of SPEC_FILE: word lists, name parts, document plans (shared: do not modify).
 
     Read once per process; the file is installed with the package (setup.cfg package_data).
@@ -77,17 +77,17 @@ class Person:
     last: str
     female: bool
     birth_year: int
-    death_year: Optional[int]
+    death_year: int | None
     profession: str
     instrument: str
     colour: str
-    children: Optional[str]
+    children: str | None
     partner: str
     subject: str
-    hobbies: Tuple[str, str]
-    pet: Optional[Tuple[str, str]]  # (animal, name)
+    hobbies: tuple[str, str]
+    pet: tuple[str, str] | None  # (animal, name)
     dish: str
-    newspaper: Optional[str] = None
+    newspaper: str | None = None
     street: str = ""
     parent: Optional["Person"] = None
     university: Optional["City"] = None
@@ -95,8 +95,8 @@ class Person:
     death_city: Optional["City"] = None
     teacher: Optional["Person"] = None
     employer: Optional["Company"] = None
-    join_year: Optional[int] = None
-    founded: List[Tuple[int, object]] = dataclasses.field(default_factory=list)
+    join_year: int | None = None
+    founded: list[tuple[int, object]] = dataclasses.field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -116,7 +116,7 @@ class City:
     population: int
     known_for: str
     river: Optional["River"] = None
-    founder: Optional[Person] = None
+    founder: Person | None = None
     is_capital: bool = False
     km_to_capital: int = 0
     landmark: str = ""
@@ -127,8 +127,8 @@ class City:
     winter: str = ""
     market_day: str = ""
     club: str = ""
-    streets: List[str] = dataclasses.field(default_factory=list)
-    companies: List["Company"] = dataclasses.field(default_factory=list)
+    streets: list[str] = dataclasses.field(default_factory=list)
+    companies: list["Company"] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -142,10 +142,10 @@ class Company:
     logo_shape: str
     best_seller: str
     num_countries: int = 1
-    factory_city: Optional[City] = None
+    factory_city: City | None = None
     city: City = None
-    chief: Optional[Person] = None
-    chief_since: Optional[int] = None
+    chief: Person | None = None
+    chief_since: int | None = None
 
 
 @dataclasses.dataclass
@@ -160,7 +160,7 @@ class River:
     cargo: str
     tributary: Optional["River"] = None
     tributary_of: Optional["River"] = None
-    cities: List[City] = dataclasses.field(default_factory=list)
+    cities: list[City] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -174,12 +174,12 @@ class Region:
     dish: str
     animal: str
     sport: str
-    people: List[Person]
-    cities: List[City]
-    companies: List[Company]
-    rivers: List[River]
-    mountains: List[str] = dataclasses.field(default_factory=list)
-    newspapers: List[str] = dataclasses.field(default_factory=list)
+    people: list[Person]
+    cities: list[City]
+    companies: list[Company]
+    rivers: list[River]
+    mountains: list[str] = dataclasses.field(default_factory=list)
+    newspapers: list[str] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------
@@ -201,8 +201,8 @@ class Document:
     title: str
     kind: str  # "person", "city", "company", "river" or "region"
     region: str
-    sentences: List[str]
-    facts: List[Fact]
+    sentences: list[str]
+    facts: list[Fact]
 
     @property
     def text(self) -> str:
@@ -212,11 +212,11 @@ class Document:
 
 @dataclasses.dataclass
 class World:
-    regions: List[Region]
-    documents: List[Document]  # in region order; each region's region document first
+    regions: list[Region]
+    documents: list[Document]  # in region order; each region's region document first
 
 
-def _fill(template: str, values: Dict[str, Any]) -> Tuple[str, Dict[str, Tuple[int, int]]]:
+def _fill(template: str, values: dict[str, Any]) -> tuple[str, dict[str, tuple[int, int]]]:
     """Formats `template`, returning the text and the span of each field."""
     parts, spans, length = [], {}, 0
     for literal, field, _, _ in string.Formatter().parse(template):
@@ -230,7 +230,7 @@ def _fill(template: str, values: Dict[str, Any]) -> Tuple[str, Dict[str, Tuple[i
     return "".join(parts), spans
 
 
-def _holds(condition: Optional[str], values: Dict[str, Any]) -> bool:
+def _holds(condition: str | None, values: dict[str, Any]) -> bool:
     """A plan's `when`: the named value is set (not None, empty or False); "!name" negates.
 
     The name must be a value of the entity (KeyError otherwise), so that a typo in the data
@@ -251,7 +251,7 @@ class _DocumentWriter:
         self._document = Document(title, kind, region, [], [])
         self._length = 0
 
-    def tell(self, plan: Sequence[Dict[str, Any]], values: Dict[str, Any]) -> None:
+    def tell(self, plan: Sequence[dict[str, Any]], values: dict[str, Any]) -> None:
         """Says the statements of a document plan (see synthetic_world.json) in order.
 
         A statement with `say` adds a sentence; `each` repeats `do` for every item
@@ -273,8 +273,8 @@ class _DocumentWriter:
     def say(
         self,
         templates: Sequence[str],
-        questions: Dict[str, Sequence[str]],
-        values: Dict[str, Any],
+        questions: dict[str, Sequence[str]],
+        values: dict[str, Any],
     ) -> None:
         """Adds one sentence from a random template; asks about its fields.
 
@@ -305,7 +305,7 @@ class _DocumentWriter:
 class _NameMaker:
     """Invents pronounceable names; every name word is unique in the world."""
 
-    def __init__(self, rng: random.Random, syllables: Dict[str, List[str]]):
+    def __init__(self, rng: random.Random, syllables: dict[str, list[str]]):
         self._rng = rng
         self._parts = syllables
         self._used = set()
@@ -567,7 +567,7 @@ def _kilometres(distance: int) -> str:
     return load_spec()["name_formats"]["distance"].format(f"{distance:,}")
 
 
-def _person_values(region: Region, p: Person) -> Dict[str, Any]:
+def _person_values(region: Region, p: Person) -> dict[str, Any]:
     """A person's template fields; verbs in the present while alive, else in the past."""
     grammar = load_spec()["grammar"]
     gender = grammar["female" if p.female else "male"]
@@ -623,7 +623,7 @@ def _person_values(region: Region, p: Person) -> Dict[str, Any]:
     )
 
 
-def _city_values(region: Region, c: City) -> Dict[str, Any]:
+def _city_values(region: Region, c: City) -> dict[str, Any]:
     """A city's template fields; `company` or `companies` by how many are based there."""
     return dict(
         name=c.name,
@@ -654,7 +654,7 @@ def _city_values(region: Region, c: City) -> Dict[str, Any]:
     )
 
 
-def _company_values(region: Region, c: Company) -> Dict[str, Any]:
+def _company_values(region: Region, c: Company) -> dict[str, Any]:
     """A company's template fields (`region` is the adjective: its language)."""
     return dict(
         name=c.name,
@@ -676,7 +676,7 @@ def _company_values(region: Region, c: Company) -> Dict[str, Any]:
     )
 
 
-def _river_values(region: Region, r: River) -> Dict[str, Any]:
+def _river_values(region: Region, r: River) -> dict[str, Any]:
     """A river's template fields; `main` is set for a tributary, `city` or `cities` by count."""
     return dict(
         name=r.name,
@@ -695,7 +695,7 @@ def _river_values(region: Region, r: River) -> Dict[str, Any]:
     )
 
 
-def _region_values(region: Region, _: Region) -> Dict[str, Any]:
+def _region_values(region: Region, _: Region) -> dict[str, Any]:
     """A region's template fields (the entity is the region itself)."""
     return dict(
         name=region.name,
@@ -769,7 +769,7 @@ def generate_world(num_entities: int = DEFAULT_NUM_ENTITIES, seed: int = 0) -> W
 
 def split_train_dev(
     world: World, dev_fraction: float = DEFAULT_DEV_FRACTION
-) -> Tuple[List[Document], List[Document]]:
+) -> tuple[list[Document], list[Document]]:
     """Splits the documents by region: train and dev share no entity."""
     num_dev = min(len(world.regions) - 1, max(1, round(len(world.regions) * dev_fraction)))
     dev_regions = {r.name for r in world.regions[len(world.regions) - num_dev :]}
@@ -799,7 +799,7 @@ def write_pretraining_corpus(
     return path
 
 
-def _answer_variants(context: str, start: int, text: str) -> List[Tuple[str, int]]:
+def _answer_variants(context: str, start: int, text: str) -> list[tuple[str, int]]:
     """The answer and up to two natural variants ("1873" / "in 1873", "Vessa River" / "Vessa")."""
     spec = load_spec()
     kind_words = spec["answer_variants"]["trailing_words"]
@@ -820,7 +820,7 @@ def squad_json(
     documents: Sequence[Document],
     multiple_answers: bool = False,
     id_prefix: str = "synthetic",
-    max_questions: Optional[int] = None,
+    max_questions: int | None = None,
     seed: int = 0,
 ) -> dict:
     """SQuAD v1.1 data: one article and one paragraph per document.
@@ -872,7 +872,7 @@ def write_squad(
     documents: Sequence[Document],
     multiple_answers: bool = False,
     id_prefix: str = "synthetic",
-    max_questions: Optional[int] = None,
+    max_questions: int | None = None,
     seed: int = 0,
 ) -> str:
     """Writes `squad_json(documents, ...)` to `path` atomically; returns `path`."""
@@ -887,7 +887,7 @@ def generate_default_dataset(
     num_entities: int = DEFAULT_NUM_ENTITIES,
     dev_fraction: float = DEFAULT_DEV_FRACTION,
     max_questions: int = DEFAULT_MAX_QUESTIONS,
-) -> Dict[str, str]:
+) -> dict[str, str]:
     """Writes the demo data: corpus.txt, squad_train.json, squad_dev.json.
 
     The corpus holds every document (as Wikipedia holds SQuAD's articles); the
@@ -932,7 +932,7 @@ def generate_default_dataset(
     return paths
 
 
-def dataset_statistics(paths: Dict[str, str]) -> Dict[str, int]:
+def dataset_statistics(paths: dict[str, str]) -> dict[str, int]:
     """Counts documents, sentences, words and questions of written files."""
     with open(paths["corpus"], encoding="utf-8") as f:
         documents = [block.split("\n") for block in f.read().strip().split("\n\n")]

@@ -9,20 +9,55 @@ one sentence per line, a blank line between documents.
 import glob
 import os
 import re
-from typing import Iterator, List, Sequence
+from collections.abc import Iterator, Sequence
 
-Document = List[str]
+Document = list[str]
 
 # A sentence ends after . ? ! (and any closing quotes/brackets) when whitespace
 # and an uppercase letter or digit (optionally after an opening quote) follow.
 _SENTENCE_BREAK = re.compile(r"""(?<=[.?!])(?:["'”’)\]]*)\s+(?=["'“‘(\[]?[A-Z0-9])""")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st sr jr mt gen col lt capt sgt maj rev gov sen rep "
-    "inc co corp ltd vs no vol pp cf ca approx fig al e.g i.e u.s".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "sr",
+        "jr",
+        "mt",
+        "gen",
+        "col",
+        "lt",
+        "capt",
+        "sgt",
+        "maj",
+        "rev",
+        "gov",
+        "sen",
+        "rep",
+        "inc",
+        "co",
+        "corp",
+        "ltd",
+        "vs",
+        "no",
+        "vol",
+        "pp",
+        "cf",
+        "ca",
+        "approx",
+        "fig",
+        "al",
+        "e.g",
+        "i.e",
+        "u.s",
+    ]
 )
 
 
-def expand_file_patterns(patterns: str) -> List[str]:
+def expand_file_patterns(patterns: str) -> list[str]:
     """Expands a comma-separated list of globs; raises if a pattern matches nothing."""
     files = []
     for pattern in patterns.split(","):
@@ -36,7 +71,7 @@ def expand_file_patterns(patterns: str) -> List[str]:
     return files
 
 
-def split_sentences(text: str) -> List[str]:
+def split_sentences(text: str) -> list[str]:
     """Splits running text into sentences with a simple punctuation heuristic."""
     sentences = []
     start = 0
@@ -116,9 +151,9 @@ def read_documents(
     hf_datasets: Sequence[str] = (),
     hf_text_field: str = "text",
     hf_max_documents: int = 0,
-) -> List[Document]:
+) -> list[Document]:
     """Reads all documents from text files, then from Hugging Face datasets."""
-    documents: List[Document] = []
+    documents: list[Document] = []
     for path in input_files:
         documents.extend(read_text_file(path))
     for spec in hf_datasets:

@@ -28,7 +28,7 @@ import collections
 import functools
 import os
 import unicodedata
-from typing import Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -178,7 +178,7 @@ def _strip_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
 
 
-def _split_on_punctuation(text: str) -> List[str]:
+def _split_on_punctuation(text: str) -> list[str]:
     """Splits `text` so that every punctuation character is its own piece."""
     pieces, current = [], []
     for char in text:
@@ -206,7 +206,7 @@ class BasicTokenizer:
     def __init__(self, do_lower_case: bool = True):
         self.do_lower_case = do_lower_case
 
-    def tokenize(self, text) -> List[str]:
+    def tokenize(self, text) -> list[str]:
         text = convert_to_unicode(text)
         chars = []
         for char in text:
@@ -237,7 +237,7 @@ class WordpieceTokenizer:
         self.unk_token = unk_token
         self.max_input_chars_per_word = max_input_chars_per_word
 
-    def tokenize_word(self, word: str) -> List[str]:
+    def tokenize_word(self, word: str) -> list[str]:
         if len(word) > self.max_input_chars_per_word:
             return [self.unk_token]
         pieces, start = [], 0
@@ -256,7 +256,7 @@ class WordpieceTokenizer:
             start = end
         return pieces
 
-    def tokenize(self, text) -> List[str]:
+    def tokenize(self, text) -> list[str]:
         """WordPiece of each whitespace-separated word of `text`."""
         return [p for w in convert_to_unicode(text).split() for p in self.tokenize_word(w)]
 
@@ -287,20 +287,20 @@ class FullTokenizer:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
-    def basic_tokenize(self, text) -> List[str]:
+    def basic_tokenize(self, text) -> list[str]:
         """The BasicTokenizer words of `text` (normalized, punctuation split)."""
         return self.basic_tokenizer.tokenize(text)
 
-    def wordpiece(self, word: str) -> List[str]:
+    def wordpiece(self, word: str) -> list[str]:
         """WordPiece of one already basic-tokenized word."""
         return self.wordpiece_tokenizer.tokenize_word(word)
 
     tokenize_word = wordpiece  # Name used by the SQuAD code.
 
-    def tokenize(self, text) -> List[str]:
+    def tokenize(self, text) -> list[str]:
         return [p for w in self.basic_tokenize(text) for p in self.wordpiece(w)]
 
-    def tokenize_batch(self, texts: Sequence[str], batch_size: int = 4096) -> List[List[str]]:
+    def tokenize_batch(self, texts: Sequence[str], batch_size: int = 4096) -> list[list[str]]:
         """Fast path: tokens of many texts, computed in-graph in batches."""
         return [
             [self.inv_vocab[i] for i in ids]
@@ -309,7 +309,7 @@ class FullTokenizer:
 
     def tokenize_batch_to_ids(
         self, texts: Sequence[str], batch_size: int = 4096
-    ) -> List[List[int]]:
+    ) -> list[list[int]]:
         """Fast path: token ids of many texts, computed in-graph in batches."""
         out = []
         for start in range(0, len(texts), batch_size):
@@ -330,10 +330,10 @@ class FullTokenizer:
     def in_graph_tokenizer(self) -> "InGraphTokenizer":
         return InGraphTokenizer(self.vocab_file, self.do_lower_case, vocab=list(self.vocab))
 
-    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
         return convert_by_vocab(self.vocab, tokens)
 
-    def convert_ids_to_tokens(self, ids: Iterable[int]) -> List[str]:
+    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
         return convert_by_vocab(self.inv_vocab, [int(i) for i in ids])
 
     # Special ids, looked up in the vocab (None if the vocab lacks the token).
@@ -413,9 +413,8 @@ def _sigma_context_table():
         if 0xD800 <= cp <= 0xDFFF:
             continue
         char = chr(cp)
-        if unicodedata.category(char) in ("Cn", "Co"):
-            if cp not in (0, 0xFFFD):
-                continue  # Neither cased nor case-ignorable.
+        if unicodedata.category(char) in ("Cn", "Co") and cp not in (0, 0xFFFD):
+            continue  # Neither cased nor case-ignorable.
         if (char + "\u03a3").lower()[-1] == "\u03c2":
             keys.append(cp)
             values.append(1)
@@ -449,8 +448,8 @@ class InGraphTokenizer(tf.Module):
         vocab_file,
         do_lower_case: bool = True,
         token_out_type=tf.int64,
-        vocab: Optional[List[str]] = None,
-        name: Optional[str] = None,
+        vocab: list[str] | None = None,
+        name: str | None = None,
     ):
         super().__init__(name=name)
         import tensorflow_text as tf_text  # Heavy import; only needed here.
@@ -636,7 +635,7 @@ class SentencePieceTokenizer:
     def vocab_size(self) -> int:
         return self.sp_model.get_piece_size()
 
-    def _piece_id(self, piece) -> Optional[int]:
+    def _piece_id(self, piece) -> int | None:
         return self.vocab.get(piece)
 
     @property
@@ -666,26 +665,26 @@ class SentencePieceTokenizer:
         text = convert_to_unicode(text)
         return text.lower() if self.do_lower_case else text
 
-    def tokenize(self, text) -> List[str]:
+    def tokenize(self, text) -> list[str]:
         """Vocabulary pieces of `text` (out-of-vocab pieces become <unk>)."""
         return self.convert_ids_to_tokens(self.sp_model.encode(self._prepare(text)))
 
-    def tokenize_batch(self, texts: Sequence[str]) -> List[List[str]]:
+    def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
         return [self.convert_ids_to_tokens(ids) for ids in self.tokenize_batch_to_ids(texts)]
 
-    def tokenize_batch_to_ids(self, texts: Sequence[str]) -> List[List[int]]:
+    def tokenize_batch_to_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return self.sp_model.encode([self._prepare(t) for t in texts])
 
-    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
         return [self.sp_model.piece_to_id(t) for t in tokens]
 
-    def convert_ids_to_tokens(self, ids: Iterable[int]) -> List[str]:
+    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
         return [self.sp_model.id_to_piece(int(i)) for i in ids]
 
     def decode_ids(self, ids: Iterable[int]) -> str:
         return self.sp_model.decode([int(i) for i in ids])
 
-    def tokenize_with_offsets(self, text) -> Tuple[List[str], List[Tuple[int, int]]]:
+    def tokenize_with_offsets(self, text) -> tuple[list[str], list[tuple[int, int]]]:
         """Pieces of `text` (as `tokenize`) and each piece's character span in `text`.
 
         The span [start, end) is the piece's surface in the original text, without the
@@ -750,7 +749,7 @@ class InGraphSentencePieceTokenizer(tf.Module):
         model_file,
         do_lower_case: bool = False,
         token_out_type=tf.int64,
-        name: Optional[str] = None,
+        name: str | None = None,
     ):
         super().__init__(name=name)
         import tensorflow_text as tf_text

@@ -19,8 +19,7 @@ Without --config, one phase from the original BERT flags:
 import io
 import json
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from data.fileio import write_atomic
 

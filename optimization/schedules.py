@@ -184,7 +184,8 @@ class _WarmupThenDecay(_PhaseSchedule):
 
 @keras.saving.register_keras_serializable(package="optimization")
 class WarmupPolySchedule(_WarmupThenDecay):
-    """Polynomial warmup to peak_lr at warmup_steps, then polynomial decay to final_lr at total_steps."""
+    """Polynomial warmup to peak_lr at warmup_steps, then polynomial decay to final_lr at
+    total_steps."""
 
     kind = "warmup_poly"
 

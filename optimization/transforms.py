@@ -111,10 +111,7 @@ def scale_by_adam(
             t = tf.cast(step.count, u.dtype)
             m_hat = m / (1.0 - tf.pow(tf.constant(beta_1, u.dtype), t))
             v_hat = v / (1.0 - tf.pow(tf.constant(beta_2, u.dtype), t))
-        if epsilon_inside_sqrt:
-            denominator = tf.sqrt(v_hat + epsilon)
-        else:
-            denominator = tf.sqrt(v_hat) + epsilon
+        denominator = tf.sqrt(v_hat + epsilon) if epsilon_inside_sqrt else tf.sqrt(v_hat) + epsilon
         return m_hat / denominator, {"m": m, "v": v}
 
     return Transform(("m", "v"), update)

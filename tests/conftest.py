@@ -14,10 +14,56 @@ os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import bert  # noqa: E402
+from data import create_pretraining_data as cpd  # noqa: E402
+from data import tokenization  # noqa: E402
+
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Pretraining records of the tests: two phases at these sequence lengths and predictions.
+SEQ1, PRED1, SEQ2, PRED2 = 64, 10, 128, 20
+
+
+def tiny_config(dropout=0.1, vocab_size=30522):
+    return bert.BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_act="gelu",
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        initializer_range=0.02,
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus_records(tmp_path_factory, shared_data, minilm_vocab):
+    """Pretraining records at two sequence lengths from real Wikipedia text."""
+    out = tmp_path_factory.mktemp("records")
+    lines = (shared_data / "text" / "wiki_squad_contexts.txt").read_text("utf-8").split("\n")
+    text = out / "wiki.txt"
+    text.write_text("\n".join(lines[:700]), "utf-8")
+    tokenizer = tokenization.FullTokenizer(str(minilm_vocab), do_lower_case=True)
+    paths = {}
+    for name, seq, pred in (("p1", SEQ1, PRED1), ("p2", SEQ2, PRED2)):
+        files = [str(out / f"{name}-{i}.tfrecord") for i in range(2)]
+        cpd.create_pretraining_data(
+            [str(text)],
+            files,
+            tokenizer,
+            cpd.InstanceOptions(
+                max_seq_length=seq, max_predictions_per_seq=pred, dupe_factor=2, random_seed=7
+            ),
+        )
+        paths[name] = str(out / f"{name}-*.tfrecord")
+    return paths
 
 
 def shared_data_dir() -> pathlib.Path:

@@ -8,9 +8,8 @@ import pytest
 import tensorflow as tf
 
 import bert
+from benchmarks import run, train_step
 from bert import pretraining
-from benchmarks import run
-from benchmarks import train_step
 
 
 def test_model_flops_match_the_kernels_of_the_built_model():

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from conftest import REPO_ROOT
+
 from data import tf_startup
 
 

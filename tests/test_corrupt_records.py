@@ -18,13 +18,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from data import create_pretraining_data as cpd
-from data import pretraining_input
-from data import tokenization
-
 from conftest import REPO_ROOT
 from test_pretraining import write_experiment
+
+from data import create_pretraining_data as cpd
+from data import pretraining_input, tokenization
 
 SEQ, PRED = 64, 10
 

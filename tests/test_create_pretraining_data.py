@@ -4,6 +4,7 @@ import glob
 import json
 import math
 import os
+import pathlib
 import subprocess
 import sys
 import unicodedata
@@ -11,11 +12,10 @@ import unicodedata
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import REPO_ROOT
+
 from data import create_pretraining_data as cpd
-from data import text_corpus
-from data import tokenization
+from data import text_corpus, tokenization
 
 MAX_SEQ = 128
 MAX_PRED = 20
@@ -268,7 +268,7 @@ def test_end_to_end_same_bytes_for_1_and_2_workers(small_text_file, tokenizer, t
             [small_text_file], outputs, tokenizer, options, num_workers=workers
         )
         assert sum(stats["records_per_file"]) == stats["instances"] > 50
-        contents.append([open(p, "rb").read() for p in outputs])
+        contents.append([pathlib.Path(p).read_bytes() for p in outputs])
         assert sorted(os.listdir(tmp_path / f"w{workers}")) == [
             "train.tfrecord-00000-of-00002",
             "train.tfrecord-00001-of-00002",
@@ -290,7 +290,7 @@ def test_unmasked_records_for_dynamic_masking(small_text_file, tokenizer, tmp_pa
     assert not (parsed["input_ids"] == tokenizer.mask_id).any()
     import json
 
-    info = json.load(open(output + cpd.INFO_SUFFIX))
+    info = json.loads(pathlib.Path(output + cpd.INFO_SUFFIX).read_text())
     assert info["masked"] is False and info["vocab_size"] == len(tokenizer.vocab)
     assert info["num_instances"] == len(parsed["input_ids"])
 
@@ -389,6 +389,7 @@ def test_large_ids_round_trip_through_tf_parser():
 def test_hugging_face_source_is_read_as_documents_of_sentences(monkeypatch, shared_data):
     """The `datasets` path (online only) on records rebuilt from the real text, no network."""
     import datasets
+
     from data import text_corpus
 
     documents = list(
@@ -442,7 +443,7 @@ def test_sentencepiece_records_info_and_tokens(documents, spm_tokenizer, small_t
     options = cpd.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1, masking=False)
     output = str(tmp_path / "spm.tfrecord")
     cpd.create_pretraining_data([small_text_file], [output], spm_tokenizer, options)
-    info = json.load(open(output + cpd.INFO_SUFFIX))
+    info = json.loads(pathlib.Path(output + cpd.INFO_SUFFIX).read_text())
     assert info["vocab_size"] == sp.get_piece_size() == 3000
     special = {name: sp.piece_to_id(f"[{name.upper()}]") for name in ("cls", "sep", "mask", "pad")}
     assert {name: info[f"{name}_id"] for name in special} == special
@@ -511,7 +512,7 @@ def test_command_line_sentencepiece_and_exclusive_vocab_flags(
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     subprocess.run(command, check=True, cwd=REPO_ROOT, env=env, capture_output=True)
-    info = json.load(open(str(output) + cpd.INFO_SUFFIX))
+    info = json.loads(pathlib.Path(str(output) + cpd.INFO_SUFFIX).read_text())
     assert (info["vocab_size"], info["cls_id"], info["mask_id"]) == (3000, 2, 4)
     both = subprocess.run(
         [*command, f"--vocab_file={minilm_vocab}"], cwd=REPO_ROOT, env=env, capture_output=True

@@ -36,7 +36,7 @@ ONE_LAYER = {
     "max_position_embeddings": 24,
     "type_vocab_size": 2,
 }
-H, I, V, P = 32, 48, 97, 24
+H, FF, V, P = 32, 48, 97, 24
 
 # What `transformers`' BertModel expects (under the `bert.` prefix of the task models), with
 # PyTorch shapes: nn.Linear weights [out, in], nn.Embedding weights [num, dim].
@@ -56,9 +56,9 @@ HF_ENCODER = {
     "bert.encoder.layer.0.attention.output.dense.bias": (H,),
     "bert.encoder.layer.0.attention.output.LayerNorm.weight": (H,),
     "bert.encoder.layer.0.attention.output.LayerNorm.bias": (H,),
-    "bert.encoder.layer.0.intermediate.dense.weight": (I, H),
-    "bert.encoder.layer.0.intermediate.dense.bias": (I,),
-    "bert.encoder.layer.0.output.dense.weight": (H, I),
+    "bert.encoder.layer.0.intermediate.dense.weight": (FF, H),
+    "bert.encoder.layer.0.intermediate.dense.bias": (FF,),
+    "bert.encoder.layer.0.output.dense.weight": (H, FF),
     "bert.encoder.layer.0.output.dense.bias": (H,),
     "bert.encoder.layer.0.output.LayerNorm.weight": (H,),
     "bert.encoder.layer.0.output.LayerNorm.bias": (H,),
@@ -103,9 +103,9 @@ GOOGLE_ENCODER = {
     f"{_G0}/attention/output/dense/bias": (H,),
     f"{_G0}/attention/output/LayerNorm/gamma": (H,),
     f"{_G0}/attention/output/LayerNorm/beta": (H,),
-    f"{_G0}/intermediate/dense/kernel": (H, I),
-    f"{_G0}/intermediate/dense/bias": (I,),
-    f"{_G0}/output/dense/kernel": (I, H),
+    f"{_G0}/intermediate/dense/kernel": (H, FF),
+    f"{_G0}/intermediate/dense/bias": (FF,),
+    f"{_G0}/output/dense/kernel": (FF, H),
     f"{_G0}/output/dense/bias": (H,),
     f"{_G0}/output/LayerNorm/gamma": (H,),
     f"{_G0}/output/LayerNorm/beta": (H,),

@@ -752,14 +752,14 @@ def test_defaults_are_the_documented_hyperparameters():
     trust = {"exclude_from_layer_adaptation": None, "phi_bounds": None, "ratio_bounds": None}
     sgd = {"momentum": 0.9, "weight_decay": 0.0, "exclude_from_weight_decay": EXCLUDE}
     l2 = {"decoupled_weight_decay": False}
-    assert optimization.DEFAULTS == {
+    assert {
         "adamw": {**common, **adam},
         "lamb": {**common, **adam, **trust},
         "lars": {**common, **sgd, **trust},
         "lars_trust_before_momentum": {**common, **sgd, **trust, "nesterov": False},
         "momentum": {**common, **sgd, "nesterov": False, **l2},
         "nesterov": {**common, **sgd, "nesterov": True, **l2},
-    }
+    } == optimization.DEFAULTS
 
 
 def test_private_keras_and_tf_calls_only_in_keras_private():

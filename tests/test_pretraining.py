@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import re
 import signal
 import socket
@@ -13,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import PRED1, PRED2, REPO_ROOT, SEQ1, SEQ2, tiny_config
 
 import bert
 import optimization
@@ -20,49 +22,6 @@ from bert import pretraining
 from bert import trainer as trainer_lib
 from data import create_pretraining_data as cpd
 from data import tokenization
-
-from conftest import REPO_ROOT
-
-SEQ1, PRED1, SEQ2, PRED2 = 64, 10, 128, 20
-
-
-def tiny_config(dropout=0.1, vocab_size=30522):
-    return bert.BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        hidden_act="gelu",
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-        max_position_embeddings=512,
-        type_vocab_size=2,
-        initializer_range=0.02,
-    )
-
-
-@pytest.fixture(scope="module")
-def corpus_records(tmp_path_factory, shared_data, minilm_vocab):
-    """Pretraining records at two sequence lengths from real Wikipedia text."""
-    out = tmp_path_factory.mktemp("records")
-    lines = (shared_data / "text" / "wiki_squad_contexts.txt").read_text("utf-8").split("\n")
-    text = out / "wiki.txt"
-    text.write_text("\n".join(lines[:700]), "utf-8")
-    tokenizer = tokenization.FullTokenizer(str(minilm_vocab), do_lower_case=True)
-    paths = {}
-    for name, seq, pred in (("p1", SEQ1, PRED1), ("p2", SEQ2, PRED2)):
-        files = [str(out / f"{name}-{i}.tfrecord") for i in range(2)]
-        cpd.create_pretraining_data(
-            [str(text)],
-            files,
-            tokenizer,
-            cpd.InstanceOptions(
-                max_seq_length=seq, max_predictions_per_seq=pred, dupe_factor=2, random_seed=7
-            ),
-        )
-        paths[name] = str(out / f"{name}-*.tfrecord")
-    return paths
 
 
 def write_experiment(path, phase1_steps=40, phase2_steps=6, dropout=0.0):
@@ -215,7 +174,7 @@ def test_phase1_lowers_loss_on_real_text(two_phase_run):
 
 def test_phase2_rewarms_learning_rate_from_zero(two_phase_run):
     root, experiment = two_phase_run
-    schedule_cfg = dict(json.load(open(experiment))["phases"][1]["schedule"])
+    schedule_cfg = dict(json.loads(pathlib.Path(experiment).read_text())["phases"][1]["schedule"])
     log = read_log(root / "phase2")
     assert [entry["step"] for entry in log] == [1, 2, 3, 4, 5, 6]
     peak, warmup, total = (
@@ -513,7 +472,7 @@ def test_multi_worker_two_processes_train_and_agree(tmp_path, corpus_records):
 def _wait_for_log_lines(model_dir, count, proc, timeout=300):
     deadline = time.time() + timeout
     path = os.path.join(model_dir, "train_log.jsonl")
-    while not (os.path.exists(path) and len(open(path).read().splitlines()) >= count):
+    while not (os.path.exists(path) and len(pathlib.Path(path).read_text().splitlines()) >= count):
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         assert time.time() < deadline
         time.sleep(0.1)

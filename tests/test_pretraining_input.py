@@ -8,9 +8,7 @@ import pytest
 import tensorflow as tf
 
 from data import create_pretraining_data as cpd
-from data import pretraining_input
-from data import text_corpus
-from data import tokenization
+from data import pretraining_input, text_corpus, tokenization
 
 SEQ = 64
 PRED = 10
@@ -90,8 +88,8 @@ def test_static_shapes_dtypes_and_contents(record_files):
         },
     )
     truth_keys = collections.Counter(
-        (row_key(i), int(l[0]))
-        for i, l in zip(truth["input_ids"].numpy(), truth["next_sentence_labels"].numpy())
+        (row_key(i), int(label[0]))
+        for i, label in zip(truth["input_ids"].numpy(), truth["next_sentence_labels"].numpy())
     )
     seen = collections.Counter()
     for batch in ds.as_numpy_iterator():

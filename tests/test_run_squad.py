@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import pathlib
 import random
 import re
 
@@ -688,7 +689,7 @@ def test_sentencepiece_model_fine_tunes_and_predicts_original_text(tmp_path, sha
 
 def test_vocabulary_larger_than_the_model_is_refused(tmp_path, shared_data, minilm_vocab):
     train_file, _, config_file = tiny_squad_setup(tmp_path, shared_data, vocab_size=1737)
-    with pytest.raises(ValueError, match=rf"vocab\.txt has 30522 entries .* vocab_size is 1737"):
+    with pytest.raises(ValueError, match=r"vocab\.txt has 30522 entries .* vocab_size is 1737"):
         run_main(
             [
                 f"--bert_config_file={config_file}",
@@ -886,7 +887,10 @@ def test_fp16_fine_tuning_scales_the_loss_and_predicts(tiny_run):
             f"--output_dir={output_dir}",
         ]
     )
-    log = [json.loads(line) for line in open(output_dir / "train_log.jsonl")]
+    log = [
+        json.loads(line)
+        for line in pathlib.Path(output_dir / "train_log.jsonl").read_text().splitlines()
+    ]
     assert log[-1]["step"] == tiny_run["steps"]
     assert all(math.isfinite(entry["loss"]) for entry in log)
     # The scale starts at 2^15 and only halves on overflow: a power of two no larger.

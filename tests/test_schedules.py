@@ -71,7 +71,8 @@ def test_original_bert_drop_sizes():
 
 
 def test_original_bert_equals_keras_polynomial_decay_with_warmup():
-    """Independent truth: Keras PolynomialDecay (= tf.train.polynomial_decay) + BERT's warmup override."""
+    """Independent truth: Keras PolynomialDecay (= tf.train.polynomial_decay) + BERT's warmup
+    override."""
     init_lr, total, warmup = 1e-4, 1000, 100
     decay = keras.optimizers.schedules.PolynomialDecay(
         init_lr, total, end_learning_rate=0.0, power=1.0

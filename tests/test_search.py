@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 import optuna
 import pytest
 from scipy.stats import qmc
-from test_pretraining import corpus_records, write_experiment  # noqa: F401  (fixture)
+from test_pretraining import write_experiment
 
 from bert import experiment as experiment_lib
 from bert import options as opts
@@ -116,7 +117,7 @@ def test_quasi_random_points_spread_better_than_random_ones():
     ],
 )
 def test_bad_search_spaces_name_the_file_and_the_field(tmp_path, edit, message):
-    raw = json.load(open(os.path.join(search.SEARCH_DIR, "nado_adamw.json")))
+    raw = json.loads(pathlib.Path(os.path.join(search.SEARCH_DIR, "nado_adamw.json")).read_text())
     raw.update(edit)
     path = tmp_path / "space.json"
     path.write_text(json.dumps(raw))
@@ -198,7 +199,10 @@ def test_a_study_split_between_workers_resumes_a_killed_workers_point(tmp_path, 
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert sorted(t.user_attrs["point"] for t in complete) == [0, 1, 2, 3]  # each once
     assert len({t.user_attrs["worker"] for t in complete}) == 2  # both workers ran trials
-    log0 = [json.loads(line) for line in open(os.path.join(point0, "train_log.jsonl"))]
+    log0 = [
+        json.loads(line)
+        for line in pathlib.Path(os.path.join(point0, "train_log.jsonl")).read_text().splitlines()
+    ]
     steps = [entry["step"] for entry in log0]
     assert steps == sorted(set(steps)) and steps[-1] == 12  # resumed, not restarted
     for trial in complete:
@@ -207,13 +211,21 @@ def test_a_study_split_between_workers_resumes_a_killed_workers_point(tmp_path, 
         assert trial.value == curve[-1][1]
         assert trial.user_attrs["eval"]["eval_examples"] == 32  # the held-out slice
 
-    results = json.load(open(os.path.join(model_dir, "results.json")))
+    results = json.loads(pathlib.Path(os.path.join(model_dir, "results.json")).read_text())
     best = max(complete, key=lambda t: t.value)
     assert results["best_point"] == best.user_attrs["point"]
     assert all(r["steps_to_target"] == 4 for r in results["trials"])  # target 0.001
     assert os.path.getsize(os.path.join(model_dir, "results.png")) > 10_000
-    assert open(os.path.join(model_dir, "results.md")).read().count("| complete |") == 4
-    header = open(os.path.join(model_dir, "results.csv")).readline().strip().split(",")
+    assert (
+        pathlib.Path(os.path.join(model_dir, "results.md")).read_text().count("| complete |") == 4
+    )
+    header = (
+        pathlib.Path(os.path.join(model_dir, "results.csv"))
+        .read_text()
+        .splitlines()[0]
+        .strip()
+        .split(",")
+    )
     assert header[-2:] == ["peak_lr", "weight_decay"]
     # The best trial, written back as an experiment run_pretraining accepts.
     exported = experiment_lib.load_experiment(os.path.join(model_dir, "best_experiment.json"))
@@ -293,19 +305,20 @@ def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
         ("lamb", 4, 16), ("adamw", 4, 16), ("lamb", 16, 4), ("adamw", 16, 4)
     ]  # fmt: skip
     for r in rows:
-        cell = json.load(
-            open(tmp_path / "out" / f"{r['optimizer']}_b{r['batch']}" / "results.json")
-        )
+        cell_dir = tmp_path / "out" / f"{r['optimizer']}_b{r['batch']}"
+        cell = json.loads((cell_dir / "results.json").read_text())
         assert r["best_accuracy"] == max(t["mlm_accuracy"] for t in cell["trials"])
         reached = [t["steps_to_target"] for t in cell["trials"] if t["steps_to_target"]]
         assert r["steps_to_target"] == min(reached)
     # The same quasi-random points in every cell of one optimizer.
     points = [
-        json.load(open(tmp_path / "out" / f"adamw_b{b}" / "results.json"))["trials"]
+        json.loads(pathlib.Path(tmp_path / "out" / f"adamw_b{b}" / "results.json").read_text())[
+            "trials"
+        ]
         for b in (4, 16)
     ]
     assert [t["peak_lr"] for t in points[0]] == [t["peak_lr"] for t in points[1]]
-    table = open(tmp_path / "out" / "reality_check.md").read()
+    table = pathlib.Path(tmp_path / "out" / "reality_check.md").read_text()
     assert table.count("| lamb |") == 2 and table.count("| adamw |") == 2
     assert os.path.getsize(tmp_path / "out" / "reality_check.png") > 10_000
 

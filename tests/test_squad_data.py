@@ -60,7 +60,8 @@ def test_read_train_subset_positions(shared_data):
         assert example.orig_answer_text == answer["text"]
         assert example.question_text == qa["question"]
         assert example.doc_tokens == context.split()
-        # The labelled words contain the answer, and the answer's first character is in the first word.
+        # The labelled words contain the answer, and the answer's first character is in the first
+        # word.
         words = " ".join(example.doc_tokens[example.start_position : example.end_position + 1])
         assert " ".join(answer["text"].split()) in words
         assert (
@@ -364,10 +365,9 @@ def test_tfrecords_round_trip_and_padded_predict_batches(xquad, tmp_path):
 def test_failed_write_leaves_no_file(xquad, tmp_path):
     _, _, features = xquad
     target = tmp_path / "out.tf_record"
-    with pytest.raises(RuntimeError):
-        with squad.FeatureWriter(target, is_training=True) as writer:
-            writer.process_feature(features[0])
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), squad.FeatureWriter(target, is_training=True) as writer:
+        writer.process_feature(features[0])
+        raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,9 +9,8 @@ data/synthetic_world.json: every template there is used, and the file is
 packaged with the module.
 """
 
-import configparser
-
 import collections
+import configparser
 import json
 import os
 import re
@@ -21,10 +20,7 @@ import time
 
 import pytest
 
-from data import squad_data
-from data import squad_metric
-from data import synthetic
-from data import text_corpus
+from data import squad_data, squad_metric, synthetic, text_corpus
 
 _FILES = ("corpus", "squad_train", "squad_dev")
 _WORDS = synthetic.load_spec()["words"]
@@ -221,8 +217,40 @@ def test_train_and_dev_share_no_entity(default_paths):
 
 
 _STOP_WORDS = frozenset(
-    "what which who whom when where how is was are were does did do the a an of in on to "
-    "for by from and his her its it he she be".split()
+    [
+        "what",
+        "which",
+        "who",
+        "whom",
+        "when",
+        "where",
+        "how",
+        "is",
+        "was",
+        "are",
+        "were",
+        "does",
+        "did",
+        "do",
+        "the",
+        "a",
+        "an",
+        "of",
+        "in",
+        "on",
+        "to",
+        "for",
+        "by",
+        "from",
+        "and",
+        "his",
+        "her",
+        "its",
+        "it",
+        "he",
+        "she",
+        "be",
+    ]
 )
 
 

@@ -12,12 +12,10 @@ import sys
 
 import numpy as np
 import pytest
-
-from conftest import REPO_ROOT
 import tensorflow as tf
+from conftest import REPO_ROOT
 
-from data import learn_vocab
-from data import tokenization
+from data import learn_vocab, tokenization
 
 
 @pytest.fixture(scope="module")

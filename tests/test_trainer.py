@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -54,7 +55,8 @@ def classifier(config):
 
 
 def pair_data():
-    """A rule the model can read off the tokens: label = whether the first token is in the upper half."""
+    """A rule the model can read off the tokens: label = whether the first token is in the upper
+    half."""
     rng = np.random.default_rng(0)
     ids = rng.integers(5, 64, (256, 16)).astype(np.int32)
     return {
@@ -104,7 +106,10 @@ def pair_dataset_fn(ctx):
 def test_a_new_task_trains_with_the_shared_loop(tmp_path):
     trainer = classifier_trainer(tmp_path)
     last = trainer.train(pair_dataset_fn)
-    log = [json.loads(line) for line in open(tmp_path / "train_log.jsonl")]
+    log = [
+        json.loads(line)
+        for line in pathlib.Path(tmp_path / "train_log.jsonl").read_text().splitlines()
+    ]
     assert [entry["step"] for entry in log] == [20, 30, 50, 60]  # loops end on save steps
     assert last["accuracy"] > 0.9 and log[0]["loss"] > last["loss"]
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-60")
@@ -113,7 +118,10 @@ def test_a_new_task_trains_with_the_shared_loop(tmp_path):
         lambda ctx: tf.data.Dataset.from_tensor_slices(data).batch(64, drop_remainder=True), 4, 64
     )
     assert results["eval_examples"] == 256 and results["accuracy"] > 0.9
-    assert json.load(open(tmp_path / "eval_results.json"))["accuracy"] == results["accuracy"]
+    assert (
+        json.loads(pathlib.Path(tmp_path / "eval_results.json").read_text())["accuracy"]
+        == results["accuracy"]
+    )
 
 
 def test_a_failed_checkpoint_write_stops_and_keeps_the_previous_one(tmp_path):
@@ -131,12 +139,29 @@ def test_a_failed_checkpoint_write_stops_and_keeps_the_previous_one(tmp_path):
 
 
 # Flag names of google-research/bert's run_squad.py that this project keeps.
-GOOGLE_SQUAD_FLAGS = (
-    "bert_config_file vocab_file output_dir train_file predict_file init_checkpoint "
-    "do_lower_case max_seq_length doc_stride max_query_length do_train do_predict "
-    "train_batch_size predict_batch_size learning_rate num_train_epochs warmup_proportion "
-    "save_checkpoints_steps iterations_per_loop n_best_size max_answer_length"
-).split()
+GOOGLE_SQUAD_FLAGS = [
+    "bert_config_file",
+    "vocab_file",
+    "output_dir",
+    "train_file",
+    "predict_file",
+    "init_checkpoint",
+    "do_lower_case",
+    "max_seq_length",
+    "doc_stride",
+    "max_query_length",
+    "do_train",
+    "do_predict",
+    "train_batch_size",
+    "predict_batch_size",
+    "learning_rate",
+    "num_train_epochs",
+    "warmup_proportion",
+    "save_checkpoints_steps",
+    "iterations_per_loop",
+    "n_best_size",
+    "max_answer_length",
+]
 
 
 @pytest.mark.parametrize(

@@ -323,8 +323,9 @@ def project_side(core: int, argv: list[str], output_dir: str, warmup_fraction: f
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     logging.set_verbosity(logging.INFO)
-    from bert import options, run_squad
-    from bert import trainer as trainer_lib
+    from bert import run_squad
+    from bert.training import options
+    from bert.training import trainer as trainer_lib
 
     # Times Trainer.train as a whole (input pipeline start-up and tracing included, which
     # the host calls of train_log.jsonl do not see); the training itself is untouched.
@@ -399,7 +400,8 @@ def _project_steady_prediction(argv: list[str]) -> dict:
     import tensorflow as tf
 
     import bert
-    from bert import checkpoints, options, run_squad
+    from bert import checkpoints, run_squad
+    from bert.training import options
 
     settings = options.parse(run_squad.SquadOptions, ["run_squad", *argv])
     output_dir = settings.output_dir

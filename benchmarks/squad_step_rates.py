@@ -65,7 +65,8 @@ def step_rates(
     tf.config.threading.set_intra_op_parallelism_threads(1)
     import bert
     from benchmarks import train_step
-    from bert import checkpoints, options, run_squad
+    from bert import checkpoints, run_squad
+    from bert.training import options
 
     options.set_mixed_precision({"fp32": "none"}.get(precision, precision))
     config = checkpoints.resolve_config(model_dir)

@@ -71,7 +71,7 @@ def _stage_functions(step):
     import tensorflow as tf
 
     from benchmarks.train_step import random_batch
-    from bert import pretraining
+    from bert.tasks import pretraining
 
     trainer, model = step.trainer, step.trainer.model
 
@@ -143,7 +143,7 @@ def _hlo_metadata(dump_dir: str) -> dict[str, str]:
     Instruction names are per module, so they must come from the module that was
     profiled: the trainer's compiled step (the stage functions compile too).
     """
-    from bert.trainer import Trainer
+    from bert.training.trainer import Trainer
 
     pattern = f"*{Trainer.STEP_FUNCTION_NAME}*cpu_after_optimizations.txt"
     files = glob.glob(os.path.join(dump_dir, pattern))

@@ -4,7 +4,7 @@ A training step is forward + backward + optimizer update of masked-LM (20
 masked positions) + next-sentence prediction at sequence length 128, vocab
 30522, with dropout 0.1 as in BERT pretraining.
 
-* project: the real trainer, `bert.trainer.Trainer` with the `PretrainingTask` on a
+* project: the real trainer, `bert.training.Trainer` with the `PretrainingTask` on a
   OneDeviceStrategy (XLA-compiled step, `steps_per_loop` steps per host call)
   with `bert.build_pretraining_model` and `optimization.create_optimizer`.
   The timed call is the trainer's own compiled loop function, the one
@@ -190,8 +190,8 @@ class ProjectTrainStep:
 
         import bert
         import optimization
-        from bert import pretraining
-        from bert import trainer as trainer_lib
+        from bert.tasks import pretraining
+        from bert.training import trainer as trainer_lib
 
         self.config = benchmark_bert_config(config_name, dropout)
         self.batch_size = batch_size

@@ -1,9 +1,10 @@
 """BERT in Keras 3: model, heads and pretrained-checkpoint loading."""
 
 import data.tf_startup  # noqa: F401  (first: quiet TensorFlow start-up for the CLIs)
+from bert import _moved
 from bert.checkpoints import load_pretrained, save_tf1_checkpoint
-from bert.config import BertConfig
-from bert.models import (
+from bert.modeling.config import BertConfig
+from bert.modeling.models import (
     BertEncoder,
     BertPretrainingModel,
     BertSquadModel,
@@ -27,3 +28,5 @@ __all__ = [
     "load_pretrained",
     "save_tf1_checkpoint",
 ]
+
+_moved.install()

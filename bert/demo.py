@@ -119,8 +119,8 @@ def learn_vocab(text_files: list, out: str, vocab_size: int) -> str:
 
 def write_experiment(optimizer: str, vocab_file: str, out: str) -> tuple:
     """The demo recipe (configs/<model>_<optimizer>.json) with the learned vocabulary size."""
-    from bert import experiment as experiment_lib
-    from bert.config import BertConfig
+    from bert.modeling.config import BertConfig
+    from bert.training import experiment as experiment_lib
 
     base = experiment_lib.resolve_config_path(f"{FLAGS.model}_{optimizer}")
     with open(base) as f:

@@ -30,8 +30,8 @@ import sys
 from absl import app, logging
 
 from bert import checkpoints
-from bert import options as opts
-from bert.options import option
+from bert.training import options as opts
+from bert.training.options import option
 
 FORMATS = ("huggingface", "tf1")
 

@@ -25,10 +25,10 @@ import sys
 import tensorflow as tf
 from absl import app, logging
 
-from bert import experiment as experiment_lib
-from bert import options as opts
 from bert import search
-from bert.options import option
+from bert.training import experiment as experiment_lib
+from bert.training import options as opts
+from bert.training.options import option
 from data import fileio
 
 PRESET_DIR = os.path.join(experiment_lib.CONFIG_DIR, "reality_check")
@@ -123,7 +123,7 @@ def cell_steps(preset: dict, batch: int) -> tuple:
 def embedded_data(out: str, seed: int, max_seq_length: int, max_predictions_per_seq: int) -> tuple:
     """The embedded corpus as records with a learned vocabulary: (glob, bert_config file)."""
     from bert import demo
-    from bert.config import BertConfig
+    from bert.modeling.config import BertConfig
     from data import synthetic
 
     data_dir = os.path.join(out, "data")

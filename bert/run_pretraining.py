@@ -24,11 +24,12 @@ from absl import app, logging
 
 import bert
 import optimization
-from bert import checkpoints, pretraining
-from bert import experiment as experiment_lib
-from bert import options as opts
-from bert import trainer as trainer_lib
-from bert.options import option
+from bert import checkpoints
+from bert.tasks import pretraining
+from bert.training import experiment as experiment_lib
+from bert.training import options as opts
+from bert.training import trainer as trainer_lib
+from bert.training.options import option
 from data import fileio, pretraining_input
 
 

@@ -53,7 +53,7 @@ Outputs in --output_dir: train.tf_record / eval.tf_record, the fine-tuned checkp
 (`ckpt-N`), predictions.json, nbest_predictions.json, eval_results.json (exact_match, f1 and
 counts; printed as JSON too), TensorBoard events in train/ and eval/. With --export_dir, a
 SavedModel whose `serving_default` signature takes raw question and context strings
-(see `bert.squad_export`).
+(see `bert.serving`).
 
 Several predict files (`--predict_file=xquad-en-v1.1.json,dev-v1.1.json`): each file's
 eval.tf_record, predictions, eval_results.json and eval/ go to
@@ -96,9 +96,9 @@ from absl import app, logging
 import bert
 import optimization
 from bert import checkpoints
-from bert import options as opts
-from bert import trainer as trainer_lib
-from bert.options import option
+from bert.training import options as opts
+from bert.training import trainer as trainer_lib
+from bert.training.options import option
 from data import fileio, length_buckets, squad, tokenization
 
 FINE_TUNED_CONFIG = "bert_config.json"  # written beside the fine-tuned checkpoint
@@ -444,7 +444,7 @@ def model_inputs(batch):
 
 
 class SquadTask:
-    """Span prediction for `bert.trainer.Trainer`: the loss of `squad_loss`."""
+    """Span prediction for `bert.training.Trainer`: the loss of `squad_loss`."""
 
     log_metrics = {}
 
@@ -635,7 +635,7 @@ def prediction_inputs(strategy, options, record, lengths, config, compiled):
             **kwargs,
         )
         if not isinstance(strategy, tf.distribute.OneDeviceStrategy):
-            # One device reads the dataset itself (see bert.distribute.distribute_datasets).
+            # One device reads the dataset itself (see distribute.distribute_datasets).
             dataset = strategy.experimental_distribute_dataset(dataset)
         return dataset, -(-count // batch_size)  # The last batch filled up with dummies.
 
@@ -754,9 +754,9 @@ def run_prediction(strategy, predict_step, data: PredictData, options, step, con
 
 def serve_demo(export_dir, question, context):
     """Answers `question` about `context` with an exported SavedModel; returns the dict."""
-    from bert import squad_export
+    from bert import serving
 
-    answer = squad_export.answer(export_dir, question, context)
+    answer = serving.answer(export_dir, question, context)
     print(json.dumps(answer, ensure_ascii=False))
     return answer
 
@@ -919,9 +919,9 @@ def run_one(options: SquadOptions, hparams: dict, strategy) -> dict | None:
             print(json.dumps(scores))
 
     if options.export_dir:
-        from bert import squad_export
+        from bert import serving
 
-        squad_export.export_saved_model(
+        serving.export_saved_model(
             model,
             vocab_file,
             options.export_dir,

@@ -39,10 +39,10 @@ from collections.abc import Callable
 import tensorflow as tf
 from absl import app, logging
 
-from bert import experiment as experiment_lib
-from bert import options as opts
 from bert import run_pretraining
-from bert.options import option
+from bert.training import experiment as experiment_lib
+from bert.training import options as opts
+from bert.training.options import option
 from data import fileio
 
 METRIC = "mlm_accuracy"

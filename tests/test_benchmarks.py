@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import bert
 from benchmarks import run, train_step
-from bert import pretraining
+from bert.tasks import pretraining
 
 
 def test_model_flops_match_the_kernels_of_the_built_model():

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from bert import experiment, recipes
+from bert.training import experiment, recipes
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 ALL_CONFIGS = [pathlib.Path(p) for p in experiment.experiment_files()]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert import trainer as trainer_lib
+from bert.training import trainer as trainer_lib
 from data import length_buckets, squad, squad_data
 
 

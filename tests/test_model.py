@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import bert
-from bert import layers as bert_layers
+from bert.modeling import layers as bert_layers
 
 TINY = dict(
     vocab_size=97,

@@ -18,8 +18,8 @@ from conftest import PRED1, PRED2, REPO_ROOT, SEQ1, SEQ2, tiny_config
 
 import bert
 import optimization
-from bert import pretraining
-from bert import trainer as trainer_lib
+from bert.tasks import pretraining
+from bert.training import trainer as trainer_lib
 from data import create_pretraining_data as cpd
 from data import tokenization
 
@@ -537,8 +537,8 @@ def test_multi_worker_sigterm_to_one_worker_stops_both_at_one_step(tmp_path, cor
 def test_records_of_another_vocabulary_are_refused(tmp_path, shared_data, minilm_vocab):
     """Unmasked records carry their vocabulary size in .info.json; a model of another size
     is refused before training, naming the file and both sizes."""
-    from bert import options as opts
     from bert import run_pretraining
+    from bert.training import options as opts
 
     lines = (shared_data / "text" / "wiki_squad_contexts.txt").read_text("utf-8").split("\n")
     text = tmp_path / "wiki.txt"

@@ -21,8 +21,10 @@ from absl import app
 
 import bert
 import optimization
-from bert import checkpoints, options, run_squad, squad_export
-from bert import trainer as trainer_lib
+from bert import checkpoints, run_squad
+from bert import serving as squad_export
+from bert.training import options
+from bert.training import trainer as trainer_lib
 from data import length_buckets, squad, squad_metric, tokenization
 
 # The cheapest run found that clearly learns on 2 CPU cores: 96 steps of 8 windows of 128

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import optimization
-from bert import experiment
+from bert.training import experiment
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 

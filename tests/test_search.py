@@ -17,9 +17,9 @@ import pytest
 from scipy.stats import qmc
 from test_pretraining import write_experiment
 
-from bert import experiment as experiment_lib
-from bert import options as opts
 from bert import reality_check, search
+from bert.training import experiment as experiment_lib
+from bert.training import options as opts
 from optimization import hparams
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

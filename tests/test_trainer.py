@@ -12,9 +12,9 @@ from absl import flags
 
 import bert
 import optimization
-from bert import options as opts
 from bert import reality_check, run_pretraining, run_squad, search
-from bert import trainer as trainer_lib
+from bert.training import options as opts
+from bert.training import trainer as trainer_lib
 
 
 class PairClassificationTask:

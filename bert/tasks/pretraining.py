@@ -1,4 +1,4 @@
-"""The pretraining task: masked-LM + next-sentence losses and metrics for `bert.trainer`.
+"""The pretraining task: masked-LM + next-sentence losses and metrics for `bert.training.Trainer`.
 
 Loss scaling: every replica's loss is its local sum divided by a GLOBAL count (masked
 positions, or examples of the global micro-batch), so the sum over replicas that the

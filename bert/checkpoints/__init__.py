@@ -41,8 +41,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bert import models
-from bert.config import SIZE_FIELDS, BertConfig
+from bert.modeling import models
+from bert.modeling.config import SIZE_FIELDS, BertConfig
 from data import fileio
 
 logger = logging.getLogger(__name__)

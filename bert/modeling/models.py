@@ -9,8 +9,8 @@ and return dicts. Head logits are float32 under any dtype policy.
 
 import keras
 
-from bert import layers as bert_layers
-from bert.config import BertConfig
+from bert.modeling import layers as bert_layers
+from bert.modeling.config import BertConfig
 
 ENCODER_INPUTS = ("input_ids", "input_mask", "segment_ids")
 
@@ -26,8 +26,8 @@ class BertEncoder(keras.Model):
 
     Attributes:
         bert_config: the `BertConfig`.
-        embeddings: `bert.layers.BertEmbeddings`.
-        transformer_layers: list of `bert.layers.TransformerLayer`.
+        embeddings: `bert.modeling.layers.BertEmbeddings`.
+        transformer_layers: list of `bert.modeling.layers.TransformerLayer`.
         pooler: Dense + tanh applied to the [CLS] state.
     """
 
@@ -110,7 +110,7 @@ class BertPretrainingModel(keras.Model):
 
     Attributes:
         encoder: the `BertEncoder`.
-        mlm_head: `bert.layers.MaskedLMHead` (tied to the word embeddings).
+        mlm_head: `bert.modeling.layers.MaskedLMHead` (tied to the word embeddings).
         nsp_head: Dense(2) on the pooled output, in float32.
     """
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import tensorflow as tf
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG_DIR = os.path.join(REPO_ROOT, "configs")
 # Sub-folders of CONFIG_DIR that hold other configs than experiments.
 OTHER_CONFIG_DIRS = ("search", "reality_check")
 

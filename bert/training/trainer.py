@@ -5,8 +5,8 @@ task under any tf.distribute strategy. One host call of the compiled loop runs
 `steps_per_loop` updates on the accelerators (each `gradient_accumulation_steps` micro-batches),
 so the host only wakes up to log, write summaries and checkpoint.
 
-A task (`bert.pretraining.PretrainingTask`, `bert.run_squad.SquadTask`, or a new one) owns only
-what differs between tasks: which features the model reads, the loss and the numerators of its
+A task (`bert.tasks.pretraining.PretrainingTask`, `bert.run_squad.SquadTask`, or a new one) owns
+only what differs between tasks: which features the model reads, the loss and the numerators of its
 metrics. A task implements:
 
     model_inputs(batch) -> dict                  # the features the model reads
@@ -38,7 +38,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert import distribute, models
+from bert.modeling import models
+from bert.training import distribute
 from data import fileio
 
 

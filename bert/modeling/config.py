@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from data import fileio
 
-# Activation names accepted in `hidden_act`; see `bert.layers.get_activation`.
+# Activation names accepted in `hidden_act`; see `bert.modeling.layers.get_activation`.
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_tanh", "gelu_pytorch_tanh", "relu", "tanh")
 
 # Integer fields that fix the architecture (and so the checkpoint shapes).

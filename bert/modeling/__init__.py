@@ -1,0 +1,1 @@
+"""The BERT model: configuration, Keras layers, the encoder and its heads."""

@@ -1,0 +1,76 @@
+"""The runtime every training entry point shares, as options (flags come from `data.cli`).
+
+`RuntimeOptions` holds what every entry point shares (distribution strategy, mixed precision,
+XLA, seed) and `start_runtime` turns it into a strategy. `option`, `define_flags`,
+`from_flags` and `parse` (re-exported from `data.cli`) make an options dataclass a set of
+flags.
+
+    @dataclasses.dataclass
+    class MyOptions(RuntimeOptions):
+        model_dir: str | None = option(None, "Where checkpoints go.")
+
+    options = parse(MyOptions, ["prog", "--model_dir=/tmp/x"])
+"""
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from absl import logging
+
+from bert.training import distribute
+from data.cli import define_flags, from_flags, option, parse  # noqa: F401 (re-exported)
+
+T = TypeVar("T")
+
+MIXED_PRECISION = ("bf16", "fp16", "none")
+
+
+@dataclasses.dataclass
+class RuntimeOptions:
+    """Where and how a job runs; shared by pretraining and fine-tuning."""
+
+    strategy: str = option("one_device", "tf.distribute strategy.", distribute.STRATEGIES)
+    tpu: str = option("", "TPU name or grpc address for TPUClusterResolver.")
+    num_cpu_devices: int = option(
+        0, "With --strategy=mirrored on a CPU-only host: logical CPU devices to use."
+    )
+    mixed_precision: str = option("none", "Compute dtype policy.", MIXED_PRECISION)
+    jit_compile: bool = option(True, "XLA-compile the training steps.")
+    seed: int = option(12345, "Seed of the input order, initialization and dropout.")
+
+
+def start_runtime(runtime: RuntimeOptions):
+    """Seeds, sets the dtype policy and returns the tf.distribute strategy of `runtime`."""
+    if runtime.strategy == "mirrored":  # Logical CPU devices must exist before TF starts.
+        distribute.configure_cpu_devices(runtime.num_cpu_devices)
+    import keras
+
+    keras.utils.set_random_seed(runtime.seed)
+    set_mixed_precision(runtime.mixed_precision)
+    return distribute.create_strategy(runtime.strategy, runtime.tpu, runtime.num_cpu_devices)
+
+
+def set_mixed_precision(mode: str) -> None:
+    """Sets the Keras global dtype policy for bf16 / fp16 / none."""
+    import keras
+
+    policies = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16", "none": "float32"}
+    if mode not in policies:
+        raise ValueError(f"--mixed_precision must be one of {sorted(policies)}, got {mode!r}")
+    keras.mixed_precision.set_global_policy(policies[mode])
+
+
+def exit_if_preempted(job: Callable[[], T], hint: str = "") -> T:
+    """Runs an entry point's `job`; a preempted one (checkpoint saved) exits with status 143.
+
+    `hint` is logged after the preemption message (e.g. how to resume).
+    """
+    from bert.training import trainer
+
+    try:
+        return job()
+    except trainer.Preempted as e:
+        logging.warning("%s%s", e, f"; {hint}" if hint else "")
+        sys.exit(e.exit_code)

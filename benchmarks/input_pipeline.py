@@ -11,15 +11,29 @@ masks (masked records) and dynamic masking (unmasked records):
 step rate).
 """
 
+import dataclasses
 import json
 import os
+import sys
 import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import app
 
-FLAGS = flags.FLAGS
+from data import cli
+
+
+@dataclasses.dataclass
+class InputPipelineOptions:
+    """Options of `python -m benchmarks.input_pipeline`, one flag each."""
+
+    batch_size: int = cli.option(32, "Per-pipeline batch size.")
+    seq_length: int = cli.option(128, "Sequence length.")
+    max_predictions_per_seq: int = cli.option(20, "Masked positions per sequence.")
+    num_batches: int = cli.option(300, "Timed batches per configuration.")
+    output_json: str | None = cli.option(None, "Write the rows as JSON here.")
+    output_markdown: str | None = cli.option(None, "Write the table as markdown here.")
 
 
 def write_generated_records(
@@ -35,7 +49,7 @@ def write_generated_records(
     """Writes random pretraining records; returns a glob pattern for them."""
     import tensorflow as tf
 
-    from data import create_pretraining_data as cpd
+    from data import pretraining_instances as cpd
 
     rng = np.random.default_rng(seed)
     name = "masked" if masked else "unmasked"
@@ -156,25 +170,24 @@ def format_table(rows: list[dict], title: str) -> str:
 
 
 def main(_):
+    options = cli.from_flags(InputPipelineOptions)
     rows = benchmark(
-        FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions_per_seq, FLAGS.num_batches
+        options.batch_size,
+        options.seq_length,
+        options.max_predictions_per_seq,
+        options.num_batches,
     )
     title = f"Pretraining input pipeline ({os.cpu_count()} CPU cores)"
     table = format_table(rows, title)
     print(table)
-    if FLAGS.output_json:
-        with open(FLAGS.output_json, "w") as f:
+    if options.output_json:
+        with open(options.output_json, "w") as f:
             json.dump(dict(title=title, rows=rows), f, indent=2)
-    if FLAGS.output_markdown:
-        with open(FLAGS.output_markdown, "w") as f:
+    if options.output_markdown:
+        with open(options.output_markdown, "w") as f:
             f.write(table + "\n")
 
 
 if __name__ == "__main__":
-    flags.DEFINE_integer("batch_size", 32, "Per-pipeline batch size.")
-    flags.DEFINE_integer("seq_length", 128, "Sequence length.")
-    flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence.")
-    flags.DEFINE_integer("num_batches", 300, "Timed batches per configuration.")
-    flags.DEFINE_string("output_json", None, "Write the rows as JSON here.")
-    flags.DEFINE_string("output_markdown", None, "Write the table as markdown here.")
+    cli.define_flags(InputPipelineOptions, module_name=sys.argv[0])
     app.run(main)

@@ -10,21 +10,26 @@ ms/step and the ratio to Keras's own optimizer of the same family.
       --output_json=/tmp/optimizer_step.json --output_markdown=/tmp/optimizer_step.md
 """
 
+import dataclasses
+import sys
 import time
 
-from absl import app, flags, logging
+from absl import app, logging
 
+from data import cli
 from data.fileio import write_atomic, write_json_atomic
 
-FLAGS = flags.FLAGS
 
+@dataclasses.dataclass
+class OptimizerStepOptions:
+    """Options of `python -m benchmarks.optimizer_step`, one flag each."""
 
-def define_flags():
-    """Command-line flags (defined only when run as a program)."""
-    flags.DEFINE_integer("num_steps", 10, "Timed steps per optimizer.")
-    flags.DEFINE_integer("warmup_steps", 2, "Untimed steps (compilation) per optimizer.")
-    flags.DEFINE_string("output_json", None, "Where to write the results as JSON.")
-    flags.DEFINE_string("output_markdown", None, "Where to write the results as a markdown table.")
+    num_steps: int = cli.option(10, "Timed steps per optimizer.")
+    warmup_steps: int = cli.option(2, "Untimed steps (compilation) per optimizer.")
+    output_json: str | None = cli.option(None, "Where to write the results as JSON.")
+    output_markdown: str | None = cli.option(
+        None, "Where to write the results as a markdown table."
+    )
 
 
 Shapes = list[tuple[str, tuple[int, ...]]]
@@ -171,15 +176,16 @@ def to_markdown(rows: list[dict]) -> str:
 
 def main(argv):
     del argv
-    rows = run_benchmark(bert_shapes(), FLAGS.num_steps, FLAGS.warmup_steps)
+    options = cli.from_flags(OptimizerStepOptions)
+    rows = run_benchmark(bert_shapes(), options.num_steps, options.warmup_steps)
     table = to_markdown(rows)
     print(table)
-    if FLAGS.output_json:
-        write_json_atomic(FLAGS.output_json, rows)
-    if FLAGS.output_markdown:
-        write_atomic(FLAGS.output_markdown, table)
+    if options.output_json:
+        write_json_atomic(options.output_json, rows)
+    if options.output_markdown:
+        write_atomic(options.output_markdown, table)
 
 
 if __name__ == "__main__":
-    define_flags()
+    cli.define_flags(OptimizerStepOptions, module_name=sys.argv[0])
     app.run(main)

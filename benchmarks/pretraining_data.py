@@ -15,17 +15,36 @@ its worker processes), input MB/s and instances/s, and the wall-clock speedup.
 """
 
 import collections
+import dataclasses
 import json
 import os
 import random
 import resource
+import sys
 import tempfile
 import time
 import unicodedata
 
 from absl import app, flags, logging
 
-FLAGS = flags.FLAGS
+from data import cli
+
+_DEFAULT_TEXT = os.path.normpath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "text", "*.txt")
+)
+
+
+@dataclasses.dataclass
+class PretrainingDataOptions:
+    """Options of `python -m benchmarks.pretraining_data`, one flag each."""
+
+    input_file: str = cli.option(_DEFAULT_TEXT, "Input text globs.")
+    vocab_file: str | None = cli.option(None, "WordPiece vocab (uncased).")  # required
+    num_workers: int = cli.option(2, "Workers of the project implementation.")
+    dupe_factor: int = cli.option(10, "dupe_factor for both implementations.")
+    skip_baseline: bool = cli.option(False, "Only time the project implementation.")
+    output_json: str | None = cli.option(None, "Write the rows as JSON here.")
+    output_markdown: str | None = cli.option(None, "Write the table as markdown here.")
 
 
 # -----------------------------------------------------------------------------
@@ -275,12 +294,11 @@ def run_baseline(input_files, output_files, vocab_file, options) -> dict[str, fl
 
 def run_project(input_files, output_files, vocab_file, options, num_workers):
     """The project implementation, timed in-process (tokenizer setup included)."""
-    from data import create_pretraining_data as cpd
-    from data import tokenization
+    from data import pretraining_records, tokenization
 
     start = time.perf_counter()
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
-    stats = cpd.create_pretraining_data(
+    stats = pretraining_records.create_pretraining_data(
         input_files, output_files, tokenizer, options, num_workers=num_workers
     )
     seconds = time.perf_counter() - start
@@ -313,9 +331,9 @@ def benchmark(
     skip_baseline: bool = False,
 ) -> list[dict]:
     """Runs the baseline and the project implementation; returns table rows."""
-    from data import create_pretraining_data as cpd
+    from data import pretraining_instances
 
-    options = cpd.InstanceOptions(dupe_factor=dupe_factor)
+    options = pretraining_instances.InstanceOptions(dupe_factor=dupe_factor)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
 
@@ -324,7 +342,11 @@ def benchmark(
 
         # Warm-up: the in-graph tokenizer builds its tables once per process.
         run_project(
-            input_files[:1], outputs("warmup"), vocab_file, cpd.InstanceOptions(dupe_factor=1), 1
+            input_files[:1],
+            outputs("warmup"),
+            vocab_file,
+            pretraining_instances.InstanceOptions(dupe_factor=1),
+            1,
         )
         runs = (
             []
@@ -389,39 +411,31 @@ def format_table(rows: list[dict], title: str) -> str:
 def main(_):
     from data import text_corpus
 
-    files = text_corpus.expand_file_patterns(FLAGS.input_file)
+    options = cli.from_flags(PretrainingDataOptions)
+    files = text_corpus.expand_file_patterns(options.input_file)
     rows = benchmark(
         files,
-        FLAGS.vocab_file,
-        FLAGS.num_workers,
-        FLAGS.dupe_factor,
-        skip_baseline=FLAGS.skip_baseline,
+        options.vocab_file,
+        options.num_workers,
+        options.dupe_factor,
+        skip_baseline=options.skip_baseline,
     )
     megabytes = sum(os.path.getsize(f) for f in files) / 1e6
     title = (
         f"Pretraining-data creation: {len(files)} file(s), {megabytes:.2f} MB, "
-        f"dupe_factor={FLAGS.dupe_factor}, max_seq_length=128, {os.cpu_count()} CPU cores"
+        f"dupe_factor={options.dupe_factor}, max_seq_length=128, {os.cpu_count()} CPU cores"
     )
     table = format_table(rows, title)
     print(table)
-    if FLAGS.output_json:
-        with open(FLAGS.output_json, "w") as f:
+    if options.output_json:
+        with open(options.output_json, "w") as f:
             json.dump(dict(title=title, files=files, rows=rows), f, indent=2)
-    if FLAGS.output_markdown:
-        with open(FLAGS.output_markdown, "w") as f:
+    if options.output_markdown:
+        with open(options.output_markdown, "w") as f:
             f.write(table + "\n")
 
 
 if __name__ == "__main__":
-    _default_text = os.path.join(
-        os.path.dirname(__file__), "..", "..", "shared", "data", "text", "*.txt"
-    )
-    flags.DEFINE_string("input_file", os.path.normpath(_default_text), "Input text globs.")
-    flags.DEFINE_string("vocab_file", None, "WordPiece vocab (uncased).")
-    flags.DEFINE_integer("num_workers", 2, "Workers of the project implementation.")
-    flags.DEFINE_integer("dupe_factor", 10, "dupe_factor for both implementations.")
-    flags.DEFINE_bool("skip_baseline", False, "Only time the project implementation.")
-    flags.DEFINE_string("output_json", None, "Write the rows as JSON here.")
-    flags.DEFINE_string("output_markdown", None, "Write the table as markdown here.")
+    cli.define_flags(PretrainingDataOptions, module_name=sys.argv[0])
     flags.mark_flag_as_required("vocab_file")
     app.run(main)

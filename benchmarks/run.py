@@ -17,15 +17,17 @@ same batch), pretraining_data (creation vs a pure-Python baseline), squad
 Keras's AdamW / Lamb on BERT-Base-shaped variables).
 """
 
+import dataclasses
 import json
 import os
+import sys
 import time
 
-from absl import app, flags
+from absl import app
 
 from benchmarks import common, train_step
+from data import cli
 
-FLAGS = flags.FLAGS
 ALL = (
     "train_step",
     "step_profile",
@@ -38,14 +40,16 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _SHARED = os.path.join(os.path.dirname(_HERE), os.pardir, "shared", "data")
 
 
-def define_flags():
-    """Command-line flags (defined only when run as a program)."""
-    flags.DEFINE_list("only", list(ALL), f"Benchmarks to run, of {ALL}.")
-    flags.DEFINE_list("configs", ["mini", "base"], "Training configs (mini, base).")
-    flags.DEFINE_integer("rounds", 4, "Interleaved timed rounds per training implementation.")
-    flags.DEFINE_integer("steps_per_round", 0, "Steps per round (0: about 10 s each).")
-    flags.DEFINE_integer("dupe_factor", 10, "dupe_factor of the pretraining-data benchmark.")
-    flags.DEFINE_string("output_dir", _HERE, "Where results.json and results.md go.")
+@dataclasses.dataclass
+class RunOptions:
+    """Options of `python -m benchmarks.run`, one flag each."""
+
+    only: tuple[str, ...] = cli.option(ALL, f"Benchmarks to run, of {ALL}.")
+    configs: tuple[str, ...] = cli.option(("mini", "base"), "Training configs (mini, base).")
+    rounds: int = cli.option(4, "Interleaved timed rounds per training implementation.")
+    steps_per_round: int = cli.option(0, "Steps per round (0: about 10 s each).")
+    dupe_factor: int = cli.option(10, "dupe_factor of the pretraining-data benchmark.")
+    output_dir: str = cli.option(_HERE, "Where results.json and results.md go.")
 
 
 def _minilm_vocab() -> str:
@@ -269,15 +273,20 @@ def write_results(results: dict, output_dir: str):
 
 def main(argv):
     del argv
-    unknown = sorted(set(FLAGS.only) - set(ALL))
+    options = cli.from_flags(RunOptions)
+    unknown = sorted(set(options.only) - set(ALL))
     if unknown:
         raise ValueError(f"--only: unknown benchmark(s) {unknown}; expected some of {ALL}")
     results = run_all(
-        FLAGS.only, FLAGS.configs, FLAGS.rounds, FLAGS.steps_per_round, FLAGS.dupe_factor
+        options.only,
+        options.configs,
+        options.rounds,
+        options.steps_per_round,
+        options.dupe_factor,
     )
-    print(write_results(results, FLAGS.output_dir))
+    print(write_results(results, options.output_dir))
 
 
 if __name__ == "__main__":
-    define_flags()
+    cli.define_flags(RunOptions, module_name=sys.argv[0])
     app.run(main)

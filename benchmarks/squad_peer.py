@@ -323,7 +323,7 @@ def project_side(core: int, argv: list[str], output_dir: str, warmup_fraction: f
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     logging.set_verbosity(logging.INFO)
-    from bert import run_squad
+    from bert.tasks import squad as squad_task
     from bert.training import options
     from bert.training import trainer as trainer_lib
 
@@ -341,7 +341,7 @@ def project_side(core: int, argv: list[str], output_dir: str, warmup_fraction: f
 
     trainer_lib.Trainer.train = timed_train
     try:
-        scores = run_squad.run(options.parse(run_squad.SquadOptions, ["run_squad", *argv]))
+        scores = squad_task.run(options.parse(squad_task.SquadOptions, ["run_squad", *argv]))
     finally:
         trainer_lib.Trainer.train = original_train
     run_end = time.time()
@@ -400,10 +400,11 @@ def _project_steady_prediction(argv: list[str]) -> dict:
     import tensorflow as tf
 
     import bert
-    from bert import checkpoints, run_squad
+    from bert import checkpoints
+    from bert.tasks import squad as squad_task
     from bert.training import options
 
-    settings = options.parse(run_squad.SquadOptions, ["run_squad", *argv])
+    settings = options.parse(squad_task.SquadOptions, ["run_squad", *argv])
     output_dir = settings.output_dir
     record = os.path.join(output_dir, "eval.tf_record")
     lengths = [
@@ -415,9 +416,17 @@ def _project_steady_prediction(argv: list[str]) -> dict:
     with strategy.scope():
         model = bert.build_squad_model(config)
     checkpoints.initialize_from_checkpoint(model, output_dir)
-    compiled = run_squad.predict_compiled(settings, strategy)
-    predict_step = run_squad.make_predict_step(strategy, model, compiled)
-    inputs, _ = run_squad.prediction_inputs(strategy, settings, record, lengths, config, compiled)
+    compiled = squad_task.predict_compiled(strategy, settings.predict_jit_compile)
+    predict_step = squad_task.make_predict_step(strategy, model, compiled)
+    batch_size = settings.predict_batch_size
+    buckets = None
+    if compiled:
+        buckets = squad_task.prediction_buckets(
+            strategy, lengths, batch_size, config, settings.bucket_choice()
+        )
+    inputs = squad_task.prediction_inputs(
+        strategy, record, lengths, batch_size, settings.max_seq_length, buckets
+    )
     features, seconds, first_seconds = 0, 0.0, 0.0
     for dataset, batches in inputs:
         iterator = iter(dataset)

@@ -65,7 +65,8 @@ def step_rates(
     tf.config.threading.set_intra_op_parallelism_threads(1)
     import bert
     from benchmarks import train_step
-    from bert import checkpoints, run_squad
+    from bert import checkpoints
+    from bert.tasks import squad as squad_task
     from bert.training import options
 
     options.set_mixed_precision({"fp32": "none"}.get(precision, precision))
@@ -75,16 +76,16 @@ def step_rates(
     spec = {k: tf.TensorSpec([BATCH_SIZE, None], tf.int32) for k in ("input_ids", "input_mask")}
     spec["segment_ids"] = spec["input_ids"]
     if part == "train":
-        optimizer, _ = run_squad.create_optimizer_and_schedule(
+        optimizer, _ = squad_task.create_optimizer_and_schedule(
             "adamw", "warmup_poly", 5e-5, 1000, 100, {"bias_correction": True, "epsilon": 1e-8}
         )
-        variables = run_squad.trainable_variables(model)
+        variables = squad_task.trainable_variables(model)
         labels = tf.TensorSpec([BATCH_SIZE], tf.int32)
 
         def step(inputs, start_positions, end_positions):
             batch = dict(inputs, start_positions=start_positions, end_positions=end_positions)
             with tf.GradientTape() as tape:
-                loss = run_squad.squad_loss(model(inputs, training=True), batch, BATCH_SIZE)
+                loss = squad_task.squad_loss(model(inputs, training=True), batch, BATCH_SIZE)
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss
 

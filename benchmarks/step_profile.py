@@ -20,17 +20,19 @@ Two views of the project's XLA-compiled BERT pretraining step (the
 """
 
 import collections
+import dataclasses
 import functools
 import glob
 import os
 import re
 import statistics
+import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import app
 
-FLAGS = flags.FLAGS
+from data import cli
 
 # (category, regex on the HLO op_name / instruction name), first match wins.
 CATEGORIES = (
@@ -50,14 +52,16 @@ CATEGORIES = (
 )
 
 
-def define_flags():
-    """Command-line flags (defined only when run as a program)."""
-    flags.DEFINE_string("config", "mini", "Model size: mini, base or tiny.")
-    flags.DEFINE_integer("batch_size", 0, "Batch size (0: the train_step benchmark's).")
-    flags.DEFINE_integer("rounds", 5, "Interleaved timed rounds of the stage ablation.")
-    flags.DEFINE_integer("steps", 5, "Steps per round, and per host call of the loop rows.")
-    flags.DEFINE_bool("xla_profile", True, "Also profile the XLA ops.")
-    flags.DEFINE_string("output_markdown", None, "Write the tables as markdown here.")
+@dataclasses.dataclass
+class StepProfileOptions:
+    """Options of `python -m benchmarks.step_profile`, one flag each."""
+
+    config: str = cli.option("mini", "Model size: mini, base or tiny.")
+    batch_size: int = cli.option(0, "Batch size (0: the train_step benchmark's).")
+    rounds: int = cli.option(5, "Interleaved timed rounds of the stage ablation.")
+    steps: int = cli.option(5, "Steps per round, and per host call of the loop rows.")
+    xla_profile: bool = cli.option(True, "Also profile the XLA ops.")
+    output_markdown: str | None = cli.option(None, "Write the tables as markdown here.")
 
 
 def _enable_xla_trace(dump_dir: str):
@@ -184,14 +188,23 @@ def xla_op_profile(step, steps: int) -> list[dict]:
         space = xplane_pb2.XSpace()
         with open(paths[0], "rb") as f:
             space.ParseFromString(f.read())
-    info = _hlo_metadata(dump_dir)
+    events = (
+        (plane.event_metadata[event.metadata_id].name, event.duration_ps)
+        for plane in space.planes
+        for line in plane.lines
+        for event in line.events
+    )
+    return parts_per_step(events, _hlo_metadata(dump_dir), steps)
+
+
+def parts_per_step(events, info: dict[str, str], steps: int) -> list[dict]:
+    """Milliseconds per step and share of each model part, largest first, from profiler
+    events (name, duration in picoseconds) over `steps` steps; only the events named in
+    `info` (instruction -> HLO text, see `_hlo_metadata`) are XLA thunks and count."""
     totals = collections.Counter()
-    for plane in space.planes:
-        for line in plane.lines:
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name
-                if name in info:  # An XLA thunk (the HLO instruction it runs).
-                    totals[categorize(info[name])] += event.duration_ps / 1e9 / steps
+    for name, duration_ps in events:
+        if name in info:
+            totals[categorize(info[name])] += duration_ps / 1e9 / steps
     total = sum(totals.values())
     return [dict(part=part, ms_per_step=ms, share=ms / total) for part, ms in totals.most_common()]
 
@@ -243,23 +256,23 @@ def main(argv):
     del argv
     from benchmarks import common
 
+    options = cli.from_flags(StepProfileOptions)
+    # A fresh process: the XLA trace flags must be set before XLA starts.
     result = common.run_isolated(
         "benchmarks.step_profile",
         "profile",
-        config=FLAGS.config,
-        batch_size=FLAGS.batch_size,
-        rounds=FLAGS.rounds,
-        steps=FLAGS.steps,
-        xla_profile=FLAGS.xla_profile,
+        config=options.config,
+        batch_size=options.batch_size,
+        rounds=options.rounds,
+        steps=options.steps,
+        xla_profile=options.xla_profile,
     )
     text = to_markdown(result)
     print(text)
-    if FLAGS.output_markdown:
-        from benchmarks import common
-
-        common.write_atomic(FLAGS.output_markdown, text)
+    if options.output_markdown:
+        common.write_atomic(options.output_markdown, text)
 
 
 if __name__ == "__main__":
-    define_flags()
+    cli.define_flags(StepProfileOptions, module_name=sys.argv[0])
     app.run(main)

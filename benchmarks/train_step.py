@@ -50,14 +50,14 @@ import multiprocessing
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import app
 
 from benchmarks import common
-
-FLAGS = flags.FLAGS
+from data import cli
 
 # name -> (preset, batch size) of the issue: mini L4/H256/A4/I1024, base L12/H768.
 CONFIGS = {"mini": ("mini", 32), "base": ("base", 8), "tiny": ("tiny", 4)}
@@ -66,16 +66,18 @@ NUM_PREDICTIONS = 20
 VOCAB_SIZE = 30522
 
 
-def define_flags():
-    """Command-line flags (defined only when run as a program)."""
-    flags.DEFINE_list("configs", ["mini", "base"], f"Model sizes, of {sorted(CONFIGS)}.")
-    flags.DEFINE_integer("rounds", 4, "Timed rounds per implementation (interleaved A B A B).")
-    flags.DEFINE_integer("steps_per_round", 0, "Steps per timed round (0: about 10 s).")
-    flags.DEFINE_integer("steps_per_loop", 0, "Steps per host call (0: steps_per_round).")
-    flags.DEFINE_string("optimizer", "adamw", "Project optimizer: adamw or lamb.")
-    flags.DEFINE_integer("gemm_size", 4096, "Matrix size of the GEMM-peak measurement.")
-    flags.DEFINE_string("output_json", None, "Write the results as JSON here.")
-    flags.DEFINE_string("output_markdown", None, "Write the table as markdown here.")
+@dataclasses.dataclass
+class TrainStepOptions:
+    """Options of `python -m benchmarks.train_step`, one flag each."""
+
+    configs: tuple[str, ...] = cli.option(("mini", "base"), f"Model sizes, of {sorted(CONFIGS)}.")
+    rounds: int = cli.option(4, "Timed rounds per implementation (interleaved A B A B).")
+    steps_per_round: int = cli.option(0, "Steps per timed round (0: about 10 s).")
+    steps_per_loop: int = cli.option(0, "Steps per host call (0: steps_per_round).")
+    optimizer: str = cli.option("adamw", "Project optimizer: adamw or lamb.")
+    gemm_size: int = cli.option(4096, "Matrix size of the GEMM-peak measurement.")
+    output_json: str | None = cli.option(None, "Write the results as JSON here.")
+    output_markdown: str | None = cli.option(None, "Write the table as markdown here.")
 
 
 # -----------------------------------------------------------------------------
@@ -535,8 +537,9 @@ def to_markdown(rows: list[dict]) -> str:
 
 def main(argv):
     del argv
+    options = cli.from_flags(TrainStepOptions)
     rows = []
-    for name in FLAGS.configs:
+    for name in options.configs:
         if name not in CONFIGS:
             raise ValueError(
                 f"--configs: unknown config {name!r}; expected some of {sorted(CONFIGS)}"
@@ -544,27 +547,27 @@ def main(argv):
         rows.append(
             benchmark_config(
                 name,
-                FLAGS.rounds,
-                FLAGS.steps_per_round,
-                FLAGS.steps_per_loop,
-                FLAGS.optimizer,
-                gemm_size=FLAGS.gemm_size,
+                options.rounds,
+                options.steps_per_round,
+                options.steps_per_loop,
+                options.optimizer,
+                gemm_size=options.gemm_size,
             )
         )
     table = to_markdown(rows)
     print(table)
-    if FLAGS.output_json:
+    if options.output_json:
         common.write_atomic(
-            FLAGS.output_json,
+            options.output_json,
             json.dumps(
                 dict(rows=rows, versions=common.versions(), machine=common.machine()), indent=2
             )
             + "\n",
         )
-    if FLAGS.output_markdown:
-        common.write_atomic(FLAGS.output_markdown, table)
+    if options.output_markdown:
+        common.write_atomic(options.output_markdown, table)
 
 
 if __name__ == "__main__":
-    define_flags()
+    cli.define_flags(TrainStepOptions, module_name=sys.argv[0])
     app.run(main)

@@ -1,4 +1,6 @@
-"""SQuAD SavedModel with in-graph tokenization: raw (question, context) strings -> answer.
+"""Serving export: a SQuAD SavedModel with in-graph tokenization, raw strings -> answer.
+
+`export_saved_model` writes it from a fine-tuned `BertSquadModel`; `load` and `answer` use it.
 
 The exported `serving_default` signature takes two [batch] string tensors, `question` and
 `context`, and returns:

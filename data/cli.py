@@ -52,7 +52,9 @@ def define_flags(
     }
     for field in dataclasses.fields(cls):
         choices = field.metadata.get("choices")
-        if choices:
+        if typing.get_origin(_flag_type(field)) in (list, tuple):
+            _define_list_flag(field, flag_values, module_name)
+        elif choices:
             flags.DEFINE_enum(
                 field.name,
                 field.default,
@@ -71,6 +73,17 @@ def define_flags(
             )
 
 
+def _define_list_flag(field: dataclasses.Field, flag_values, module_name) -> None:
+    """A comma-separated list flag for a `tuple[str, ...]` field (its default a tuple)."""
+    flags.DEFINE_list(
+        field.name,
+        list(field.default),
+        field.metadata["help"],
+        flag_values=flag_values,
+        module_name=module_name,
+    )
+
+
 def from_flags(cls: type[T], flag_values: flags.FlagValues = flags.FLAGS) -> T:
     """The options object of parsed flags (the fields of `cls`)."""
     return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
@@ -82,3 +95,47 @@ def parse(cls: type[T], argv: Sequence[str]) -> T:
     define_flags(cls, flag_values)
     flag_values(list(argv))
     return from_flags(cls, flag_values)
+
+
+# A program whose options are several dataclasses (a search: the pretraining run's options and
+# the search's own) has the flags of all of them. A field declared by more than one class is
+# one flag, with the default, help and choices of the last class that declares it; every
+# class that declares it receives its value.
+
+
+def merged_fields(classes: Sequence[type]) -> list:
+    """The fields of `classes` by name, the last declaration of a name winning, in first order."""
+    fields = {}
+    for cls in classes:
+        for field in dataclasses.fields(cls):
+            fields[field.name] = field
+    return list(fields.values())
+
+
+def define_flags_all(
+    classes: Sequence[type],
+    flag_values: flags.FlagValues = flags.FLAGS,
+    module_name: str | None = None,
+) -> None:
+    """Defines one absl flag per field name of the options dataclasses `classes`."""
+    merged = dataclasses.make_dataclass(
+        "ProgramOptions",
+        [
+            (f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
+            for f in merged_fields(classes)
+        ],
+    )
+    define_flags(merged, flag_values, module_name)
+
+
+def from_flags_all(classes: Sequence[type], flag_values: flags.FlagValues = flags.FLAGS) -> tuple:
+    """One options object per class in `classes`, from parsed flags."""
+    return tuple(from_flags(cls, flag_values) for cls in classes)
+
+
+def parse_all(classes: Sequence[type], argv: Sequence[str]) -> tuple:
+    """Parses `argv` (program name first) into one object per class (no global state)."""
+    flag_values = flags.FlagValues()
+    define_flags_all(classes, flag_values)
+    flag_values(list(argv))
+    return from_flags_all(classes, flag_values)

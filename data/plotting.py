@@ -1,9 +1,7 @@
 """Figures written as PNG files: the one place that picks matplotlib's backend and saves.
 
-    plt = plotting.pyplot()
-    fig, ax = plt.subplots()
-    ...
-    plotting.save_png(fig, "curve.png")
+Use: ``plt = plotting.pyplot()``, draw on ``plt.subplots()``, then
+``plotting.save_png(fig, "curve.png")``.
 """
 
 import io

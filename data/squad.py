@@ -1,8 +1,9 @@
 # Copyright 2026 The bert-large-batch Authors. Apache-2.0.
 """SQuAD for BERT fine-tuning: one import for data, postprocessing and metric.
 
-* `data.squad_data`: JSON / Hugging Face datasets -> SquadExample ->
-  InputFeatures -> TFRecords or arrays -> `build_squad_dataset` (tf.data).
+* `data.squad_examples`: JSON / Hugging Face datasets -> SquadExample;
+  `data.squad_features`: -> InputFeatures; `data.squad_records`: -> TFRecords or
+  arrays -> `build_squad_dataset` (tf.data). (`data.squad_data` re-exports all three.)
 * `data.squad_postprocess`: RawResult logits -> predictions.json and
   nbest_predictions.json.
 * `data.squad_metric`: the official SQuAD v1.1 exact match / F1.
@@ -22,28 +23,22 @@ Typical prediction flow:
 
 # Re-exported public API.
 from data import squad_metric  # noqa: F401
-from data.squad_data import (  # noqa: F401
-    DOC_STRIDE,
-    FIRST_UNIQUE_ID,
-    LABEL_KEYS,
-    MAX_QUERY_LENGTH,
-    MAX_SEQ_LENGTH,
-    MODEL_INPUT_KEYS,
-    PADDING_UNIQUE_ID,
-    FeatureWriter,
-    InputFeatures,
+from data.squad_examples import (  # noqa: F401
     SquadExample,
     SquadFormatError,
-    build_squad_dataset,
-    convert_examples_to_features,
-    feature_to_tf_example,
-    features_to_arrays,
-    orig_text_of_span,
     read_examples,
     read_squad_examples,
     read_squad_hf_examples,
     split_context,
-    write_features,
+)
+from data.squad_features import (  # noqa: F401
+    DOC_STRIDE,
+    FIRST_UNIQUE_ID,
+    MAX_QUERY_LENGTH,
+    MAX_SEQ_LENGTH,
+    InputFeatures,
+    convert_examples_to_features,
+    orig_text_of_span,
 )
 from data.squad_postprocess import (  # noqa: F401
     MAX_ANSWER_LENGTH,
@@ -54,4 +49,14 @@ from data.squad_postprocess import (  # noqa: F401
     prediction_text,
     raw_results_from_arrays,
     write_predictions,
+)
+from data.squad_records import (  # noqa: F401
+    LABEL_KEYS,
+    MODEL_INPUT_KEYS,
+    PADDING_UNIQUE_ID,
+    FeatureWriter,
+    build_squad_dataset,
+    feature_to_tf_example,
+    features_to_arrays,
+    write_features,
 )

@@ -26,7 +26,9 @@ import numpy as np
 from absl import logging
 
 from data import fileio, tokenization
-from data.squad_data import PADDING_UNIQUE_ID, InputFeatures, SquadExample, orig_text_of_span
+from data.squad_examples import SquadExample
+from data.squad_features import InputFeatures, orig_text_of_span
+from data.squad_records import PADDING_UNIQUE_ID
 
 N_BEST_SIZE = 20
 MAX_ANSWER_LENGTH = 30

@@ -6,9 +6,14 @@ The packages import this module first; when the process is one of the project's 
 (`python -m bert.run_pretraining`, `python -m data.create_pretraining_data`, ...) and the user
 has not chosen `TF_CPP_MIN_LOG_LEVEL`, TensorFlow is imported and its platforms are
 initialized with the C++ stderr captured; afterwards every captured line that is not known
-start-up noise is written back, and TF_CPP_MIN_LOG_LEVEL=2 keeps later INFO/WARNING C++ lines
-out while errors still show. The project's own (Python) log lines are never touched. Set
-TF_CPP_MIN_LOG_LEVEL yourself (e.g. 0) to see everything.
+start-up noise is written back (once: TensorFlow loads two libraries that each print the
+oneDNN line), and TF_CPP_MIN_LOG_LEVEL=2 keeps later INFO/WARNING C++ lines out while errors
+still show. The project's own (Python) log lines are never touched. Set TF_CPP_MIN_LOG_LEVEL
+yourself (e.g. 0) to see everything.
+
+Child processes (the demo's stages) inherit the level set here; MARKER records that the
+project set it, so a child quiets its own start-up too instead of taking the inherited value
+for the user's choice.
 """
 
 import os
@@ -16,6 +21,8 @@ import re
 import sys
 import tempfile
 
+MARKER = "BERT_QUIET_START_SET_TF_CPP_MIN_LOG_LEVEL"  # its value: the level the project set
+QUIET_LEVEL = "2"
 PACKAGES = ("bert", "data", "optimization", "benchmarks")
 NO_TENSORFLOW = ("data.squad_metric", "data.synthetic")  # programs that never import TensorFlow
 NOISE = re.compile(
@@ -35,13 +42,35 @@ def _is_project_program() -> bool:
     )
 
 
+def user_chose_log_level() -> bool:
+    """Whether TF_CPP_MIN_LOG_LEVEL is the user's (set, and not inherited from quiet_start)."""
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    return level is not None and level != os.environ.get(MARKER)
+
+
+_LOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ ")  # absl's "I0000 00:00:<time> <thread> "
+
+
+def _without_repeats(lines):
+    """The lines with later copies of a C++ log message (same text after its prefix) left out.
+
+    TensorFlow's oneDNN notice comes from two of its shared libraries, one copy each.
+    """
+    seen = set()
+    for line in lines:
+        message = _LOG_PREFIX.sub("", line)
+        if message not in seen:
+            seen.add(message)
+            yield line
+
+
 def quiet_start() -> None:
     """Imports TensorFlow and finds its devices with the start-up noise filtered out."""
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "tensorflow" in sys.modules or user_chose_log_level():
         return
     if not _is_project_program():
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ[MARKER] = QUIET_LEVEL
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -54,9 +83,9 @@ def quiet_start() -> None:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not NOISE.search(line):
-                    sys.stderr.write(line)
+            lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+            for line in _without_repeats(line for line in lines if not NOISE.search(line)):
+                sys.stderr.write(line)
             sys.stderr.flush()
 
 

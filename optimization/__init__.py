@@ -4,14 +4,20 @@ transforms     per-variable parts of update rules (Adam direction, decay, trust 
 wrappers       whole-gradient steps (accumulation, skip inf/NaN, global-norm clipping)
 alias          one function per optimizer returning its chain
 hparams        hyperparameter defaults and validation
-optimizers     the Keras adapter `ChainOptimizer` and `create_optimizer`
+optimizers     the Keras adapter `ChainOptimizer`, `create_optimizer` and
+               `create_optimizer_and_schedule` (an optimizer with its schedule)
 keras_private  every private Keras/TF call, in one place
 schedules      learning-rate schedules with shared argument names
 """
 
 import data.tf_startup  # noqa: F401  (first: quiet TensorFlow start-up for the CLIs)
 from optimization import alias, transforms, wrappers
-from optimization.optimizers import DEFAULTS, ChainOptimizer, create_optimizer
+from optimization.optimizers import (
+    DEFAULTS,
+    ChainOptimizer,
+    create_optimizer,
+    create_optimizer_and_schedule,
+)
 from optimization.schedules import (
     ConstantSchedule,
     OriginalBertSchedule,
@@ -30,6 +36,7 @@ __all__ = [
     "WarmupPolySchedule",
     "alias",
     "create_optimizer",
+    "create_optimizer_and_schedule",
     "create_schedule",
     "lamb_scaling",
     "transforms",

@@ -23,6 +23,7 @@ schedule are not used. Private Keras/TF calls go through `keras_private` only.
 """
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -32,6 +33,7 @@ from optimization import alias
 from optimization import keras_private as private
 from optimization import transforms as tx
 from optimization.hparams import DEFAULTS, resolve_hparams  # noqa: F401 (re-exported)
+from optimization.schedules import create_schedule
 
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -257,3 +259,37 @@ def create_optimizer(name: str, learning_rate, **hparams) -> ChainOptimizer:
       **hparams: see `DEFAULTS[name]`; unknown names or invalid values raise ValueError.
     """
     return ChainOptimizer(name, learning_rate, hparams)
+
+
+def create_optimizer_and_schedule(
+    optimizer: Mapping[str, Any],
+    schedule: Mapping[str, Any],
+    *,
+    step_offset: int = 0,
+    gradient_accumulation_steps: int = 1,
+    skip_nonfinite: bool = False,
+) -> tuple[ChainOptimizer, _Schedule]:
+    """The optimizer of a run and the learning-rate schedule it steps.
+
+    Args:
+      optimizer: {"name": ..., **hparams} (as an experiment phase's "optimizer").
+      schedule: {"kind": ..., **arguments} (as an experiment phase's "schedule").
+      step_offset: the optimizer's update count at the schedule's step 0 (a phase that keeps
+        the previous phase's optimizer state restarts its schedule there).
+      gradient_accumulation_steps: micro-batches per update (added to the hparams if > 1).
+      skip_nonfinite: skip updates whose gradient is not finite (fp16 loss scaling; see
+        `bert.training.precision.skips_nonfinite`).
+    Build it in the strategy's scope. Returns (optimizer, schedule).
+    """
+    schedule_args = dict(schedule)
+    kind = schedule_args.pop("kind")
+    if step_offset:
+        schedule_args["step_offset"] = step_offset
+    learning_rate = create_schedule(kind, **schedule_args)
+    hparams = dict(optimizer)
+    name = hparams.pop("name")
+    if gradient_accumulation_steps > 1:
+        hparams["gradient_accumulation_steps"] = gradient_accumulation_steps
+    if skip_nonfinite:
+        hparams["skip_nonfinite"] = True
+    return create_optimizer(name, learning_rate, **hparams), learning_rate

@@ -15,8 +15,11 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import bert  # noqa: E402
-from data import create_pretraining_data as cpd  # noqa: E402
-from data import tokenization  # noqa: E402
+from data import (  # noqa: E402
+    pretraining_instances,
+    pretraining_records,
+    tokenization,  # noqa: E402
+)
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -27,8 +30,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SEQ1, PRED1, SEQ2, PRED2 = 64, 10, 128, 20
 
 
-def tiny_config(dropout=0.1, vocab_size=30522):
-    return bert.BertConfig(
+def tiny_config(dropout=0.1, vocab_size=30522, **overrides):
+    """A 2-layer BERT 32 wide (2 heads, feed-forward 64); `overrides` set any other field."""
+    fields = dict(
         vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
@@ -41,6 +45,28 @@ def tiny_config(dropout=0.1, vocab_size=30522):
         type_vocab_size=2,
         initializer_range=0.02,
     )
+    return bert.BertConfig(**{**fields, **overrides})
+
+
+def small_vocab_config(**overrides):
+    """The model and checkpoint tests' BERT: 97 words, 24 positions, 4 heads of 8, FFN 48."""
+    fields = dict(
+        vocab_size=97, num_attention_heads=4, intermediate_size=48, max_position_embeddings=24
+    )
+    return tiny_config(**{**fields, **overrides})
+
+
+def train_steps(model, optimizer, inputs, steps):
+    """`steps` real updates of a pretraining model on `inputs`, so that its weights and its
+    optimizer's slots differ from new ones; the loss, the logits' mean square, reaches them all."""
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            outputs = model(inputs, training=True)
+            loss = tf.reduce_mean(outputs["mlm_logits"] ** 2) + tf.reduce_mean(
+                outputs["nsp_logits"] ** 2
+            )
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +80,11 @@ def corpus_records(tmp_path_factory, shared_data, minilm_vocab):
     paths = {}
     for name, seq, pred in (("p1", SEQ1, PRED1), ("p2", SEQ2, PRED2)):
         files = [str(out / f"{name}-{i}.tfrecord") for i in range(2)]
-        cpd.create_pretraining_data(
+        pretraining_records.create_pretraining_data(
             [str(text)],
             files,
             tokenizer,
-            cpd.InstanceOptions(
+            pretraining_instances.InstanceOptions(
                 max_seq_length=seq, max_predictions_per_seq=pred, dupe_factor=2, random_seed=7
             ),
         )

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO_ROOT
 
 from data import tf_startup
@@ -22,6 +23,7 @@ def run_help(module, **env):
     return proc.stdout + proc.stderr  # absl's --helpshort exits with status 1
 
 
+@pytest.mark.slow
 def test_start_up_noise_is_hidden_unless_the_user_sets_a_log_level():
     loud = run_help("bert.run_pretraining", TF_CPP_MIN_LOG_LEVEL="0")
     noise = [line for line in loud.splitlines() if tf_startup.NOISE.search(line)]
@@ -30,3 +32,55 @@ def test_start_up_noise_is_hidden_unless_the_user_sets_a_log_level():
         quiet = run_help(module)
         assert "--init_checkpoint" in quiet and "--strategy" in quiet  # its own flags stay
         assert not [line for line in quiet.splitlines() if tf_startup.NOISE.search(line)]
+        # Not noise, but TensorFlow prints it from two of its libraries: shown once.
+        assert quiet.count("oneDNN custom operations") <= 1
+
+
+def run_child_of_quiet_parent(module, **env):
+    """`module --helpshort` started by a parent program that quieted its own start-up."""
+    parent = (
+        "import os, subprocess, sys\n"
+        f"sys.orig_argv = [sys.executable, '-m', 'bert.demo']\n"  # as `python -m bert.demo`
+        "import data\n"
+        "print('parent level:', os.environ.get('TF_CPP_MIN_LOG_LEVEL'), flush=True)\n"
+        f"subprocess.run([sys.executable, '-m', {module!r}, '--helpshort'])\n"
+    )
+    base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    base.pop(tf_startup.MARKER, None)
+    proc = subprocess.run(
+        [sys.executable, "-c", parent],
+        cwd=REPO_ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_children_of_a_quiet_program_start_quietly_unless_the_user_sets_a_log_level():
+    quiet = run_child_of_quiet_parent("data.create_pretraining_data")
+    assert "parent level: 2" in quiet  # the parent set the level; the child inherits it
+    assert "--max_seq_length" in quiet
+    assert not [line for line in quiet.splitlines() if tf_startup.NOISE.search(line)]
+    loud = run_child_of_quiet_parent("data.create_pretraining_data", TF_CPP_MIN_LOG_LEVEL="0")
+    assert "parent level: 0" in loud
+    assert [line for line in loud.splitlines() if tf_startup.NOISE.search(line)]
+
+
+def test_create_pretraining_data_flags_come_from_its_options():
+    from data import cli
+    from data.create_pretraining_data import CreatePretrainingDataOptions
+    from data.pretraining_instances import InstanceOptions
+
+    defaults = cli.parse(CreatePretrainingDataOptions, ["prog"])
+    assert defaults.instance_options() == InstanceOptions()  # one set of defaults
+    assert defaults.hf_dataset == [] and defaults.num_output_shards == 0
+    options = cli.parse(
+        CreatePretrainingDataOptions,
+        ["prog", "--no_masking", "--hf_dataset=a:x,b", "--max_seq_length=64", "--nodo_lower_case"],
+    )
+    assert options.hf_dataset == ["a:x", "b"] and not options.do_lower_case
+    assert options.instance_options() == InstanceOptions(max_seq_length=64, masking=False)

@@ -1,11 +1,13 @@
-"""The shipped recipes in configs/: they load, and they say what their papers print."""
+"""The shipped configs/: recipes, search spaces and presets load and say what papers print."""
 
 import json
 import pathlib
 
 import pytest
 
+from bert.studies import scaling, space
 from bert.training import experiment, recipes
+from data import config_files
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 ALL_CONFIGS = [pathlib.Path(p) for p in experiment.experiment_files()]
@@ -54,6 +56,76 @@ def test_every_config_loads_by_name_and_cites_sources(path):
     config = experiment.load_experiment(name)  # as --experiment=<name> finds it
     assert config.phases and config.description
     assert config.sources, f"{name} cites no sources"
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "search").glob("*.json")), ids=lambda p: p.name)
+def test_every_search_space_loads_by_name_and_names_its_experiment(path):
+    loaded = space.load_search_space(path.stem)  # as --search_space=<name> finds it
+    assert loaded.parameters and loaded.description and loaded.sources
+    assert loaded.raw == json.loads(path.read_text())  # what a study records
+    assert experiment.load_experiment(loaded.experiment).phase(loaded.phase)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((CONFIGS / "reality_check").glob("*.json")), ids=lambda p: p.name
+)
+def test_every_preset_loads_by_name_and_its_spaces_and_experiments_too(path):
+    preset = scaling.load_preset(path.stem)  # as --preset=<name> finds it
+    assert preset.description and preset.sources
+    for optimizer, name in preset.search_spaces.items():
+        space.load_search_space(name)
+        experiment.load_experiment(preset.experiments[optimizer]).phase(preset.phase)
+
+
+def _write(tmp_path, raw):
+    path = tmp_path / "config.json"
+    path.write_text(raw if isinstance(raw, str) else json.dumps(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r.pop("model"), r"missing field\(s\) \['model'\]"),
+        (lambda r: r.update(steps=3), r"unknown field\(s\) \['steps'\]"),
+        (
+            lambda r: r["phases"][1].update(optimizer="lamb"),
+            r"field 'phases\[1\]\.optimizer' must be a JSON object, got 'lamb'",
+        ),
+        (
+            lambda r: r["phases"][0].update(max_seq_len=128),
+            r"phases\[0\]: unknown field\(s\) \['max_seq_len'\]",
+        ),
+        (
+            lambda r: r["phases"][0].update(num_train_steps="40"),
+            r"field 'phases\[0\]\.num_train_steps' must be an integer, got '40'",
+        ),
+        (lambda r: r.update(sources="a paper"), r"field 'sources' must be a list"),
+        (lambda r: r.update(phases=[]), r"field 'phases' must be a non-empty list"),
+    ],
+)
+def test_a_bad_experiment_names_the_file_and_the_field(tmp_path, edit, message):
+    raw = _raw("tiny_lamb")
+    edit(raw)
+    path = _write(tmp_path, raw)
+    with pytest.raises(ValueError, match=f"^{path}: .*{message}|^{path}: {message}"):
+        experiment.load_experiment(path)
+
+
+def test_unreadable_and_missing_config_files_are_named(tmp_path):
+    path = _write(tmp_path, '{"model": "tiny",')
+    with pytest.raises(ValueError, match=f"^{path}: not valid JSON"):
+        experiment.load_experiment(path)
+    with pytest.raises(FileNotFoundError, match="search space 'no_such' not found"):
+        space.load_search_space("no_such")
+    parameters = {"x": {"choices": [1, 2], "sets": "schedule.peak_lr"}}
+    with pytest.raises(ValueError, match=f"^{path}: field 'fixed' must be a JSON object"):
+        config_files.from_dict(
+            space.SearchSpace, {"fixed": 1, "parameters": parameters}, path, path=path
+        )
+    parameters = {"x": {"low": "a", "high": 1, "sets": "schedule.peak_lr"}}
+    with pytest.raises(ValueError, match=f"^{path}: field 'parameters.x.low' must be a number"):
+        config_files.from_dict(space.SearchSpace, {"parameters": parameters}, path, path=path)
 
 
 def test_subdirectories_are_shipped():

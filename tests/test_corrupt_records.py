@@ -21,8 +21,7 @@ import tensorflow as tf
 from conftest import REPO_ROOT
 from test_pretraining import write_experiment
 
-from data import create_pretraining_data as cpd
-from data import pretraining_input, tokenization
+from data import pretraining_input, pretraining_instances, pretraining_records, tokenization
 
 SEQ, PRED = 64, 10
 
@@ -36,11 +35,11 @@ def shards(tmp_path_factory, shared_data, minilm_vocab):
     text.write_text("\n".join(lines[:300]), "utf-8")
     tokenizer = tokenization.FullTokenizer(str(minilm_vocab), do_lower_case=True)
     intact = [str(root / f"intact-{i}.tfrecord") for i in range(2)]
-    cpd.create_pretraining_data(
+    pretraining_records.create_pretraining_data(
         [str(text)],
         intact,
         tokenizer,
-        cpd.InstanceOptions(
+        pretraining_instances.InstanceOptions(
             max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=1, random_seed=7
         ),
     )
@@ -305,6 +304,7 @@ def tensorboard_scalars(log_dir, name):
     return sorted(values)
 
 
+@pytest.mark.slow
 def test_run_pretraining_fails_naming_the_file_or_skips_with_the_flag(shards, tmp_path):
     _, num_prefix, bad_offset, cut_size = expected_truth(shards)
     experiment = write_experiment(str(tmp_path / "experiment.json"), phase1_steps=4)

@@ -14,8 +14,14 @@ import pytest
 import tensorflow as tf
 from conftest import REPO_ROOT
 
-from data import create_pretraining_data as cpd
-from data import text_corpus, tokenization
+from data import (
+    corpus_tokenization,
+    pretraining_input,
+    pretraining_instances,
+    pretraining_records,
+    text_corpus,
+    tokenization,
+)
 
 MAX_SEQ = 128
 MAX_PRED = 20
@@ -53,12 +59,12 @@ def small_text_file(documents, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def corpus(documents, tokenizer):
-    return cpd.tokenize_corpus(documents, tokenizer)
+    return corpus_tokenization.tokenize_corpus(documents, tokenizer)
 
 
 @pytest.fixture(scope="module")
 def vocab(tokenizer):
-    return cpd.Vocab.from_tokenizer(tokenizer)
+    return pretraining_instances.Vocab.from_tokenizer(tokenizer)
 
 
 def parse(records):
@@ -68,13 +74,13 @@ def parse(records):
 
 
 def make(corpus, vocab, **overrides):
-    options = cpd.InstanceOptions(
+    options = pretraining_instances.InstanceOptions(
         **dict(
             dict(max_seq_length=MAX_SEQ, dupe_factor=1, max_predictions_per_seq=MAX_PRED),
             **overrides,
         )
     )
-    return parse(cpd.generate_records(corpus, options, vocab, num_workers=1))
+    return parse(pretraining_records.generate_records(corpus, options, vocab, num_workers=1))
 
 
 def restore(parsed):
@@ -104,9 +110,9 @@ def test_fast_tokenization_equals_reference_tokenizer(documents, corpus, tokeniz
 def test_serialization_equals_protobuf(corpus, vocab):
     from tensorflow.core.example import example_pb2
 
-    options = cpd.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1)
-    instances = cpd.create_instances(corpus, 0, 0, 4, options, vocab)
-    records = cpd.serialize_instances(instances)
+    options = pretraining_instances.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1)
+    instances = pretraining_instances.create_instances(corpus, 0, 0, 4, options, vocab)
+    records = pretraining_instances.serialize_instances(instances)
     assert len(records) == len(instances.lengths) > 10
     for row, record in enumerate(records[:20]):
         example = example_pb2.Example()
@@ -252,19 +258,23 @@ def test_whole_word_masking_keeps_words_together(corpus, vocab, tokenizer):
 
 
 def test_deterministic_for_seed(corpus, vocab):
-    options = cpd.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1)
-    first = cpd.generate_records(corpus, options, vocab)
-    assert first == cpd.generate_records(corpus, options, vocab)
-    other = cpd.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1, random_seed=7)
-    assert first != cpd.generate_records(corpus, other, vocab)
+    options = pretraining_instances.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1)
+    first = pretraining_records.generate_records(corpus, options, vocab)
+    assert first == pretraining_records.generate_records(corpus, options, vocab)
+    other = pretraining_instances.InstanceOptions(
+        max_seq_length=MAX_SEQ, dupe_factor=1, random_seed=7
+    )
+    assert first != pretraining_records.generate_records(corpus, other, vocab)
 
 
 def test_end_to_end_same_bytes_for_1_and_2_workers(small_text_file, tokenizer, tmp_path):
-    options = cpd.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=2)
+    options = pretraining_instances.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=2)
     contents = []
     for workers in (1, 2):
-        outputs = cpd.output_paths(str(tmp_path / f"w{workers}" / "train.tfrecord"), 2)
-        stats = cpd.create_pretraining_data(
+        outputs = pretraining_records.output_paths(
+            str(tmp_path / f"w{workers}" / "train.tfrecord"), 2
+        )
+        stats = pretraining_records.create_pretraining_data(
             [small_text_file], outputs, tokenizer, options, num_workers=workers
         )
         assert sum(stats["records_per_file"]) == stats["instances"] > 50
@@ -282,15 +292,17 @@ def test_end_to_end_same_bytes_for_1_and_2_workers(small_text_file, tokenizer, t
 
 
 def test_unmasked_records_for_dynamic_masking(small_text_file, tokenizer, tmp_path):
-    options = cpd.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1, masking=False)
+    options = pretraining_instances.InstanceOptions(
+        max_seq_length=MAX_SEQ, dupe_factor=1, masking=False
+    )
     output = str(tmp_path / "unmasked.tfrecord")
-    cpd.create_pretraining_data([small_text_file], [output], tokenizer, options)
+    pretraining_records.create_pretraining_data([small_text_file], [output], tokenizer, options)
     parsed = parse([r.numpy() for r in tf.data.TFRecordDataset(output)])
     assert not parsed["masked_lm_weights"].any() and not parsed["masked_lm_positions"].any()
     assert not (parsed["input_ids"] == tokenizer.mask_id).any()
     import json
 
-    info = json.loads(pathlib.Path(output + cpd.INFO_SUFFIX).read_text())
+    info = json.loads(pathlib.Path(output + pretraining_input.INFO_SUFFIX).read_text())
     assert info["masked"] is False and info["vocab_size"] == len(tokenizer.vocab)
     assert info["num_instances"] == len(parsed["input_ids"])
 
@@ -298,8 +310,11 @@ def test_unmasked_records_for_dynamic_masking(small_text_file, tokenizer, tmp_pa
 def test_missing_input_file_is_named(tokenizer, tmp_path):
     missing = str(tmp_path / "nope.txt")
     with pytest.raises(FileNotFoundError, match="nope.txt"):
-        cpd.create_pretraining_data(
-            [missing], [str(tmp_path / "out")], tokenizer, cpd.InstanceOptions(dupe_factor=1)
+        pretraining_records.create_pretraining_data(
+            [missing],
+            [str(tmp_path / "out")],
+            tokenizer,
+            pretraining_instances.InstanceOptions(dupe_factor=1),
         )
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         text_corpus.expand_file_patterns(str(tmp_path / "nothing-here*.txt"))
@@ -310,17 +325,22 @@ def test_non_utf8_input_names_file_and_line(tokenizer, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"A good sentence.\nAnother one.\nBroken \xff\xfe byte.\n")
     with pytest.raises(ValueError, match=r"bad\.txt:3: not valid UTF-8"):
-        cpd.create_pretraining_data(
-            [str(bad)], [str(tmp_path / "out")], tokenizer, cpd.InstanceOptions(dupe_factor=1)
+        pretraining_records.create_pretraining_data(
+            [str(bad)],
+            [str(tmp_path / "out")],
+            tokenizer,
+            pretraining_instances.InstanceOptions(dupe_factor=1),
         )
     assert sorted(os.listdir(tmp_path)) == ["bad.txt"]
 
 
 def test_failed_write_leaves_no_partial_output(tmp_path):
-    good = cpd.write_records([b"x"] * 4, [str(tmp_path / "ok")], random_seed=1)
+    good = pretraining_records.write_records([b"x"] * 4, [str(tmp_path / "ok")], random_seed=1)
     assert good == [4]
     with pytest.raises(TypeError):
-        cpd.write_records([b"x", b"y", None, b"z"], [str(tmp_path / "out")], random_seed=1)
+        pretraining_records.write_records(
+            [b"x", b"y", None, b"z"], [str(tmp_path / "out")], random_seed=1
+        )
     assert sorted(os.listdir(tmp_path)) == ["ok"]
 
 
@@ -329,7 +349,9 @@ def test_vectorized_truncation_matches_original_loop():
     n, max_tokens = 2000, 125
     len_a, len_b = rng.integers(1, 200, n), rng.integers(1, 200, n)
     a_lo, b_lo = rng.integers(0, 1000, n), rng.integers(0, 1000, n)
-    new = cpd.truncate_seq_pairs(a_lo, a_lo + len_a, b_lo, b_lo + len_b, max_tokens, rng)
+    new = pretraining_instances.truncate_seq_pairs(
+        a_lo, a_lo + len_a, b_lo, b_lo + len_b, max_tokens, rng
+    )
     front_drops = total_drops = 0
     for i in range(n):
         # The original loop: drop from the longer one until the pair fits.
@@ -368,7 +390,7 @@ def test_large_ids_round_trip_through_tf_parser():
     n = 50
     ids = rng.integers(0, 1 << 28, (n, MAX_SEQ)).astype(np.int64)
     ids[:, :4] = [127, 128, 16384, (1 << 21) + 5]
-    instances = cpd.Instances(
+    instances = pretraining_instances.Instances(
         input_ids=ids,
         lengths=rng.integers(5, MAX_SEQ + 1, n),
         segment_a_lengths=np.full([n], 3),
@@ -377,7 +399,7 @@ def test_large_ids_round_trip_through_tf_parser():
         masked_lm_ids=rng.integers(0, 1 << 28, (n, MAX_PRED)),
         masked_lm_weights=rng.random((n, MAX_PRED)).astype(np.float32),
     )
-    parsed = parse(cpd.serialize_instances(instances))
+    parsed = parse(pretraining_instances.serialize_instances(instances))
     np.testing.assert_array_equal(parsed["input_ids"], ids)
     np.testing.assert_array_equal(parsed["masked_lm_ids"], instances.masked_lm_ids)
     np.testing.assert_array_equal(parsed["masked_lm_positions"], instances.masked_lm_positions)
@@ -424,7 +446,7 @@ SPM_WORD_START = "\u2581"
 
 @pytest.fixture(scope="module")
 def spm_tokenizer(shared_data, tmp_path_factory):
-    from data import learn_vocab
+    from data import vocab_learning as learn_vocab
 
     text = (shared_data / "text" / "wiki_squad_contexts.txt").read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if line.strip()]
@@ -436,14 +458,16 @@ def spm_tokenizer(shared_data, tmp_path_factory):
 def test_sentencepiece_records_info_and_tokens(documents, spm_tokenizer, small_text_file, tmp_path):
     sp = spm_tokenizer.sp_model
     # The corpus holds exactly SentencePiece's own ids of every (non-empty) sentence.
-    corpus = cpd.tokenize_corpus(documents, spm_tokenizer)
+    corpus = corpus_tokenization.tokenize_corpus(documents, spm_tokenizer)
     expected = [i for doc in documents for sentence in doc for i in sp.encode(sentence.lower())]
     assert corpus.token_ids.tolist() == expected
     expected_text = "," + ",".join(map(str, expected[: corpus.sentence_starts[-1]])) + ","
-    options = cpd.InstanceOptions(max_seq_length=MAX_SEQ, dupe_factor=1, masking=False)
+    options = pretraining_instances.InstanceOptions(
+        max_seq_length=MAX_SEQ, dupe_factor=1, masking=False
+    )
     output = str(tmp_path / "spm.tfrecord")
-    cpd.create_pretraining_data([small_text_file], [output], spm_tokenizer, options)
-    info = json.loads(pathlib.Path(output + cpd.INFO_SUFFIX).read_text())
+    pretraining_records.create_pretraining_data([small_text_file], [output], spm_tokenizer, options)
+    info = json.loads(pathlib.Path(output + pretraining_input.INFO_SUFFIX).read_text())
     assert info["vocab_size"] == sp.get_piece_size() == 3000
     special = {name: sp.piece_to_id(f"[{name.upper()}]") for name in ("cls", "sep", "mask", "pad")}
     assert {name: info[f"{name}_id"] for name in special} == special
@@ -464,8 +488,8 @@ def test_sentencepiece_records_info_and_tokens(documents, spm_tokenizer, small_t
 
 
 def test_sentencepiece_whole_word_masking_uses_word_start_marker(documents, spm_tokenizer):
-    corpus = cpd.tokenize_corpus(documents, spm_tokenizer)
-    vocab = cpd.Vocab.from_tokenizer(spm_tokenizer)
+    corpus = corpus_tokenization.tokenize_corpus(documents, spm_tokenizer)
+    vocab = pretraining_instances.Vocab.from_tokenizer(spm_tokenizer)
     pieces = [spm_tokenizer.sp_model.id_to_piece(i) for i in range(vocab.size)]
     ascii_punctuation = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
@@ -495,6 +519,7 @@ def test_sentencepiece_whole_word_masking_uses_word_start_marker(documents, spm_
     assert multi_piece_words > 20
 
 
+@pytest.mark.slow
 def test_command_line_sentencepiece_and_exclusive_vocab_flags(
     spm_tokenizer, small_text_file, minilm_vocab, tmp_path
 ):
@@ -512,7 +537,7 @@ def test_command_line_sentencepiece_and_exclusive_vocab_flags(
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     subprocess.run(command, check=True, cwd=REPO_ROOT, env=env, capture_output=True)
-    info = json.loads(pathlib.Path(str(output) + cpd.INFO_SUFFIX).read_text())
+    info = json.loads(pathlib.Path(str(output) + pretraining_input.INFO_SUFFIX).read_text())
     assert (info["vocab_size"], info["cls_id"], info["mask_id"]) == (3000, 2, 4)
     both = subprocess.run(
         [*command, f"--vocab_file={minilm_vocab}"], cwd=REPO_ROOT, env=env, capture_output=True

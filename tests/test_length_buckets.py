@@ -212,6 +212,7 @@ def test_training_bucket_reads_its_file_once(tmp_path, shared_data, minilm_vocab
     assert set(seen) == windows
 
 
+@pytest.mark.slow
 def test_trainer_runs_each_update_on_its_scheduled_bucket_and_resumes(tmp_path):
     """A one-weight model whose gradient is 1000 x (batch length) + (batch number within its
     bucket): after SGD with rate 1 the weight is 1 - the sum over updates, which the schedule

@@ -20,8 +20,7 @@ import bert
 import optimization
 from bert.tasks import pretraining
 from bert.training import trainer as trainer_lib
-from data import create_pretraining_data as cpd
-from data import tokenization
+from data import pretraining_instances, pretraining_records, tokenization
 
 
 def write_experiment(path, phase1_steps=40, phase2_steps=6, dropout=0.0):
@@ -160,6 +159,7 @@ def test_pretraining_losses_match_numpy(jit_compile):
     assert float(out["examples"]) == b
 
 
+@pytest.mark.slow
 def test_phase1_lowers_loss_on_real_text(two_phase_run):
     root, _ = two_phase_run
     log = read_log(root / "phase1")
@@ -191,6 +191,7 @@ def test_phase2_rewarms_learning_rate_from_zero(two_phase_run):
     assert phase_config["phase_config"]["max_seq_length"] == SEQ2
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_same_weights(tmp_path, corpus_records):
     # With dropout: its generators' state must be in the checkpoint to resume exactly.
     experiment = write_experiment(str(tmp_path / "experiment.json"), phase1_steps=12, dropout=0.1)
@@ -216,8 +217,13 @@ def test_resume_after_kill_gives_same_weights(tmp_path, corpus_records):
     proc.wait()
     interrupted_at = int(tf.train.latest_checkpoint(str(killed)).rsplit("-", 1)[1])
     assert proc.returncode == -signal.SIGKILL and interrupted_at < 12
+    logged_before = len(read_log(killed))
     out = run_cli(*common, f"--model_dir={killed}")
-    assert "Resumed from" in out
+    assert f"ckpt-{interrupted_at} at step {interrupted_at}" in out
+    # The resumed run's host calls (2 updates each) go on from the checkpoint; a restart from
+    # step 0 would log 2, 4, ... again.
+    resumed_steps = [entry["step"] for entry in read_log(killed)[logged_before:]]
+    assert resumed_steps == list(range(interrupted_at + 2, 13, 2))
     a, b = checkpoint_values(straight), checkpoint_values(killed)
     assert a.keys() == b.keys() and len(a) > 10
     for name in a:
@@ -318,6 +324,7 @@ def test_gradient_accumulation_equals_bigger_batch(tmp_path, initial_weights):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_mirrored_two_devices_equals_one_device(tmp_path, initial_weights, mirrored_strategy):
     one = tf.distribute.OneDeviceStrategy("/cpu:0")
     mirrored = mirrored_strategy
@@ -444,6 +451,7 @@ def start_two_workers(experiment, input_file, model_dir, *flags):
     return procs
 
 
+@pytest.mark.slow
 def test_multi_worker_two_processes_train_and_agree(tmp_path, corpus_records):
     experiment = write_experiment(str(tmp_path / "experiment.json"), phase1_steps=6)
     model_dir = tmp_path / "mw"
@@ -478,6 +486,7 @@ def _wait_for_log_lines(model_dir, count, proc, timeout=300):
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_current_step_and_the_same_command_resumes(tmp_path, corpus_records):
     experiment = write_experiment(str(tmp_path / "experiment.json"), phase1_steps=16, dropout=0.1)
     common = [
@@ -500,10 +509,14 @@ def test_sigterm_saves_the_current_step_and_the_same_command_resumes(tmp_path, c
     stopped = int(re.search(r"Stopped by SIGTERM at step (\d+)", out).group(1))
     assert 3 <= stopped < 16
     assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{stopped}")
-    assert read_log(str(model_dir))[-1]["step"] == stopped
+    logged_before = read_log(str(model_dir))
+    assert logged_before[-1]["step"] == stopped
 
     out = run_cli(*common, f"--model_dir={model_dir}")
-    assert f"at step {stopped}" in out and "Resumed from" in out
+    assert f"ckpt-{stopped} at step {stopped}" in out
+    # The resumed run's first update is the one after the SIGTERM save (one per host call).
+    resumed_steps = [entry["step"] for entry in read_log(str(model_dir))[len(logged_before) :]]
+    assert resumed_steps == list(range(stopped + 1, 17))
     a, b = checkpoint_values(str(straight)), checkpoint_values(str(model_dir))
     assert a.keys() == b.keys() and len(a) > 10
     assert b.pop("save_counter/.ATTRIBUTES/VARIABLE_VALUE") == 2  # the SIGTERM save + the last
@@ -511,6 +524,7 @@ def test_sigterm_saves_the_current_step_and_the_same_command_resumes(tmp_path, c
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
 
 
+@pytest.mark.slow
 def test_multi_worker_sigterm_to_one_worker_stops_both_at_one_step(tmp_path, corpus_records):
     experiment = write_experiment(str(tmp_path / "experiment.json"), phase1_steps=40)
     model_dir = tmp_path / "mw"
@@ -537,24 +551,26 @@ def test_multi_worker_sigterm_to_one_worker_stops_both_at_one_step(tmp_path, cor
 def test_records_of_another_vocabulary_are_refused(tmp_path, shared_data, minilm_vocab):
     """Unmasked records carry their vocabulary size in .info.json; a model of another size
     is refused before training, naming the file and both sizes."""
-    from bert import run_pretraining
+    from bert.tasks import pretraining_phase
     from bert.training import options as opts
 
     lines = (shared_data / "text" / "wiki_squad_contexts.txt").read_text("utf-8").split("\n")
     text = tmp_path / "wiki.txt"
     text.write_text("\n".join(lines[:200]), "utf-8")
     records = str(tmp_path / "unmasked.tfrecord")
-    cpd.create_pretraining_data(
+    pretraining_records.create_pretraining_data(
         [str(text)],
         [records],
         tokenization.FullTokenizer(str(minilm_vocab), do_lower_case=True),
-        cpd.InstanceOptions(max_seq_length=SEQ1, max_predictions_per_seq=PRED1, masking=False),
+        pretraining_instances.InstanceOptions(
+            max_seq_length=SEQ1, max_predictions_per_seq=PRED1, masking=False
+        ),
     )
     experiment = write_experiment(str(tmp_path / "experiment.json"))
     small = tmp_path / "small_vocab_config.json"
     tiny_config(vocab_size=1737).to_json_file(str(small))
     options = opts.parse(
-        run_pretraining.PretrainingOptions,
+        pretraining_phase.PretrainingOptions,
         [
             "prog",
             f"--experiment={experiment}",
@@ -567,5 +583,5 @@ def test_records_of_another_vocabulary_are_refused(tmp_path, shared_data, minilm
     with pytest.raises(
         ValueError, match=r"unmasked\.tfrecord\.info\.json: .* 30522 entries, .* 1737"
     ):
-        run_pretraining.run_phase(options)
+        pretraining_phase.run_phase(options)
     assert not (tmp_path / "run" / "train_log.jsonl").exists()

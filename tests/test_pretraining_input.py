@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import create_pretraining_data as cpd
-from data import pretraining_input, text_corpus, tokenization
+from data import (
+    pretraining_input,
+    pretraining_instances,
+    pretraining_records,
+    text_corpus,
+    tokenization,
+)
 
 SEQ = 64
 PRED = 10
@@ -35,11 +40,11 @@ def record_files(shared_data, tokenizer, tmp_path_factory):
         ("unmasked", False, 4),
         ("single", False, 1),
     ):
-        options = cpd.InstanceOptions(
+        options = pretraining_instances.InstanceOptions(
             max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=1, masking=masking
         )
-        outputs = cpd.output_paths(str(out / name), shards)
-        cpd.create_pretraining_data([str(text_file)], outputs, tokenizer, options)
+        outputs = pretraining_records.output_paths(str(out / name), shards)
+        pretraining_records.create_pretraining_data([str(text_file)], outputs, tokenizer, options)
         files[name] = str(out / f"{name}*")
     return files
 
@@ -291,7 +296,7 @@ def test_corrupt_files_are_named(tmp_path):
 
 
 def test_dynamic_masking_uses_the_special_ids_of_a_sentencepiece_model(shared_data, tmp_path):
-    from data import learn_vocab
+    from data import vocab_learning as learn_vocab
 
     path = str(shared_data / "text" / "wikitext2_test_sentences.txt")
     documents = list(text_corpus.read_text_file(path))[:6]
@@ -303,11 +308,11 @@ def test_dynamic_masking_uses_the_special_ids_of_a_sentencepiece_model(shared_da
     assert (pad, cls, sep, mask) == (0, 2, 3, 4)  # Not BERT's 0, 101, 102, 103.
     text_file = tmp_path / "docs.txt"
     text_file.write_text("\n\n".join("\n".join(d) for d in documents) + "\n", encoding="utf-8")
-    options = cpd.InstanceOptions(
+    options = pretraining_instances.InstanceOptions(
         max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=1, masking=False
     )
     output = str(tmp_path / "spm.tfrecord")
-    cpd.create_pretraining_data([str(text_file)], [output], spm_tokenizer, options)
+    pretraining_records.create_pretraining_data([str(text_file)], [output], spm_tokenizer, options)
     # Nothing but the records and their info.json: the ids come from the latter.
     ds = pretraining_input.build_dataset(
         output, 8, SEQ, PRED, is_training=True, seed=1, dynamic_masking=True

@@ -1,11 +1,12 @@
 """SQuAD fine-tuning end to end on the real MiniLM-L6 and real SQuAD / XQuAD questions.
 
-One short fine-tuning run (module fixture, through `bert.run_squad.main` with command-line
-flags) feeds the tests: F1 on real SQuAD dev (XQuAD) questions against baselines computed
-here with the same metric, the output files, and the exported SavedModel answering raw
-strings like the Python pipeline does.
+One short fine-tuning run (module fixture, through `bert.tasks.squad.run` with command-line
+flags, as `python -m bert.run_squad` runs it) feeds the tests: F1 on real SQuAD dev (XQuAD)
+questions against baselines computed here with the same metric, the output files, and the
+exported SavedModel answering raw strings like the Python pipeline does.
 """
 
+import dataclasses
 import json
 import logging
 import math
@@ -13,6 +14,7 @@ import os
 import pathlib
 import random
 import re
+import unicodedata
 
 import numpy as np
 import pytest
@@ -21,8 +23,9 @@ from absl import app
 
 import bert
 import optimization
-from bert import checkpoints, run_squad
+from bert import checkpoints
 from bert import serving as squad_export
+from bert.tasks import squad as squad_task
 from bert.training import options
 from bert.training import trainer as trainer_lib
 from data import length_buckets, squad, squad_metric, tokenization
@@ -55,7 +58,7 @@ FINE_TUNE_FLAGS = [
 
 def run_main(argv):
     """Runs `python -m bert.run_squad ARGV` in this process."""
-    return run_squad.run(options.parse(run_squad.SquadOptions, ["run_squad", *argv]))
+    return squad_task.run(options.parse(squad_task.SquadOptions, ["run_squad", *argv]))
 
 
 def write_squad(path, articles):
@@ -133,6 +136,7 @@ def baseline_predictions(articles, seed=0):
     return first_sentence, random_span
 
 
+@pytest.mark.slow
 def test_fine_tuned_f1_beats_baselines(fine_tuned):
     results = read_json(fine_tuned["output_dir"] / "eval_results.json")
     articles = fine_tuned["eval_articles"]
@@ -151,16 +155,96 @@ def test_fine_tuned_f1_beats_baselines(fine_tuned):
     assert results["exact_match"] > 5.0  # Both baselines score 0 exact matches here.
 
 
-def test_output_files_agree_with_the_metric(fine_tuned):
+def squashed(text):
+    """Lower-case letters and digits without accents: an answer cut from the original context
+    and the WordPieces of the same span (joined) squash to the same string."""
+    text = unicodedata.normalize("NFD", text.lower())
+    return "".join(c for c in text if c.isalnum() and not unicodedata.combining(c))
+
+
+def candidate_spans(start_logits, end_logits, context, n_best=20, max_answer_length=30):
+    """(score, start, end) of one window's answer spans as google-research/bert takes them:
+    start among the n_best highest start logits, end among the n_best highest end logits,
+    both in the context, start <= end, at most max_answer_length tokens; best first."""
+    starts = np.argsort(-start_logits)[:n_best]
+    ends = np.argsort(-end_logits)[:n_best]
+    spans = [
+        (float(start_logits[i] + end_logits[j]), int(i), int(j))
+        for i in starts
+        for j in ends
+        if context[i] and context[j] and i <= j < i + max_answer_length
+    ]
+    return sorted(spans, reverse=True)
+
+
+@pytest.mark.slow
+def test_output_files_agree_with_the_raw_logits_and_the_metric(fine_tuned, minilm_dir):
+    """predictions.json and nbest_predictions.json against spans recomputed here from the
+    fine-tuned model's own logits: the answer is the best span's text, every n-best entry is a
+    span with its logits, the probabilities are the softmax of those spans' scores, and no
+    span scoring above the last entry is missing."""
     output_dir = fine_tuned["output_dir"]
     predictions = read_json(output_dir / "predictions.json")
     nbest = read_json(output_dir / "nbest_predictions.json")
     results = read_json(output_dir / "eval_results.json")
     assert set(predictions) == set(nbest)
-    for qas_id, answer in predictions.items():
-        assert nbest[qas_id][0]["text"] == answer
-        probabilities = [entry["probability"] for entry in nbest[qas_id]]
-        assert len(probabilities) <= 20 and abs(sum(probabilities) - 1.0) < 1e-5
+
+    tokenizer = tokenization.FullTokenizer(minilm_dir / "vocab.txt", do_lower_case=True)
+    examples = squad.read_examples(fine_tuned["eval"], is_training=False)
+    features = squad.convert_examples_to_features(
+        examples, tokenizer, max_seq_length=SEQ_LENGTH, doc_stride=64, max_query_length=32
+    )
+    assert len(features) == len(examples)  # One window each: the whole context.
+    model = bert.build_squad_model(checkpoints.resolve_config(str(output_dir)))
+    checkpoints.initialize_from_checkpoint(model, str(output_dir))
+    arrays = {
+        key: np.array([getattr(f, key) for f in features], np.int32)
+        for key in squad.MODEL_INPUT_KEYS
+    }
+    logits = [model(arrays, training=False)[k].numpy() for k in ("start_logits", "end_logits")]
+    # Context: the second segment without its closing [SEP].
+    real = arrays["input_mask"].sum(axis=1)
+    context = (arrays["segment_ids"] == 1) & (np.arange(SEQ_LENGTH) < (real - 1)[:, None])
+
+    tolerance = 1e-3  # the run predicted in batches cut to their longest window
+    for n, feature in enumerate(features):
+        qas_id = examples[feature.example_index].qas_id
+        start_logits, end_logits = logits[0][n], logits[1][n]
+        spans = candidate_spans(start_logits, end_logits, context[n])
+        text = {
+            (i, j): squashed(" ".join(feature.tokens[i : j + 1]).replace(" ##", ""))
+            for _, i, j in spans
+            if "[UNK]" not in feature.tokens[i : j + 1]
+        }
+        entries = nbest[qas_id]
+        assert spans and 1 <= len(entries) <= 20, qas_id
+        # The answer is the text of the best span (or of one within rounding of it).
+        best = [(i, j) for score, i, j in spans if score > spans[0][0] - tolerance]
+        assert predictions[qas_id], qas_id
+        if all(span in text for span in best):
+            assert squashed(predictions[qas_id]) in {text[span] for span in best}, qas_id
+        # Each entry is a span: its logits are the model's at the span's ends.
+        scores = []
+        for entry in entries:
+            match = [
+                score
+                for score, i, j in spans
+                if abs(start_logits[i] - entry["start_logit"]) < tolerance
+                and abs(end_logits[j] - entry["end_logit"]) < tolerance
+            ]
+            assert match, (qas_id, entry)
+            scores.append(match[0])
+        assert scores[0] > spans[0][0] - tolerance  # The first entry is the best span.
+        expected = np.exp(np.array(scores) - max(scores))
+        np.testing.assert_allclose(
+            [entry["probability"] for entry in entries], expected / expected.sum(), atol=1e-3
+        )
+        # A span above the last entry is in the n-best, or shares an entry's text.
+        listed = {squashed(entry["text"]) for entry in entries}
+        for score, i, j in spans:
+            if score > scores[-1] + tolerance and (i, j) in text:
+                assert text[i, j] in listed, (qas_id, i, j)
+
     recomputed = squad_metric.evaluate(fine_tuned["eval_articles"], predictions)
     assert recomputed["f1"] == pytest.approx(results["f1"])
     assert recomputed["exact_match"] == pytest.approx(results["exact_match"])
@@ -168,6 +252,7 @@ def test_output_files_agree_with_the_metric(fine_tuned):
     assert list((output_dir / "eval").iterdir()) and list((output_dir / "train").iterdir())
 
 
+@pytest.mark.slow
 def test_prediction_without_padding_matches_every_window_padded_to_the_maximum(fine_tuned):
     """Padding is masked: predicting in length buckets (XLA) or in batches cut to their longest
     window (the TF graph, the default off TPU) gives the answers and n-best probabilities of
@@ -221,6 +306,7 @@ def test_prediction_without_padding_matches_every_window_padded_to_the_maximum(f
             np.testing.assert_allclose(got, [entry["probability"] for entry in entries], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_saved_model_answers_raw_strings_like_the_python_pipeline(fine_tuned, capsys):
     predictions = read_json(fine_tuned["output_dir"] / "predictions.json")
     serve = squad_export.load(fine_tuned["export_dir"])
@@ -317,6 +403,25 @@ def _latest_tensors(directory):
     }
 
 
+def train_log(output_dir):
+    """The entries of output_dir/train_log.jsonl, one per host call."""
+    lines = pathlib.Path(output_dir, "train_log.jsonl").read_text("utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def checkpoint_step(path):
+    """The optimizer's update count saved in the training-state checkpoint `path`."""
+    reader = tf.train.load_checkpoint(path)
+    names = [
+        name
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith("optimizer/") and "iterations/" in name
+    ]
+    assert len(names) == 1, names
+    return int(reader.get_tensor(names[0]))
+
+
+@pytest.mark.slow
 def test_killed_fine_tuning_resumes_to_the_same_weights(
     tmp_path, shared_data, minilm_vocab, monkeypatch, caplog
 ):
@@ -364,13 +469,22 @@ def test_killed_fine_tuning_resumes_to_the_same_weights(
     with pytest.raises(_Killed):
         run_main(common + [f"--output_dir={resumed}"])
     monkeypatch.undo()
-    state = resumed / run_squad.TRAIN_STATE
+    state = resumed / squad_task.TRAIN_STATE
     assert tf.train.latest_checkpoint(str(state)).endswith("ckpt-4")
+    saved_step = checkpoint_step(tf.train.latest_checkpoint(str(state)))
+    assert saved_step == 4
     assert tf.train.latest_checkpoint(str(resumed)) is None  # no fine-tuned model yet
+    killed_log = train_log(resumed)
+    assert [entry["step"] for entry in killed_log] == [3, 4]
     with caplog.at_level(logging.INFO, logger="absl"):
         run_main(common + [f"--output_dir={resumed}"])
-    # It continued (a restart from step 0 would reach the same weights too).
-    assert "at step 4" in caplog.text and "Resumed from" in caplog.text
+    assert f"at step {saved_step}" in caplog.text and "Resumed from" in caplog.text
+    # It went on from the checkpoint: its first host call ended --iterations_per_loop (3)
+    # updates after the checkpoint's step (a restart from 0 would log step 3 again, and reach
+    # the same weights).
+    resumed_log = train_log(resumed)[len(killed_log) :]
+    assert resumed_log[0]["step"] == saved_step + 3
+    assert [entry["step"] for entry in resumed_log] == [7, 8]
 
     assert tf.train.latest_checkpoint(str(state)).endswith("ckpt-8")
     # Length buckets (the default) are what resumed: several shapes, each skipping its batches.
@@ -482,9 +596,9 @@ def test_loss_is_the_global_batch_mean_of_start_and_end_cross_entropy():
         "end_positions": tf.constant(labels_end, tf.int32),
     }
     # One replica holding the whole batch, or two halves each scaled to the global batch of 4.
-    np.testing.assert_allclose(run_squad.squad_loss(outputs, batch, 4), expected, rtol=1e-6)
+    np.testing.assert_allclose(squad_task.squad_loss(outputs, batch, 4), expected, rtol=1e-6)
     halves = [
-        run_squad.squad_loss(
+        squad_task.squad_loss(
             {k: v[i : i + 2] for k, v in outputs.items()},
             {k: v[i : i + 2] for k, v in batch.items()},
             4,
@@ -494,14 +608,13 @@ def test_loss_is_the_global_batch_mean_of_start_and_end_cross_entropy():
     np.testing.assert_allclose(sum(halves), expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bucketed", [False, True], ids=["one_shape", "length_buckets"])
 def test_mirrored_training_matches_one_device(
     tmp_path, shared_data, minilm_vocab, mirrored_strategy, bucketed
 ):
     """Per-replica losses scaled to the global batch: 2 replicas take the same steps as 1,
     also in length buckets (both replicas draw the scheduled bucket at every step)."""
-    import types
-
     import keras
 
     train = json.loads((shared_data / "squad" / "train-v1.1-subset.json").read_text("utf-8"))
@@ -509,7 +622,7 @@ def test_mirrored_training_matches_one_device(
         tmp_path / "train.json", [{"title": "t", "paragraphs": train["data"][1]["paragraphs"][:3]}]
     )
     tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
-    _, lengths = run_squad.prepare_train_data(
+    _, lengths = squad_task.prepare_train_data(
         path,
         tokenizer,
         str(tmp_path),
@@ -527,10 +640,8 @@ def test_mirrored_training_matches_one_device(
         for s in range(100)
         if len(set(length_buckets.bucket_schedule(sizes, 8, 4, s))) == len(buckets)
     )
-    flags = types.SimpleNamespace(
-        output_dir=str(tmp_path), train_batch_size=8, max_seq_length=64, seed=seed
-    )
-    train_input = run_squad.training_input(flags, buckets, sizes, num_train_steps=4)
+    record = str(tmp_path / "train.tf_record")
+    train_input = squad_task.training_input(record, 8, 64, seed, buckets, sizes, num_train_steps=4)
     if bucketed:
         assert len(set(train_input.schedule.tolist())) > 1
     config = bert.BertConfig(
@@ -554,17 +665,17 @@ def test_mirrored_training_matches_one_device(
                 initial = [w.numpy() for w in model.weights]
             for weight, value in zip(model.weights, initial):
                 weight.assign(value)
-            optimizer, schedule = run_squad.create_optimizer_and_schedule(
+            optimizer, schedule = squad_task.create_optimizer_and_schedule(
                 "adamw", "original_bert", 1e-3, num_train_steps=4, num_warmup_steps=1
             )
-            optimizer.build(run_squad.trainable_variables(model))
+            optimizer.build(squad_task.trainable_variables(model))
 
         trainer = trainer_lib.Trainer(
             strategy,
             model,
             optimizer,
             schedule,
-            run_squad.SquadTask(),
+            squad_task.SquadTask(),
             trainer_lib.TrainerOptions(
                 model_dir=str(tmp_path / name),
                 num_train_steps=4,
@@ -583,11 +694,10 @@ def test_mirrored_training_matches_one_device(
         np.testing.assert_allclose(two, one, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mirrored_prediction_matches_one_device(fine_tuned, mirrored_strategy):
     """2 replicas predict what 1 device predicts, in batches cut to their longest window (each
     replica gets half of a cut batch) and in XLA length buckets."""
-    import types
-
     output_dir = str(fine_tuned["output_dir"])
     record = os.path.join(output_dir, "eval.tf_record")
     length_of = {}
@@ -597,12 +707,8 @@ def test_mirrored_prediction_matches_one_device(fine_tuned, mirrored_strategy):
             feature["input_mask"].int64_list.value
         )
     lengths = list(length_of.values())
-    options = types.SimpleNamespace(
-        predict_batch_size=8,
-        max_seq_length=SEQ_LENGTH,
-        bucket_lengths="96",
-        num_buckets=2,
-        bucket_compile_steps=0,
+    bucket_choice = dict(
+        max_seq_length=SEQ_LENGTH, bucket_lengths="96", num_buckets=2, compile_steps=0
     )
     config = checkpoints.resolve_config(output_dir)
     logits = {}
@@ -614,15 +720,16 @@ def test_mirrored_prediction_matches_one_device(fine_tuned, mirrored_strategy):
             with strategy.scope():
                 model = bert.build_squad_model(config)
             checkpoints.initialize_from_checkpoint(model, output_dir)
-            step = run_squad.make_predict_step(strategy, model, compiled)
-            inputs, buckets = run_squad.prediction_inputs(
-                strategy, options, record, lengths, config, compiled
-            )
+            step = squad_task.make_predict_step(strategy, model, compiled)
+            buckets = None
+            if compiled:
+                buckets = squad_task.prediction_buckets(strategy, lengths, 8, config, bucket_choice)
+            inputs = squad_task.prediction_inputs(strategy, record, lengths, 8, SEQ_LENGTH, buckets)
             assert (buckets == [96, SEQ_LENGTH]) if compiled else buckets is None
             results = [
                 r
                 for dataset, n in inputs
-                for r in run_squad.predict_results(strategy, step, dataset, n)
+                for r in squad_task.predict_results(strategy, step, dataset, n)
             ]
             assert len(results) == len(lengths) == len({r.unique_id for r in results})
             logits[compiled, name] = {r.unique_id: r.start_logits for r in results}
@@ -654,9 +761,10 @@ def tiny_squad_setup(tmp_path, shared_data, vocab_size, count=4):
     return write_squad(tmp_path / "train.json", articles), articles, str(config_file)
 
 
+@pytest.mark.slow
 def test_sentencepiece_model_fine_tunes_and_predicts_original_text(tmp_path, shared_data):
     """--spm_model_file (as ALBERT): a model learned by data.learn_vocab, train + predict."""
-    from data import learn_vocab
+    from data import vocab_learning as learn_vocab
 
     lines = (shared_data / "text" / "wiki_squad_contexts.txt").read_text("utf-8").splitlines()
     model_file = learn_vocab.train_sentencepiece(lines, str(tmp_path / "spm.model"), 2000)
@@ -684,8 +792,10 @@ def test_sentencepiece_model_fine_tunes_and_predicts_original_text(tmp_path, sha
     }
     assert scores["num_predictions"] == scores["num_questions"] == len(questions)
     predictions = read_json(output_dir / "predictions.json")
-    # Answers are cut from the original context, whatever the pieces looked like.
-    assert all(predictions[q] in questions[q] for q in questions)
+    # Answers are cut from the original context, whatever the pieces looked like, and every
+    # question gets one (an empty string is in every context).
+    for qas_id, context in questions.items():
+        assert predictions[qas_id] and predictions[qas_id] in context, qas_id
     assert (output_dir / "spm.model").is_file() and scores["global_step"] > 0
 
 
@@ -776,6 +886,7 @@ def tiny_run(tmp_path_factory, shared_data, minilm_vocab):
     return {"dir": tmp_path, "common": common, "train": train, "predict": predict, "steps": 3}
 
 
+@pytest.mark.slow
 def test_predicting_from_a_fine_tuned_model_reports_its_step(tiny_run):
     fine_tuned = tiny_run["dir"] / "fine_tuned"
     predict_file = tiny_run["predict"]["xquad-en-v1.1"][0]
@@ -794,6 +905,7 @@ def test_predicting_from_a_fine_tuned_model_reports_its_step(tiny_run):
         assert read_json(output_dir / "eval_results.json")["global_step"] == tiny_run["steps"]
 
 
+@pytest.mark.slow
 def test_several_predict_files_get_a_directory_each_and_a_combined_json(tiny_run):
     output_dir = tiny_run["dir"] / "two_files"
     files = {name: path for name, (path, _) in tiny_run["predict"].items()}
@@ -827,6 +939,7 @@ def test_several_predict_files_get_a_directory_each_and_a_combined_json(tiny_run
         assert list((directory / "eval").iterdir())
 
 
+@pytest.mark.slow
 def test_seeds_fine_tune_once_each_and_report_the_spread(tiny_run):
     import statistics
 
@@ -876,26 +989,45 @@ def test_seeds_and_predict_files_flags_are_checked(flags, message):
         run_main(argv + ["--output_dir=/nonexistent"] + flags)
 
 
-def test_fp16_fine_tuning_scales_the_loss_and_predicts(tiny_run):
-    """fp16 goes through the trainer's dynamic loss scaling, as in pretraining."""
+@pytest.mark.slow
+def test_fp16_fine_tuning_skips_overflowed_steps_and_halves_the_loss_scale(tiny_run, monkeypatch):
+    """fp16 goes through the trainer's dynamic loss scaling, as in pretraining. Started at a
+    scale that overflows fp16 gradients, every overflowed step is skipped (no update: the step
+    count stays) and halves the scale, until the gradients fit; then the updates go on at that
+    scale and the run ends with its 3 updates."""
+    huge = 2.0**32  # x the loss gradient (up to ~1/16 per logit): far beyond fp16's 65504
+
+    @dataclasses.dataclass
+    class Overflowing(trainer_lib.TrainerOptions):
+        initial_loss_scale: float = huge
+
+    monkeypatch.setattr(trainer_lib, "TrainerOptions", Overflowing)
     output_dir = tiny_run["dir"] / "fp16"
     predict_file = tiny_run["predict"]["xquad-en-v1.1"][0]
     scores = run_main(
         tiny_run["train"]
         + [
             "--mixed_precision=fp16",
+            "--iterations_per_loop=1",  # a log entry per step
             "--do_predict",
             f"--predict_file={predict_file}",
             f"--output_dir={output_dir}",
         ]
     )
-    log = [
-        json.loads(line)
-        for line in pathlib.Path(output_dir / "train_log.jsonl").read_text().splitlines()
-    ]
-    assert log[-1]["step"] == tiny_run["steps"]
+    log = train_log(output_dir)
     assert all(math.isfinite(entry["loss"]) for entry in log)
-    # The scale starts at 2^15 and only halves on overflow: a power of two no larger.
-    scale = log[-1]["loss_scale"]
-    assert scale <= 2.0**15 and math.log2(scale).is_integer()
+    # The first step overflowed: skipped, and the scale halved.
+    assert log[0]["step"] == 0 and log[0]["loss_scale"] == huge / 2
+    skipped = 0
+    for before, after in zip([{"step": 0, "loss_scale": huge}, *log], log):
+        if after["step"] == before["step"]:
+            assert after["loss_scale"] == before["loss_scale"] / 2, after
+            skipped += 1
+        else:  # An update at an unchanged scale (growth needs 2000 good steps).
+            assert after["step"] == before["step"] + 1, after
+            assert after["loss_scale"] == before["loss_scale"], after
+    assert log[-1]["step"] == tiny_run["steps"] and len(log) == tiny_run["steps"] + skipped
+    assert log[-1]["loss_scale"] == huge / 2**skipped
+    state = tf.train.latest_checkpoint(str(output_dir / squad_task.TRAIN_STATE))
+    assert checkpoint_step(state) == tiny_run["steps"]
     assert scores["global_step"] == tiny_run["steps"] and 0 <= scores["f1"] <= 100

@@ -300,7 +300,7 @@ def test_every_config_schedule_and_optimizer_builds():
 
 
 def test_plot_schedule_writes_png(tmp_path):
-    from optimization import plot_schedule
+    from optimization import schedule_plots as plot_schedule
 
     phases, title = plot_schedule.load_phases(CONFIGS / "tiny_lamb.json")
     output = tmp_path / "plots" / "schedule.png"

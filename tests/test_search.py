@@ -1,6 +1,7 @@
-"""Quasi-random search (bert.search) and the scaling study (bert.reality_check)."""
+"""Quasi-random search (bert.studies.search) and the scaling study (bert.studies.scaling)."""
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -14,22 +15,25 @@ import time
 import numpy as np
 import optuna
 import pytest
+from absl import flags
 from scipy.stats import qmc
 from test_pretraining import write_experiment
 
-from bert import reality_check, search
+from bert.studies import scaling, search, space
+from bert.tasks.pretraining_phase import PretrainingOptions
 from bert.training import experiment as experiment_lib
 from bert.training import options as opts
+from data import cli
 from optimization import hparams
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def dry_run(*flags):
-    options = opts.parse(search.SearchOptions, ["search", "--dry_run", *flags])
+    options = search.parse(["search", "--dry_run", *flags])
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        search.run(options)
+        search.run(*options)
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -54,6 +58,47 @@ def test_dry_run_of_the_nado_adamw_space_stays_in_table_6():
     # Both powers are used, about equally (a QMC coordinate floored into two bins).
     powers = [t["schedule"]["decay_power"] for t in trials]
     assert abs(powers.count(1) - powers.count(2)) <= 2
+
+
+# The flags of `python -m bert.search` (those of run_pretraining and the search's own).
+SEARCH_FLAGS = """
+    bert_config_file do_eval do_train dry_run dynamic_masking eval_batch_size
+    eval_every_steps eval_input_file experiment gradient_accumulation_steps
+    heartbeat_seconds heldout_examples init_checkpoint input_file jit_compile
+    keep_checkpoint_max keep_optimizer_state learning_rate max_eval_steps
+    max_predictions_per_seq max_seq_length mixed_precision model_dir num_cpu_devices
+    num_train_steps num_trials num_warmup_steps optimizer phase qmc_type report_only
+    sampler_seed save_checkpoints_steps search_space seed skip_corrupt_records
+    steps_per_loop storage strategy study_name target_accuracy tpu train_batch_size
+""".split()  # noqa: SIM905 (a list of words)
+# run_pretraining's flags whose default the search changes.
+SEARCH_DEFAULTS = {
+    "experiment": None,
+    "phase": None,
+    "heldout_examples": 10240,
+    "eval_batch_size": 1024,
+    "save_checkpoints_steps": 1000,
+}
+
+
+def test_the_search_has_the_flags_of_a_run_and_its_own():
+    values = flags.FlagValues()
+    cli.define_flags_all(search.OPTION_CLASSES, values)
+    assert sorted(values) == SEARCH_FLAGS
+    run_defaults = {f.name: f.default for f in dataclasses.fields(PretrainingOptions)}
+    defaults = {name: values[name].default for name in values}
+    assert defaults == {**run_defaults, **defaults_of(search.SearchOptions)}
+    assert {name: defaults[name] for name in SEARCH_DEFAULTS} == SEARCH_DEFAULTS
+    # One flag, given to every options object that has the field.
+    run, options = search.parse(["search", "--heldout_examples=64", "--phase=2", "--seed=7"])
+    assert (run.heldout_examples, options.heldout_examples, run.phase, options.phase) == (
+        64, 64, 2, 2
+    )  # fmt: skip
+    assert run.seed == 7 and run.experiment is options.experiment is None
+
+
+def defaults_of(cls):
+    return {f.name: f.default for f in dataclasses.fields(cls)}
 
 
 def unit_cube(space, points):
@@ -85,10 +130,10 @@ def largest_cdf_gap(cube):
 
 
 def test_quasi_random_points_spread_better_than_random_ones():
-    space = search.load_search_space("nado_adamw")
-    continuous = [p for p in space.parameters if not p.choices]
-    space_c = search.SearchSpace(space.path, continuous, space.fixed)
-    points = search.quasi_random_points(space_c, 32, seed=0)
+    nado = space.load_search_space("nado_adamw")
+    continuous = [p for p in nado.parameters if not p.choices]
+    space_c = space.SearchSpace(nado.path, continuous, nado.fixed)
+    points = space.quasi_random_points(space_c, 32, seed=0)
     cube = unit_cube(space_c, points)
     assert cube.min() >= 0 and cube.max() < 1
     # Every coordinate is spread evenly (its largest empirical-CDF gap is smaller than that
@@ -99,8 +144,8 @@ def test_quasi_random_points_spread_better_than_random_ones():
     assert largest_cdf_gap(cube) < np.percentile([largest_cdf_gap(r) for r in random_sets], 1)
     assert qmc.discrepancy(cube) < np.percentile([qmc.discrepancy(r) for r in random_sets], 2)
     # The sequence is fixed by its seed (every worker and resume agree) and changed by it.
-    assert search.quasi_random_points(space_c, 32, seed=0) == points
-    assert search.quasi_random_points(space_c, 32, seed=1) != points
+    assert space.quasi_random_points(space_c, 32, seed=0) == points
+    assert space.quasi_random_points(space_c, 32, seed=1) != points
 
 
 @pytest.mark.parametrize(
@@ -117,12 +162,12 @@ def test_quasi_random_points_spread_better_than_random_ones():
     ],
 )
 def test_bad_search_spaces_name_the_file_and_the_field(tmp_path, edit, message):
-    raw = json.loads(pathlib.Path(os.path.join(search.SEARCH_DIR, "nado_adamw.json")).read_text())
+    raw = json.loads(pathlib.Path(os.path.join(space.SEARCH_DIR, "nado_adamw.json")).read_text())
     raw.update(edit)
     path = tmp_path / "space.json"
     path.write_text(json.dumps(raw))
     with pytest.raises(ValueError, match=f"{path}: .*{message}|{path}: {message}"):
-        search.load_search_space(str(path))
+        space.load_search_space(str(path))
 
 
 def test_the_lamb_space_searches_lamb_with_the_same_schedule_family():
@@ -169,6 +214,7 @@ def load_study(model_dir):
     return optuna.load_study(storage=storage, study_name=os.path.basename(model_dir))
 
 
+@pytest.mark.slow
 def test_a_study_split_between_workers_resumes_a_killed_workers_point(tmp_path, corpus_records):
     space = tmp_path / "space.json"
     space.write_text(json.dumps(TEST_SPACE))
@@ -248,9 +294,9 @@ def test_a_study_refuses_to_mix_flags(tmp_path, corpus_records):
         "--heldout_examples=32",
         "--report_only",
     ]
-    search.run(opts.parse(search.SearchOptions, ["search", *common, "--num_trials=2"]))
+    search.run(*search.parse(["search", *common, "--num_trials=2"]))
     with pytest.raises(ValueError, match="was created with another num_trials"):
-        search.run(opts.parse(search.SearchOptions, ["search", *common, "--num_trials=3"]))
+        search.run(*search.parse(["search", *common, "--num_trials=3"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,24 +304,24 @@ def test_a_study_refuses_to_mix_flags(tmp_path, corpus_records):
 
 
 def test_presets_load_and_the_tpu_preset_names_the_recipes():
-    cpu = reality_check.load_preset("cpu")
-    tpu = reality_check.load_preset("tpu")
-    assert set(cpu["search_spaces"]) == set(tpu["search_spaces"]) == {"lamb", "adamw"}
-    for name in tpu["experiments"].values():
+    cpu = scaling.load_preset("cpu")
+    tpu = scaling.load_preset("tpu")
+    assert set(cpu.search_spaces) == set(tpu.search_spaces) == {"lamb", "adamw"}
+    for name in tpu.experiments.values():
         assert experiment_lib.load_experiment(name).model == "large"
-    for name in (*cpu["search_spaces"].values(), *tpu["search_spaces"].values()):
-        search.load_search_space(name)
+    for name in (*cpu.search_spaces.values(), *tpu.search_spaces.values()):
+        space.load_search_space(name)
     # A fixed budget of examples: a batch twice as large takes half the steps.
-    steps = [reality_check.cell_steps(tpu, b)[0] for b in tpu["batch_sizes"]]
+    steps = [scaling.cell_steps(tpu, b)[0] for b in tpu.batch_sizes]
     assert all(
-        s * b == pytest.approx(tpu["train_examples"], rel=1e-3)
-        for s, b in zip(steps, tpu["batch_sizes"])
+        s * b == pytest.approx(tpu.train_examples, rel=1e-3) for s, b in zip(steps, tpu.batch_sizes)
     )
 
 
+@pytest.mark.slow
 def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
     preset = tmp_path / "mini.json"
-    raw = reality_check.load_preset("cpu")
+    raw = dataclasses.asdict(scaling.load_preset("cpu"))
     experiment = write_experiment(str(tmp_path / "experiment.json"))
     raw.update(
         experiments={"lamb": experiment, "adamw": experiment},
@@ -290,7 +336,7 @@ def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
     )
     preset.write_text(json.dumps(raw))
     options = opts.parse(
-        reality_check.RealityCheckOptions,
+        scaling.RealityCheckOptions,
         [
             "reality_check",
             f"--preset={preset}",
@@ -300,7 +346,7 @@ def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
             "--nojit_compile",  # the XLA path is tested above; this test is about the study
         ],
     )
-    rows = reality_check.run(options)
+    rows = scaling.run(options)
     assert [(r["optimizer"], r["batch"], r["steps"]) for r in rows] == [
         ("lamb", 4, 16), ("adamw", 4, 16), ("lamb", 16, 4), ("adamw", 16, 4)
     ]  # fmt: skip
@@ -324,9 +370,17 @@ def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
 
 
 def test_a_bad_preset_names_the_file_and_the_field(tmp_path):
-    raw = reality_check.load_preset("cpu")
+    raw = dataclasses.asdict(scaling.load_preset("cpu"))
     raw["batch_sizes"] = "16,128"
     path = tmp_path / "preset.json"
     path.write_text(json.dumps(raw))
     with pytest.raises(ValueError, match=f"{path}: field 'batch_sizes' must be a list"):
-        reality_check.load_preset(str(path))
+        scaling.load_preset(str(path))
+    raw["batch_sizes"] = [16, "128"]
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=rf"{path}: field 'batch_sizes\[1\]' must be an integer"):
+        scaling.load_preset(str(path))
+    raw["batch_sizes"], raw["eval_batch_size"] = [16], 100
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=f"{path}: eval_batch_size 100 must divide"):
+        scaling.load_preset(str(path))

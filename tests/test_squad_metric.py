@@ -88,6 +88,7 @@ def test_perfect_predictions_on_dev_subset(shared_data):
     assert evaluate(data, shifted)["exact_match"] < 10.0
 
 
+@pytest.mark.slow
 def test_command_line_matches_evaluate(shared_data, tmp_path):
     dataset_file = shared_data / "squad/dev-v1.1-answerable-subset.json"
     data = json.loads(dataset_file.read_text())["data"]

@@ -20,10 +20,17 @@ import time
 
 import pytest
 
-from data import squad_data, squad_metric, synthetic, text_corpus
+from data import (
+    squad_examples,
+    squad_metric,
+    synthetic_dataset,
+    synthetic_documents,
+    synthetic_entities,
+    text_corpus,
+)
 
 _FILES = ("corpus", "squad_train", "squad_dev")
-_WORDS = synthetic.load_spec()["words"]
+_WORDS = synthetic_entities.load_spec()["words"]
 _PRONOUNS = ("He ", "She ", "It ", "Its ", "His ", "Her ")
 
 
@@ -31,7 +38,7 @@ _PRONOUNS = ("He ", "She ", "It ", "Its ", "His ", "Her ")
 def default_paths(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("synthetic")
     start = time.perf_counter()
-    paths = synthetic.generate_default_dataset(str(out_dir), seed=0)
+    paths = synthetic_dataset.generate_default_dataset(str(out_dir), seed=0)
     paths["seconds"] = time.perf_counter() - start
     return paths
 
@@ -61,7 +68,7 @@ def test_generation_is_fast_and_writes_the_three_files(default_paths):
 
 
 def test_default_sizes_fit_a_demo_on_two_cores(default_paths):
-    stats = synthetic.dataset_statistics(default_paths)
+    stats = synthetic_dataset.dataset_statistics(default_paths)
     assert 300 <= stats["documents"] <= 600
     assert 3000 <= stats["sentences"] <= 6000
     assert 2000 <= stats["squad_train_questions"] <= 4000
@@ -69,8 +76,8 @@ def test_default_sizes_fit_a_demo_on_two_cores(default_paths):
 
 
 def test_same_seed_same_bytes_other_seed_differs(default_paths, tmp_path):
-    same = synthetic.generate_default_dataset(str(tmp_path / "same"), seed=0)
-    other = synthetic.generate_default_dataset(str(tmp_path / "other"), seed=1)
+    same = synthetic_dataset.generate_default_dataset(str(tmp_path / "same"), seed=0)
+    other = synthetic_dataset.generate_default_dataset(str(tmp_path / "other"), seed=1)
     for name in _FILES:
         with open(default_paths[name], "rb") as f:
             reference = f.read()
@@ -81,7 +88,9 @@ def test_same_seed_same_bytes_other_seed_differs(default_paths, tmp_path):
 
 
 def test_pretraining_corpus_is_in_bert_text_format(tmp_path):
-    path = synthetic.write_pretraining_corpus(str(tmp_path / "c.txt"), num_documents=50, seed=3)
+    path = synthetic_dataset.write_pretraining_corpus(
+        str(tmp_path / "c.txt"), num_documents=50, seed=3
+    )
     with open(path, "rb") as f:
         text = f.read().decode("utf-8")
     assert text.endswith("\n") and not text.endswith("\n\n")
@@ -101,13 +110,13 @@ def test_bad_size_is_rejected_and_existing_file_kept(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("old\n", encoding="utf-8")
     with pytest.raises(ValueError, match="num_entities"):
-        synthetic.write_pretraining_corpus(str(path), num_documents=5)
+        synthetic_dataset.write_pretraining_corpus(str(path), num_documents=5)
     assert path.read_text(encoding="utf-8") == "old\n"
     assert os.listdir(tmp_path) == ["c.txt"]
 
 
 def test_documents_are_ordered_and_coherent():
-    world = synthetic.generate_world(120, seed=5)
+    world = synthetic_documents.generate_world(120, seed=5)
     assert len(world.documents) == 120
     for doc in world.documents:
         assert len(doc.sentences) >= 4
@@ -134,7 +143,7 @@ def test_documents_are_ordered_and_coherent():
 
 
 def test_shared_facts_appear_in_every_document_that_involves_them():
-    world = synthetic.generate_world(240, seed=7)
+    world = synthetic_documents.generate_world(240, seed=7)
     text = {doc.title: doc.text for doc in world.documents}
     num_checked = 0
     for region in world.regions:
@@ -180,7 +189,7 @@ def test_every_answer_is_the_span_at_answer_start(default_paths):
 
 
 def test_project_reader_labels_every_training_question(default_paths):
-    examples = squad_data.read_squad_examples(default_paths["squad_train"], is_training=True)
+    examples = squad_examples.read_squad_examples(default_paths["squad_train"], is_training=True)
     num_questions = sum(1 for _ in _qas(_load(default_paths["squad_train"])))
     assert len(examples) == num_questions  # none skipped as misaligned
     for example in examples:
@@ -303,6 +312,7 @@ def test_questions_need_reading(default_paths):
     assert dev_answers.most_common(1)[0][1] < 0.05 * num_dev
 
 
+@pytest.mark.slow
 def test_command_line_writes_the_default_dataset(default_paths, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "data.synthetic", f"--output_dir={tmp_path}", "--seed=0"],
@@ -310,7 +320,7 @@ def test_command_line_writes_the_default_dataset(default_paths, tmp_path):
         text=True,
         timeout=180,  # the write imports TensorFlow (data.fileio): ~25 s on a loaded machine
         check=False,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(synthetic.__file__))),
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(synthetic_entities.__file__))),
     )
     assert result.returncode == 0, result.stderr
     assert "squad_dev_questions=" in result.stdout
@@ -323,7 +333,7 @@ def test_command_line_writes_the_default_dataset(default_paths, tmp_path):
 
 
 def test_names_are_invented_words_that_need_sub_words():
-    world = synthetic.generate_world(240, seed=11)
+    world = synthetic_documents.generate_world(240, seed=11)
     words = collections.Counter(re.findall(r"\w+", " ".join(d.text for d in world.documents)))
     kind_words = {"River", *_WORDS["company_words"]}
     names = {w for d in world.documents for w in d.title.split()} - kind_words
@@ -354,8 +364,8 @@ def test_every_template_of_the_data_file_is_used():
     # The plans drive the documents: every sentence template and question
     # paraphrase of the data file shows up in a default-size world (a typo in a
     # `when` or a dropped value would leave one unused, or fail generation).
-    world = synthetic.generate_world(seed=0)
-    plans = synthetic.load_spec()["documents"]
+    world = synthetic_documents.generate_world(seed=0)
+    plans = synthetic_entities.load_spec()["documents"]
     assert set(plans) == {doc.kind for doc in world.documents}
     for kind, plan in plans.items():
         docs = [doc for doc in world.documents if doc.kind == kind]
@@ -381,10 +391,14 @@ def test_word_lists_are_distinct_words():
 
 
 def test_data_file_is_installed_with_the_package():
-    assert os.path.isfile(synthetic.SPEC_FILE)
-    assert os.path.dirname(synthetic.SPEC_FILE) == os.path.dirname(synthetic.__file__)
-    setup_cfg = os.path.join(os.path.dirname(os.path.dirname(synthetic.__file__)), "setup.cfg")
+    assert os.path.isfile(synthetic_entities.SPEC_FILE)
+    assert os.path.dirname(synthetic_entities.SPEC_FILE) == os.path.dirname(
+        synthetic_entities.__file__
+    )
+    setup_cfg = os.path.join(
+        os.path.dirname(os.path.dirname(synthetic_entities.__file__)), "setup.cfg"
+    )
     config = configparser.ConfigParser()
     config.read(setup_cfg)
     package_data = config["options.package_data"]["data"].split()
-    assert os.path.basename(synthetic.SPEC_FILE) in package_data
+    assert os.path.basename(synthetic_entities.SPEC_FILE) in package_data

@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 from conftest import REPO_ROOT
 
-from data import learn_vocab, tokenization
+from data import tokenization
+from data import vocab_learning as learn_vocab
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +255,7 @@ def test_load_vocab_errors_name_file_and_line(tmp_path):
 # ---- export ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_in_graph_in_tf_data_and_saved_model(tmp_path, in_graph, full_tokenizer):
     texts = ["Hello, world!", "Frédéric Chopin's études", "\u5317\u4eac city"]
     expected = [full_tokenizer.convert_tokens_to_ids(full_tokenizer.tokenize(t)) for t in texts]

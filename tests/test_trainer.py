@@ -12,7 +12,9 @@ from absl import flags
 
 import bert
 import optimization
-from bert import reality_check, run_pretraining, run_squad, search
+from bert.studies import scaling, search
+from bert.tasks import pretraining_phase
+from bert.tasks.squad import options as squad_options
 from bert.training import options as opts
 from bert.training import trainer as trainer_lib
 
@@ -124,6 +126,7 @@ def test_a_new_task_trains_with_the_shared_loop(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_failed_checkpoint_write_stops_and_keeps_the_previous_one(tmp_path):
     """The step-40 save cannot create its files: a clear error, and step 20 still resumes."""
     (tmp_path / "ckpt-40_temp").write_text("in the way")  # where TF writes before renaming
@@ -167,11 +170,11 @@ GOOGLE_SQUAD_FLAGS = [
 @pytest.mark.parametrize(
     "cls",
     [
-        run_pretraining.PretrainingOptions,
-        run_squad.SquadOptions,
+        pretraining_phase.PretrainingOptions,
+        squad_options.SquadOptions,
         opts.RuntimeOptions,
         search.SearchOptions,
-        reality_check.RealityCheckOptions,
+        scaling.RealityCheckOptions,
     ],
 )
 def test_every_option_is_one_flag_with_its_default(cls):
@@ -187,15 +190,15 @@ def test_every_option_is_one_flag_with_its_default(cls):
 
 def test_flags_parse_into_one_options_object():
     squad = opts.parse(
-        run_squad.SquadOptions,
+        squad_options.SquadOptions,
         ["prog", "--train_batch_size=48", "--nodo_lower_case", "--strategy=mirrored"],
     )
     assert (squad.train_batch_size, squad.do_lower_case, squad.strategy) == (48, False, "mirrored")
     assert set(GOOGLE_SQUAD_FLAGS) <= {f.name for f in dataclasses.fields(squad)}
     with pytest.raises(flags.IllegalFlagValueError):
-        opts.parse(run_squad.SquadOptions, ["prog", "--strategy=gpu_cluster"])
+        opts.parse(squad_options.SquadOptions, ["prog", "--strategy=gpu_cluster"])
     pre = opts.parse(
-        run_pretraining.PretrainingOptions,
+        pretraining_phase.PretrainingOptions,
         ["prog", "--model_dir=/tmp/x", "--learning_rate=2e-3", "--num_train_steps=7"],
     )
     assert pre.phase_overrides() == {"learning_rate": 2e-3, "num_train_steps": 7}

@@ -15,18 +15,18 @@ An experiment file describes the model and one entry per pretraining phase:
     }
 
 `optimizer` holds the keyword arguments of `optimization.create_optimizer` (plus
-"name"), `schedule` those of `optimization.create_schedule` (plus "kind").
+"name"), `schedule` those of `optimization.create_schedule` (plus "kind"). The file is read
+by `data.config_files` (the loader of every config file), which names the file and the field
+in its errors.
 """
 
 import dataclasses
-import json
 import os
 from typing import Any
 
-import tensorflow as tf
+from data import config_files
+from data.config_files import CONFIG_DIR, REPO_ROOT  # noqa: F401 (re-exported)
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG_DIR = os.path.join(REPO_ROOT, "configs")
 # Sub-folders of CONFIG_DIR that hold other configs than experiments.
 OTHER_CONFIG_DIRS = ("search", "reality_check")
 
@@ -43,7 +43,10 @@ def experiment_files() -> list:
 
 @dataclasses.dataclass
 class PhaseConfig:
-    """One pretraining phase: data shape, batch, length, optimizer and schedule."""
+    """One pretraining phase: data shape, batch, length, optimizer and schedule.
+
+    `validate(where)` checks what the types cannot say; the file loader calls it.
+    """
 
     name: str
     train_batch_size: int
@@ -93,10 +96,14 @@ class PhaseConfig:
 class ExperimentConfig:
     """A whole recipe: model size and its phases in order."""
 
-    model: str
-    phases: list
+    model: str  # a BertConfig preset name or a bert_config.json path
+    phases: list[PhaseConfig]
     description: str = ""
-    sources: list = dataclasses.field(default_factory=list)
+    sources: list[str] = dataclasses.field(default_factory=list)
+
+    def validate(self, where: str) -> None:
+        if not self.phases:
+            raise ValueError(f"{where}: field 'phases' must be a non-empty list")
 
     def phase(self, number: int) -> PhaseConfig:
         if not 1 <= number <= len(self.phases):
@@ -165,71 +172,21 @@ def apply_overrides(
     return phase
 
 
-def _phase_from_dict(raw: Any, where: str) -> PhaseConfig:
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected an object, got {type(raw).__name__}")
-    names = {f.name for f in dataclasses.fields(PhaseConfig)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(names)}")
-    required = {
-        f.name
-        for f in dataclasses.fields(PhaseConfig)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    }
-    missing = sorted(required - set(raw))
-    if missing:
-        raise ValueError(f"{where}: missing field(s) {missing}")
-    phase = PhaseConfig(**raw)
-    phase.validate(where)
-    return phase
-
-
 def experiment_from_dict(raw: Any, source: str = "<dict>") -> ExperimentConfig:
     """Builds and validates an ExperimentConfig; errors name `source` and the field."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"{source}: expected a JSON object at the top level")
-    for field in ("model", "phases"):
-        if field not in raw:
-            raise ValueError(f"{source}: missing field '{field}'")
-    if not isinstance(raw["phases"], list) or not raw["phases"]:
-        raise ValueError(f"{source}: field 'phases' must be a non-empty list")
-    unknown = sorted(set(raw) - {"model", "phases", "description", "sources"})
-    if unknown:
-        raise ValueError(f"{source}: unknown field(s) {unknown}")
-    phases = [_phase_from_dict(p, f"{source}: phases[{i}]") for i, p in enumerate(raw["phases"])]
-    return ExperimentConfig(
-        model=raw["model"],
-        phases=phases,
-        description=raw.get("description", ""),
-        sources=list(raw.get("sources", [])),
-    )
+    return config_files.from_dict(ExperimentConfig, raw, source)
 
 
 def resolve_config_path(
     name_or_path: str, directory: str = CONFIG_DIR, what: str = "experiment config"
 ) -> str:
     """Accepts a path, or the bare name of a file in `directory` (with or without .json)."""
-    if tf.io.gfile.exists(name_or_path):
-        return name_or_path
-    for candidate in (name_or_path, name_or_path + ".json"):
-        path = os.path.join(directory, candidate)
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(
-        f"{what} '{name_or_path}' not found (neither a path nor a file in {directory})"
-    )
+    return config_files.resolve(name_or_path, directory, what)
 
 
-def read_config_json(path: str) -> Any:
-    """The JSON content of a config file; ValueError naming the file if it is not JSON."""
-    with tf.io.gfile.GFile(path, "r") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON: {e}") from None
+read_config_json = config_files.read_json
 
 
 def load_experiment(name_or_path: str) -> ExperimentConfig:
-    path = resolve_config_path(name_or_path)
-    return experiment_from_dict(read_config_json(path), path)
+    """An experiment: a path, or a name in configs/ (`lamb_32k`, `lamb_table4/b4k`)."""
+    return config_files.load(ExperimentConfig, name_or_path, what="experiment config")

@@ -1,7 +1,8 @@
 """The runtime every training entry point shares, as options (flags come from `data.cli`).
 
 `RuntimeOptions` holds what every entry point shares (distribution strategy, mixed precision,
-XLA, seed) and `start_runtime` turns it into a strategy. `option`, `define_flags`,
+XLA, seed) and `start_runtime` turns it into a strategy (`set_mixed_precision` and
+`MIXED_PRECISION` are re-exported from `bert.training.precision`). `option`, `define_flags`,
 `from_flags` and `parse` (re-exported from `data.cli`) make an options dataclass a set of
 flags.
 
@@ -20,11 +21,11 @@ from typing import TypeVar
 from absl import logging
 
 from bert.training import distribute
+from bert.training.controller import Preempted
+from bert.training.precision import MIXED_PRECISION, set_mixed_precision
 from data.cli import define_flags, from_flags, option, parse  # noqa: F401 (re-exported)
 
 T = TypeVar("T")
-
-MIXED_PRECISION = ("bf16", "fp16", "none")
 
 
 @dataclasses.dataclass
@@ -52,25 +53,13 @@ def start_runtime(runtime: RuntimeOptions):
     return distribute.create_strategy(runtime.strategy, runtime.tpu, runtime.num_cpu_devices)
 
 
-def set_mixed_precision(mode: str) -> None:
-    """Sets the Keras global dtype policy for bf16 / fp16 / none."""
-    import keras
-
-    policies = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16", "none": "float32"}
-    if mode not in policies:
-        raise ValueError(f"--mixed_precision must be one of {sorted(policies)}, got {mode!r}")
-    keras.mixed_precision.set_global_policy(policies[mode])
-
-
 def exit_if_preempted(job: Callable[[], T], hint: str = "") -> T:
     """Runs an entry point's `job`; a preempted one (checkpoint saved) exits with status 143.
 
     `hint` is logged after the preemption message (e.g. how to resume).
     """
-    from bert.training import trainer
-
     try:
         return job()
-    except trainer.Preempted as e:
+    except Preempted as e:
         logging.warning("%s%s", e, f"; {hint}" if hint else "")
         sys.exit(e.exit_code)

@@ -22,30 +22,4 @@ The pieces: `data.squad_examples` (reading), `data.squad_features` (examples -> 
 and `data.squad_records` (TFRecords, arrays, tf.data); this module re-exports them.
 """
 
-from data.squad_examples import (  # noqa: F401 (re-exported)
-    SquadExample,
-    SquadFormatError,
-    read_examples,
-    read_squad_examples,
-    read_squad_hf_examples,
-    split_context,
-)
-from data.squad_features import (  # noqa: F401 (re-exported)
-    DOC_STRIDE,
-    FIRST_UNIQUE_ID,
-    MAX_QUERY_LENGTH,
-    MAX_SEQ_LENGTH,
-    InputFeatures,
-    convert_examples_to_features,
-    orig_text_of_span,
-)
-from data.squad_records import (  # noqa: F401 (re-exported)
-    LABEL_KEYS,
-    MODEL_INPUT_KEYS,
-    PADDING_UNIQUE_ID,
-    FeatureWriter,
-    build_squad_dataset,
-    feature_to_tf_example,
-    features_to_arrays,
-    write_features,
-)
+from data.squad import *  # noqa: F403 (this module's names before data.squad)

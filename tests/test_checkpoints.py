@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import train_steps
 
 import bert
 import optimization
@@ -340,14 +341,7 @@ def _train_steps(model, optimizer, steps):
         "segment_ids": np.zeros((2, 8), np.int32),
         "masked_lm_positions": np.array([[1, 4], [2, 6]], np.int32),
     }
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            outputs = model(inputs, training=True)
-            loss = tf.reduce_mean(outputs["mlm_logits"] ** 2) + tf.reduce_mean(
-                outputs["nsp_logits"] ** 2
-            )
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    train_steps(model, optimizer, inputs, steps)
 
 
 @pytest.fixture(scope="module")

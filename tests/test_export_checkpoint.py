@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import safetensors
 import tensorflow as tf
+from conftest import train_steps
 from safetensors import numpy as safetensors_numpy
 
 import bert
@@ -160,18 +161,6 @@ def _tiny_inputs(pretraining=False):
     return inputs
 
 
-def _train_two_steps(model, optimizer):
-    inputs = _tiny_inputs(pretraining=True)
-    for _ in range(2):
-        with tf.GradientTape() as tape:
-            outputs = model(inputs, training=True)
-            loss = tf.reduce_mean(outputs["mlm_logits"] ** 2) + tf.reduce_mean(
-                outputs["nsp_logits"] ** 2
-            )
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-
-
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory, minilm_dir):
     """name -> (init_checkpoint, model holding the source's weights, vocab_file).
@@ -191,7 +180,7 @@ def sources(tmp_path_factory, minilm_dir):
     pretraining = bert.build_pretraining_model(config)
     _randomize(pretraining, 1)
     optimizer = optimization.create_optimizer("lamb", 1e-3)
-    _train_two_steps(pretraining, optimizer)
+    train_steps(pretraining, optimizer, _tiny_inputs(pretraining=True), 2)
     tf.train.CheckpointManager(
         tf.train.Checkpoint(
             model=pretraining,

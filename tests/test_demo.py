@@ -2,7 +2,6 @@
 
 import json
 import os
-import random
 import subprocess
 import sys
 
@@ -10,28 +9,8 @@ import pytest
 from conftest import REPO_ROOT
 
 from bert import demo_report
-from data import squad_metric, tf_startup
+from data import tf_startup
 from optimization import create_schedule
-
-
-def trivial_baselines(dev_file):
-    """F1 of random short spans and of the first sentence of each paragraph."""
-    with open(dev_file) as f:
-        dataset = json.load(f)["data"]
-    rng = random.Random(0)
-    random_spans, first_sentence = {}, {}
-    for article in dataset:
-        for paragraph in article["paragraphs"]:
-            words = paragraph["context"].split()
-            for qa in paragraph["qas"]:
-                n = rng.randint(1, 3)
-                start = rng.randrange(0, len(words) - n)
-                random_spans[qa["id"]] = " ".join(words[start : start + n])
-                first_sentence[qa["id"]] = paragraph["context"].split(". ")[0]
-    return (
-        squad_metric.evaluate(dataset, random_spans)["f1"],
-        squad_metric.evaluate(dataset, first_sentence)["f1"],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +86,7 @@ def test_demo_fine_tuning_beats_trivial_baselines(demo_run):
     out = demo_run[0]
     report = json.loads((out / "report.json").read_text())
     f1 = report["rows"][-1]["f1"]
-    random_f1, first_sentence_f1 = trivial_baselines(report["data"]["squad_dev"])
+    random_f1, first_sentence_f1 = demo_report.trivial_baselines(report["data"]["squad_dev"])
     assert random_f1 < 10 and first_sentence_f1 < 15
     assert f1 > 2 * max(random_f1, first_sentence_f1), (f1, random_f1, first_sentence_f1)
 

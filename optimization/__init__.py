@@ -8,10 +8,11 @@ optimizers     the Keras adapter `ChainOptimizer`, `create_optimizer` and
                `create_optimizer_and_schedule` (an optimizer with its schedule)
 keras_private  every private Keras/TF call, in one place
 schedules      learning-rate schedules with shared argument names
+tunable        the searchable numbers as variables: one compiled program for many trials
 """
 
 import data.tf_startup  # noqa: F401  (first: quiet TensorFlow start-up for the CLIs)
-from optimization import alias, transforms, wrappers
+from optimization import alias, transforms, tunable, wrappers
 from optimization.optimizers import (
     DEFAULTS,
     ChainOptimizer,
@@ -40,5 +41,6 @@ __all__ = [
     "create_schedule",
     "lamb_scaling",
     "transforms",
+    "tunable",
     "wrappers",
 ]

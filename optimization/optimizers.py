@@ -32,8 +32,10 @@ import tensorflow as tf
 from optimization import alias
 from optimization import keras_private as private
 from optimization import transforms as tx
+from optimization import tunable as tunable_lib
 from optimization.hparams import DEFAULTS, resolve_hparams  # noqa: F401 (re-exported)
 from optimization.schedules import create_schedule
+from optimization.tunable import TunableSchedule
 
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -73,7 +75,14 @@ class ChainOptimizer(keras.optimizers.Optimizer):
     variable plus the `micro_step` counter.
     """
 
-    def __init__(self, rule: str, learning_rate, hparams: dict[str, Any], name: str | None = None):
+    def __init__(
+        self,
+        rule: str,
+        learning_rate,
+        hparams: dict[str, Any],
+        name: str | None = None,
+        tunable: bool = False,
+    ):
         if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
             learning_rate = float(learning_rate)
         if not isinstance(learning_rate, (float, _Schedule)):
@@ -88,7 +97,31 @@ class ChainOptimizer(keras.optimizers.Optimizer):
         # would switch on Keras's per-replica clipping and micro-step accumulation.
         self.global_clip_norm = self.hparams["clipnorm"]
         self.accumulation_steps = self.hparams["gradient_accumulation_steps"]
-        self._wrappers, self._rule = alias.build(rule, self.hparams)
+        # tunable: the numbers the update reads are variables (`optimization.tunable`).
+        self.tunables = tunable_lib.Hparams(self.hparams) if tunable else None
+        built = {**self.hparams, **self.tunables.rule_arguments()} if tunable else self.hparams
+        self._wrappers, self._rule = alias.build(rule, built)
+
+    def assign_hparams(self, hparams: dict[str, Any]) -> None:
+        """Sets the tunable hyperparameters (a new trial; see `optimization.tunable.assign`).
+
+        `hparams` is validated as for a new optimizer; the structural ones (rule booleans,
+        exclusions, clipping, accumulation, skipping) must be those this one was built with.
+        """
+        if self.tunables is None:
+            raise ValueError("this optimizer was built with constant hyperparameters")
+        built = {k: self.hparams[k] for k in ("gradient_accumulation_steps", "skip_nonfinite")}
+        resolved = resolve_hparams(self.rule, {**built, **hparams})
+        changed = sorted(
+            k for k, v in resolved.items() if k not in tunable_lib.TUNABLE and v != self.hparams[k]
+        )
+        if changed:
+            raise ValueError(
+                f"{changed} are structural (part of the compiled program): "
+                f"{[self.hparams[k] for k in changed]} here, {[resolved[k] for k in changed]} asked"
+            )
+        self.tunables.assign(resolved)
+        self.hparams = resolved
 
     @property
     def iterations(self):
@@ -143,8 +176,13 @@ class ChainOptimizer(keras.optimizers.Optimizer):
             )
             setattr(self, _state_attribute(c, False), counter)
 
-    def apply(self, grads, trainable_variables=None):
-        """Reduces, wraps and applies `grads` (see the module docstring)."""
+    def apply(self, grads, trainable_variables=None, observe=None):
+        """Reduces, wraps and applies `grads` (see the module docstring).
+
+        `observe(grads, variables)`, if given, is called with the all-reduced (dense)
+        gradients before the wrappers, so that a measurement of the global batch's gradient
+        (`bert.training.step`'s gradient noise scale) needs no all-reduce of its own.
+        """
         if trainable_variables is None:
             if not self.built:
                 raise ValueError(
@@ -160,15 +198,17 @@ class ChainOptimizer(keras.optimizers.Optimizer):
                 self.build(trainable_variables)
         with keras.name_scope(self.name, caller=self):
             grads, trainable_variables = private.check_and_filter(self, grads, trainable_variables)
-            self._apply(grads, trainable_variables)
+            self._apply(grads, trainable_variables, observe)
         return self.iterations
 
-    def _apply(self, grads, variables):
+    def _apply(self, grads, variables, observe=None):
         indices = [private.variable_index(self, v) for v in variables]
         grads = [_dense(g, v.shape) for g, v in zip(grads, variables)]
         ctx = tf.distribute.get_replica_context()
         if ctx is not None:  # In replica context: sum over replicas (a no-op on one).
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        if observe is not None:
+            observe(grads, variables)
 
         state = {
             s: [_tf_variable(self.slot(v, s)) for v in variables] for s in self._wrappers.slots
@@ -268,6 +308,7 @@ def create_optimizer_and_schedule(
     step_offset: int = 0,
     gradient_accumulation_steps: int = 1,
     skip_nonfinite: bool = False,
+    tunable: bool = False,
 ) -> tuple[ChainOptimizer, _Schedule]:
     """The optimizer of a run and the learning-rate schedule it steps.
 
@@ -279,6 +320,9 @@ def create_optimizer_and_schedule(
       gradient_accumulation_steps: micro-batches per update (added to the hparams if > 1).
       skip_nonfinite: skip updates whose gradient is not finite (fp16 loss scaling; see
         `bert.training.precision.skips_nonfinite`).
+      tunable: the searchable numbers (learning-rate schedule, betas, epsilon, weight decay,
+        trust-ratio bounds, momentum) are variables that `optimization.tunable.assign` sets
+        for another trial without a retrace; False (normal runs) traces them as constants.
     Build it in the strategy's scope. Returns (optimizer, schedule).
     """
     schedule_args = dict(schedule)
@@ -286,10 +330,12 @@ def create_optimizer_and_schedule(
     if step_offset:
         schedule_args["step_offset"] = step_offset
     learning_rate = create_schedule(kind, **schedule_args)
+    if tunable:
+        learning_rate = TunableSchedule(learning_rate)
     hparams = dict(optimizer)
     name = hparams.pop("name")
     if gradient_accumulation_steps > 1:
         hparams["gradient_accumulation_steps"] = gradient_accumulation_steps
     if skip_nonfinite:
         hparams["skip_nonfinite"] = True
-    return create_optimizer(name, learning_rate, **hparams), learning_rate
+    return ChainOptimizer(name, learning_rate, hparams, tunable=tunable), learning_rate

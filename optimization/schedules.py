@@ -51,6 +51,28 @@ def _check_number(kind, name, value, minimum=0.0):
     return float(value)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float))
+
+
+def _float(value):
+    """A step count as the rate formulas use it: a float, or a variable's value as it is.
+
+    The arguments are numbers except in `optimization.tunable.TunableSchedule`, which
+    evaluates these formulas with float32 variables in their place.
+    """
+    return float(value) if _is_number(value) else value
+
+
+def _float32(value):
+    return tf.constant(value, tf.float32) if _is_number(value) else tf.convert_to_tensor(value)
+
+
+def _is_zero(value) -> bool:
+    """Whether `value` is the number 0 (a variable never is: its value can change)."""
+    return _is_number(value) and not value
+
+
 def _as_int(value):
     """JSON/config ints may arrive as floats like 3125.0."""
     if isinstance(value, float) and value.is_integer():
@@ -113,13 +135,14 @@ class OriginalBertSchedule(_PhaseSchedule):
         self.power = _check_number(k, "power", power)
 
     def rate(self, t):
-        total = float(self.total_steps)
+        total = _float(self.total_steps)
         # (T - t) / T rather than 1 - t / T: exact differences keep float32 accurate near T.
         decayed = self.peak_lr * tf.pow((total - tf.minimum(t, total)) / total, self.power)
-        if not self.warmup_steps:
+        if _is_zero(self.warmup_steps):
             return decayed
-        warmup = self.peak_lr * t / float(self.warmup_steps)
-        return tf.where(t < float(self.warmup_steps), warmup, decayed)
+        # A tunable warmup of 0 steps divides by 0 here, in the branch `where` never selects.
+        warmup = self.peak_lr * t / _float(self.warmup_steps)
+        return tf.where(t < _float(self.warmup_steps), warmup, decayed)
 
     def _config(self):
         return {
@@ -155,17 +178,19 @@ class _WarmupThenDecay(_PhaseSchedule):
         raise NotImplementedError
 
     def rate(self, t):
-        t = tf.minimum(t, float(self.total_steps))
-        t_w = float(self.warmup_steps)
-        if self.warmup_steps:
+        t = tf.minimum(t, _float(self.total_steps))
+        t_w = _float(self.warmup_steps)
+        if _is_zero(self.warmup_steps):
+            warm = _float32(self.peak_lr)
+        else:
             warm = self.init_lr + (self.peak_lr - self.init_lr) * tf.pow(
                 tf.minimum(t / t_w, 1.0), self.warmup_power
             )
-        else:
-            warm = tf.constant(self.peak_lr, tf.float32)
-        span = float(self.total_steps) - t_w
+            if not _is_number(t_w):  # Tunable: a warmup of 0 steps starts at the peak.
+                warm = tf.where(t_w > 0.0, warm, self.peak_lr)
+        span = _float(self.total_steps) - t_w
         s = tf.maximum(t - t_w, 0.0) / span
-        remaining = tf.minimum(float(self.total_steps) - t, span) / span
+        remaining = tf.minimum(_float(self.total_steps) - t, span) / span
         decayed = self.final_lr + (self.peak_lr - self.final_lr) * self._decay_fraction(
             s, remaining
         )
@@ -239,7 +264,7 @@ class ConstantSchedule(_PhaseSchedule):
 
     def rate(self, t):
         del t
-        return tf.constant(self.peak_lr, tf.float32)
+        return _float32(self.peak_lr)
 
     def _config(self):
         return {"peak_lr": self.peak_lr}

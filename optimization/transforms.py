@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from optimization import tunable
+
 # google-research/bert's list; searched with re.search in the full variable path.
 DEFAULT_EXCLUDE = ("LayerNorm", "layer_norm", "bias")
 
@@ -100,38 +102,44 @@ def scale_by_adam(
     m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)   (or m, v if not bias_correction)
     u = m_hat / (sqrt(v_hat) + eps)                  (epsilon_inside_sqrt=False)
     u = m_hat / sqrt(v_hat + eps)                    (epsilon_inside_sqrt=True)
+    The numbers may be `tunable.Scalar`s (read from variables); the booleans are structural.
     """
 
     def update(u, state, w, step):
         del w
-        m = beta_1 * state["m"] + (1.0 - beta_1) * u
-        v = beta_2 * state["v"] + (1.0 - beta_2) * tf.square(u)
+        b1, b2, eps = (tunable.read(x, u.dtype) for x in (beta_1, beta_2, epsilon))
+        m = b1 * state["m"] + tunable.one_minus(beta_1, u.dtype) * u
+        v = b2 * state["v"] + tunable.one_minus(beta_2, u.dtype) * tf.square(u)
         m_hat, v_hat = m, v
         if bias_correction:
             t = tf.cast(step.count, u.dtype)
-            m_hat = m / (1.0 - tf.pow(tf.constant(beta_1, u.dtype), t))
-            v_hat = v / (1.0 - tf.pow(tf.constant(beta_2, u.dtype), t))
-        denominator = tf.sqrt(v_hat + epsilon) if epsilon_inside_sqrt else tf.sqrt(v_hat) + epsilon
+            m_hat = m / (1.0 - tf.pow(_as_tensor(b1, u.dtype), t))
+            v_hat = v / (1.0 - tf.pow(_as_tensor(b2, u.dtype), t))
+        denominator = tf.sqrt(v_hat + eps) if epsilon_inside_sqrt else tf.sqrt(v_hat) + eps
         return m_hat / denominator, {"m": m, "v": v}
 
     return Transform(("m", "v"), update)
 
 
-def add_decayed_weights(weight_decay: float) -> Transform:
-    """Weight decay: u <- u + wd * w (a pass-through when wd is 0).
+def _as_tensor(x, dtype):
+    return tf.constant(x, dtype) if isinstance(x, (int, float)) else x
+
+
+def add_decayed_weights(weight_decay) -> Transform:
+    """Weight decay: u <- u + wd * w (a pass-through when wd is the number 0).
 
     Where it sits in a chain decides what it is: on the gradient, before a momentum
     buffer, it is L2 regularization (the gradient of wd/2 ||w||^2); after the
     direction (Adam, momentum) it is decoupled weight decay. Either way it comes
     before `scale_by_learning_rate`, so the decay is scaled by the learning rate.
-    Wrap it in `masked` to exclude LayerNorm and bias.
+    Wrap it in `masked` to exclude LayerNorm and bias. A tunable wd keeps the op at 0 too.
     """
-    if weight_decay == 0.0:
+    if not tunable.is_tunable(weight_decay) and weight_decay == 0.0:
         return identity()
 
     def update(u, state, w, step):
         del step
-        return u + weight_decay * w, state
+        return u + tunable.read(weight_decay, u.dtype) * w, state
 
     return Transform((), update)
 
@@ -149,7 +157,12 @@ def scale_by_trust_ratio(
         Limit of the Batch Size" (applied last, so it bounds the ratio actually used).
     The ratio is 1 when ||w|| or ||u|| is zero (no layer adaptation for a zero
     weight, nothing to scale for a zero update). Wrap it in `masked` for exclusions.
+    Tunable bounds are pairs of `tunable.Scalar`s ([0, inf] for none).
     """
+
+    def clamp(x, bounds):
+        lower, upper = (tunable.read(b, x.dtype) for b in bounds)
+        return tf.minimum(tf.maximum(x, lower), upper)
 
     def update(u, state, w, step):
         del step
@@ -157,12 +170,12 @@ def scale_by_trust_ratio(
         u_norm = tf.norm(u)
         phi = w_norm
         if phi_bounds is not None:
-            phi = tf.minimum(tf.maximum(w_norm, phi_bounds[0]), phi_bounds[1])
+            phi = clamp(w_norm, phi_bounds)
         usable = tf.logical_and(w_norm > 0.0, u_norm > 0.0)
         # Divide by a safe value so that the unused branch of `where` is never NaN.
         ratio = tf.where(usable, phi / tf.where(usable, u_norm, 1.0), 1.0)
         if ratio_bounds is not None:
-            ratio = tf.minimum(tf.maximum(ratio, ratio_bounds[0]), ratio_bounds[1])
+            ratio = clamp(ratio, ratio_bounds)
         return ratio * u, state
 
     return Transform((), update)
@@ -176,8 +189,9 @@ def trace(momentum: float, nesterov: bool = False) -> Transform:
 
     def update(u, state, w, step):
         del w, step
-        buf = momentum * state["momentum"] + u
-        new_u = u + momentum * buf if nesterov else buf
+        mu = tunable.read(momentum, u.dtype)
+        buf = mu * state["momentum"] + u
+        new_u = u + mu * buf if nesterov else buf
         return new_u, {"momentum": buf}
 
     return Transform(("momentum",), update)
@@ -191,7 +205,8 @@ def ema(decay: float) -> Transform:
 
     def update(u, state, w, step):
         del w, step
-        m = decay * state["momentum"] + (1.0 - decay) * u
+        mu, one_minus_mu = tunable.read(decay, u.dtype), tunable.one_minus(decay, u.dtype)
+        m = mu * state["momentum"] + one_minus_mu * u
         return m, {"momentum": m}
 
     return Transform(("momentum",), update)

@@ -32,6 +32,7 @@ from bert.training import options as opts
 def main(argv):
     del argv
     options = opts.from_flags(RealityCheckOptions)
+    opts.set_threads(options.threads)  # before the embedded data's TensorFlow ops
     tf.io.gfile.makedirs(options.output_dir)
     rows = opts.exit_if_preempted(lambda: scaling.run(options), "rerun the same command to resume")
     if rows:

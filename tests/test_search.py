@@ -19,7 +19,7 @@ from absl import flags
 from scipy.stats import qmc
 from test_pretraining import write_experiment
 
-from bert.studies import scaling, search, space
+from bert.studies import analysis, scaling, search, space
 from bert.tasks.pretraining_phase import PretrainingOptions
 from bert.training import experiment as experiment_lib
 from bert.training import options as opts
@@ -65,11 +65,13 @@ SEARCH_FLAGS = """
     bert_config_file do_eval do_train dry_run dynamic_masking eval_batch_size
     eval_every_steps eval_input_file experiment gradient_accumulation_steps
     heartbeat_seconds heldout_examples init_checkpoint input_file jit_compile
+    log_gradient_noise_scale
     keep_checkpoint_max keep_optimizer_state learning_rate max_eval_steps
     max_predictions_per_seq max_seq_length mixed_precision model_dir num_cpu_devices
     num_train_steps num_trials num_warmup_steps optimizer phase qmc_type report_only
     sampler_seed save_checkpoints_steps search_space seed skip_corrupt_records
     steps_per_loop storage strategy study_name target_accuracy tpu train_batch_size
+    cell_max_examples eval_steps stop_at_accuracy threads
 """.split()  # noqa: SIM905 (a list of words)
 # run_pretraining's flags whose default the search changes.
 SEARCH_DEFAULTS = {
@@ -84,7 +86,7 @@ SEARCH_DEFAULTS = {
 def test_the_search_has_the_flags_of_a_run_and_its_own():
     values = flags.FlagValues()
     cli.define_flags_all(search.OPTION_CLASSES, values)
-    assert sorted(values) == SEARCH_FLAGS
+    assert sorted(values) == sorted(SEARCH_FLAGS)
     run_defaults = {f.name: f.default for f in dataclasses.fields(PretrainingOptions)}
     defaults = {name: values[name].default for name in values}
     assert defaults == {**run_defaults, **defaults_of(search.SearchOptions)}
@@ -220,7 +222,8 @@ def test_a_study_split_between_workers_resumes_a_killed_workers_point(tmp_path, 
     space.write_text(json.dumps(TEST_SPACE))
     experiment = write_experiment(str(tmp_path / "experiment.json"))
     records, model_dir = corpus_records["p1"], str(tmp_path / "study")
-    args = (space, experiment, records, model_dir)
+    # Trials as run_pretraining phases with checkpoints (the path of large trials).
+    args = (space, experiment, records, model_dir, "--cell_max_examples=0")
 
     # Worker 1 is stopped (SIGTERM) in the middle of its first trial, after a checkpoint.
     first = search_cli(*args)
@@ -282,6 +285,60 @@ def test_a_study_split_between_workers_resumes_a_killed_workers_point(tmp_path, 
     assert exported.phase(2) == experiment_lib.load_experiment(experiment).phase(2)
 
 
+def test_small_trials_share_one_compiled_program(tmp_path, corpus_records):
+    """The cell path: one trace for the study, timings recorded, no checkpoints, and
+    rerun_point giving another seed's curve from the same program."""
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(TEST_SPACE))
+    experiment = write_experiment(str(tmp_path / "experiment.json"), dropout=0.1)
+    model_dir = tmp_path / "study"
+    run, options = search.parse(
+        [
+            "search",
+            f"--search_space={space}",
+            f"--experiment={experiment}",
+            f"--input_file={corpus_records['p1']}",
+            f"--model_dir={model_dir}",
+            "--num_trials=3",
+            "--train_batch_size=8",
+            "--num_train_steps=12",
+            "--num_warmup_steps=2",
+            "--heldout_examples=32",
+            "--eval_batch_size=16",
+            "--eval_steps=1,3,12",
+            "--steps_per_loop=4",
+            "--target_accuracy=0.001",
+        ]
+    )
+    summary = search.run(run, options)
+    complete = load_study(str(model_dir)).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["point"] for t in complete) == [0, 1, 2]
+    compiles = sorted(t.user_attrs["compile_seconds"] for t in complete)
+    assert compiles[0] == compiles[1] == 0.0 < compiles[2]  # the first trial compiled
+    for trial in complete:
+        attrs = trial.user_attrs
+        assert attrs["path"] == "cell" and attrs["steps"] == 12 and not attrs["stopped_early"]
+        assert attrs["seconds"] > 0 and attrs["steps_per_second"] > 0
+        assert [step for step, _ in attrs["curve"]] == [1, 3, 12]
+        assert trial.value == attrs["curve"][-1][1] == attrs["eval"]["mlm_accuracy"]
+        directory = model_dir / "trials" / f"point_{attrs['point']:04d}"
+        assert not list(directory.glob("ckpt-*")) and (directory / "eval_log.jsonl").exists()
+    rows = {r["point"]: r for r in summary["trials"]}
+    assert all(rows[t.user_attrs["point"]]["seconds"] == t.user_attrs["seconds"] for t in complete)
+    header = (model_dir / "results.csv").read_text().splitlines()[0].split(",")
+    assert {"compile_seconds", "seconds", "steps", "steps_per_second", "stopped_early"} < set(
+        header
+    )
+    # Seed noise of a point: the same program, another seed's curve.
+    program = search._PROGRAM["program"]
+    traces = program.tracing_count()
+    [again] = search.rerun_point(run, options, 0, [run.seed + 1])
+    assert program.tracing_count() == traces == 2
+    assert [step for step, _ in again] == [1, 3, 12]
+    first = next(t for t in complete if t.user_attrs["point"] == 0).user_attrs["curve"]
+    assert again != first
+
+
 def test_a_study_refuses_to_mix_flags(tmp_path, corpus_records):
     space = tmp_path / "space.json"
     space.write_text(json.dumps(TEST_SPACE))
@@ -311,26 +368,74 @@ def test_presets_load_and_the_tpu_preset_names_the_recipes():
         assert experiment_lib.load_experiment(name).model == "large"
     for name in (*cpu.search_spaces.values(), *tpu.search_spaces.values()):
         space.load_search_space(name)
-    # A fixed budget of examples: a batch twice as large takes half the steps.
-    steps = [scaling.cell_steps(tpu, b)[0] for b in tpu.batch_sizes]
-    assert all(
-        s * b == pytest.approx(tpu.train_examples, rel=1e-3) for s, b in zip(steps, tpu.batch_sizes)
+    # The step budgets of the papers: Nado et al.'s Table 7 (and You et al.'s at 32K).
+    assert scaling.cell_steps(tpu, 32768)[0] == 14063
+    assert scaling.cell_steps(tpu, 65536)[0] == 7037
+    # The CPU study: >= 5 batch sizes over >= 16x, >= 12 trials per cell.
+    assert len(cpu.batch_sizes) >= 5 and max(cpu.batch_sizes) >= 16 * min(cpu.batch_sizes)
+    assert all(cpu.trials(o) >= 12 for o in cpu.search_spaces)
+    for preset in (cpu, tpu):
+        budgets = [scaling.cell_steps(preset, b) for b in sorted(preset.batch_sizes)]
+        for steps, warmup, evals in budgets:
+            assert 0 < warmup < steps and evals[-1] == steps and len(evals) >= 10
+            ratios = [b / a for a, b in zip(evals, evals[1:])]
+            assert max(ratios) < 2.5  # log-spaced: no doubling of the run unobserved
+        # No budget asks for better than perfect scaling: a larger batch never gets fewer
+        # examples than a smaller one (Nado et al.: fixed examples demand perfect scaling).
+        examples = [s * b for (s, _, _), b in zip(budgets, sorted(preset.batch_sizes))]
+        assert examples == sorted(examples)
+        # The same density of trials per decade of learning rate for both optimizers.
+        density = set()
+        for optimizer, name in preset.search_spaces.items():
+            lr = {p.name: p for p in space.load_search_space(name).parameters}["peak_lr"]
+            density.add(round(preset.trials(optimizer) / math.log10(lr.high / lr.low), 6))
+        assert len(density) == 1, density
+
+
+def test_flags_override_the_presets_fields():
+    options = opts.parse(
+        scaling.RealityCheckOptions,
+        ["reality_check", "--preset=cpu", "--batch_sizes=16", "--num_trials=3"],
     )
+    cells = scaling.plan(scaling.resolve(options))
+    assert [(c.optimizer, c.batch, c.trials) for c in cells] == [("lamb", 16, 3), ("adamw", 16, 3)]
+
+
+def test_the_dry_run_prints_the_plan_with_its_cost(capsys):
+    options = opts.parse(
+        scaling.RealityCheckOptions, ["reality_check", "--preset=tpu", "--dry_run"]
+    )
+    assert scaling.run(options) is None
+    out = capsys.readouterr().out
+    preset = scaling.load_preset("tpu")
+    total = sum(
+        preset.trials(o) * scaling.cell_steps(preset, b)[0]
+        for b in preset.batch_sizes
+        for o in preset.search_spaces
+    )
+    assert "lamb_b65536 | 32 | 7,037 |" in out and f"{total:,} steps" in out
 
 
 @pytest.mark.slow
 def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
+    """Two batch sizes, three trials per cell: the JSON fields the study's readers use."""
     preset = tmp_path / "mini.json"
     raw = dataclasses.asdict(scaling.load_preset("cpu"))
     experiment = write_experiment(str(tmp_path / "experiment.json"))
     raw.update(
         experiments={"lamb": experiment, "adamw": experiment},
         batch_sizes=[4, 16],
-        train_examples=64,
-        num_trials=2,
+        reference_batch=4,
+        reference_steps=16,
+        budget_exponent=1.0,
+        num_trials=3,
+        trials_by_optimizer={},
         heldout_examples=16,
         eval_batch_size=8,
-        evaluations=2,
+        evaluations=4,
+        gradient_accumulation_steps=2,
+        seed_repeats=1,
+        substudy_size=2,
         target_accuracy=0.001,
         data="input_file",
     )
@@ -343,29 +448,48 @@ def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
             f"--output_dir={tmp_path / 'out'}",
             f"--input_file={corpus_records['p1']}",
             "--steps_per_loop=4",
-            "--nojit_compile",  # the XLA path is tested above; this test is about the study
         ],
     )
-    rows = scaling.run(options)
-    assert [(r["optimizer"], r["batch"], r["steps"]) for r in rows] == [
+    scaling.run(options)
+    result = json.loads((tmp_path / "out" / "reality_check.json").read_text())
+    cells = result["cells"]
+    assert [(c["optimizer"], c["batch"], c["budget"]) for c in cells] == [
         ("lamb", 4, 16), ("adamw", 4, 16), ("lamb", 16, 4), ("adamw", 16, 4)
     ]  # fmt: skip
-    for r in rows:
-        cell_dir = tmp_path / "out" / f"{r['optimizer']}_b{r['batch']}"
-        cell = json.loads((cell_dir / "results.json").read_text())
-        assert r["best_accuracy"] == max(t["mlm_accuracy"] for t in cell["trials"])
-        reached = [t["steps_to_target"] for t in cell["trials"] if t["steps_to_target"]]
-        assert r["steps_to_target"] == min(reached)
+    target = result["headline_target"]
+    assert target == 0.001  # the preset's (the ladder is read from the curves otherwise)
+    compiled = 0
+    for c in cells:
+        assert len(c["trials"]) == 3
+        for t in c["trials"]:
+            assert t["seconds"] > 0 and t["compile_seconds"] >= 0
+            compiled += t["compile_seconds"] > 0
+        # The headline target is reached by every cell: its best crossing is in the interval.
+        hit = c["steps_to_target"]
+        assert hit["target"] == target and hit["low"] <= hit["value"] <= c["budget"]
+        assert hit["high"] is None or hit["high"] >= hit["value"]
+        crossings = [analysis.crossing_step(t["curve"], target) for t in c["trials"] if t["curve"]]
+        assert hit["value"] == pytest.approx(min(x for x in crossings if x is not None))
+        measured = [t["gradient_noise_scale"] for t in c["trials"] if t["gradient_noise_scale"]]
+        assert c["gradient_noise_scale"] == (
+            pytest.approx(sum(measured) / len(measured)) if measured else None
+        )
+        assert len(c["seeds"]) == (1 if c["batch"] in (4, 16) else 0)
+    # One program per cell and worker: the first trial of each compiles, the others do not.
+    assert compiled == len(cells)
+    for fit in result["optimizers"].values():
+        crit = fit["critical_batch"]
+        assert crit is None or {"value", "low", "high"} <= set(crit)
     # The same quasi-random points in every cell of one optimizer.
     points = [
-        json.loads(pathlib.Path(tmp_path / "out" / f"adamw_b{b}" / "results.json").read_text())[
-            "trials"
-        ]
+        json.loads((tmp_path / "out" / f"adamw_b{b}" / "results.json").read_text())["trials"]
         for b in (4, 16)
     ]
     assert [t["peak_lr"] for t in points[0]] == [t["peak_lr"] for t in points[1]]
-    table = pathlib.Path(tmp_path / "out" / "reality_check.md").read_text()
-    assert table.count("| lamb |") == 2 and table.count("| adamw |") == 2
+    table = (tmp_path / "out" / "reality_check.md").read_text()
+    for c in cells:  # one table row per cell, then one fit row per optimizer
+        assert table.count(f"| {c['optimizer']} | {c['batch']:,} | {c['budget']:,} |") == 1
+    assert table.count("| lamb |") == table.count("| adamw |") == 3
     assert os.path.getsize(tmp_path / "out" / "reality_check.png") > 10_000
 
 

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from bert.studies.search import Study
 
 METRIC = "mlm_accuracy"
+# What each trial cost and how it ended (user attrs set by `search.run_worker`): seconds of
+# its calls that traced and compiled, its wall seconds, updates, updates per second of
+# training (compilation excluded), and whether it stopped at --stop_at_accuracy.
+TIMINGS = ("compile_seconds", "seconds", "steps", "steps_per_second", "stopped_early")
+# What a trial measured besides its score: B_simple over the trial (None if not measured).
+MEASURES = (*TIMINGS, "gradient_noise_scale")
 
 
 def learning_curve(directory: str) -> list:
@@ -64,12 +70,14 @@ def trial_rows(study: "Study", optuna_study) -> list:
             state = "diverged"
         curve = trial.user_attrs.get("curve", []) if trial else []
         score = trial.value if trial is not None and trial.value is not None else math.nan
+        attrs = trial.user_attrs if trial else {}
         rows.append(
             {
                 "point": point,
                 "state": state,
                 METRIC: score,
                 "steps_to_target": steps_to_target(curve, target) if target else None,
+                **{name: attrs.get(name) for name in MEASURES},
                 "curve": curve,
                 **study.points[point],
             }
@@ -106,13 +114,16 @@ def write_report(study: "Study", optuna_study) -> dict:
         "num_trials": len(rows),
         "complete": len(finished),
         "diverged": sum(r["state"] == "diverged" for r in rows),
+        "stopped_early": sum(bool(r["stopped_early"]) for r in rows),
+        "compile_seconds": sum(r["compile_seconds"] or 0.0 for r in rows),
+        "trial_seconds": sum(r["seconds"] or 0.0 for r in rows),
         "target_accuracy": study.search.target_accuracy or None,
         "best_point": best["point"] if best else None,
         f"best_{METRIC}": best[METRIC] if best else None,
         "trials": rows,
     }
     fileio.write_json_atomic(os.path.join(out, "results.json"), summary)
-    columns = ["point", "state", METRIC, "steps_to_target", *names]
+    columns = ["point", "state", METRIC, "steps_to_target", *TIMINGS, *names]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
@@ -123,8 +134,16 @@ def write_report(study: "Study", optuna_study) -> dict:
         f"# Search: {os.path.basename(study.space.path)} over phase {study.phase_number} of "
         f"{study.experiment_name}",
         "",
-        f"{len(finished)} of {len(rows)} trials complete, {summary['diverged']} diverged; "
-        f"score: held-out {METRIC} on {study.search.heldout_examples} examples. Best first.",
+        f"{len(finished)} of {len(rows)} trials complete, {summary['diverged']} diverged"
+        + (
+            f", {summary['stopped_early']} stopped early at held-out {METRIC} "
+            f"{study.search.stop_at_accuracy}"
+            if study.search.stop_at_accuracy
+            else ""
+        )
+        + f"; score: held-out {METRIC} on {study.search.heldout_examples} examples. Trials "
+        f"took {summary['trial_seconds']:.0f} s, {summary['compile_seconds']:.0f} s of it "
+        "compiling. Best first.",
         "",
         markdown_table(columns, ordered, _format),
     ]

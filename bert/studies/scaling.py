@@ -1,35 +1,38 @@
-"""The batch-size scaling study: LAMB vs AdamW, each tuned alike at every batch size.
+"""The batch-size scaling study: steps to a target for LAMB and AdamW at each batch size.
 
 For each batch size and each optimizer it runs one quasi-random search (a cell: the same
-number of trials and the same sequence for every cell) at a fixed budget of training
-examples, so a batch twice as large gets half the steps, as in both papers. It then reports
-per (optimizer, batch): the best held-out masked-LM accuracy, and the fewest steps any trial
-needed to reach a target accuracy (from each trial's learning curve).
+sequence of points for every batch of one optimizer), each trial evaluated on a log-spaced
+grid of steps. Every batch gets a STEP budget, not a share of a fixed example budget: a fixed
+epoch budget "is equivalent to demanding perfect scaling" (Nado et al.,
+../shared/papers/001_ed7a99c70c109f5e.txt:460-462), so larger batches get more examples than
+perfect scaling would need. After the study the targets are read from the stored curves, and
+each cell is measured by the steps its best trial needed to reach them (Shallue et al. 2018),
+with intervals, censoring and a fit of S(B) = S_min (1 + B_crit / B) per optimizer
+(McCandlish et al. 2018); see `bert.studies.scaling_report` and `bert.studies.analysis`.
 
 A preset is a JSON file in configs/reality_check/ (`Preset`); options override its fields.
 Outputs in output_dir: reality_check.{json,md,png} and one search directory per cell
-(<optimizer>_b<batch>/).
+(<optimizer>_b<batch>/, with seeds.json for the repeated seeds of the best point).
 """
 
 import dataclasses
-import math
 import os
 
 from absl import app, logging
 
-from bert.studies import report
+from bert.studies import analysis, scaling_report
 from bert.studies import search as search_lib
 from bert.tasks.pretraining_phase import PretrainingOptions
 from bert.training import options as opts
 from bert.training.options import option
-from data import config_files, corpus_records, fileio, plotting
+from data import config_files, corpus_records, fileio
 
 PRESET_DIR = os.path.join(config_files.CONFIG_DIR, "reality_check")
 
 
 @dataclasses.dataclass
 class Preset:
-    """A preset file: the cells of the study and how each run trains and is scored."""
+    """A preset file: the cells of the study, their budgets, and how trials are scored."""
 
     search_spaces: dict[str, str]  # optimizer -> search space
     experiments: dict[str, str]  # optimizer -> seed experiment (its `phase` is searched)
@@ -37,14 +40,30 @@ class Preset:
     max_seq_length: int  # of the records (generated ones too) and the runs
     max_predictions_per_seq: int
     batch_sizes: list[int]
-    train_examples: int  # the budget: examples each run trains on, whatever its batch
-    warmup_fraction: float  # of each run's steps
+    # Step budget of batch B: reference_steps * (reference_batch / B) ** budget_exponent
+    # (1: fixed epochs, perfect scaling demanded; 0: the same steps for every batch), unless
+    # `step_budgets` names B's budget (e.g. a paper's).
+    reference_batch: int
+    reference_steps: int
+    budget_exponent: float
+    warmup_fraction: float  # of each run's steps (Nado et al. scale warmup with the budget)
     num_trials: int
     heldout_examples: int
     eval_batch_size: int  # divides heldout_examples (and, on a pod, by the replica count)
-    evaluations: int  # evaluations per run (the learning curve), besides the final one
-    target_accuracy: float
+    evaluations: int  # log-spaced evaluations per run, the budget included
     data: str  # "embedded": generate the corpus, vocabulary and records; else input_file
+    step_budgets: dict[str, int] = dataclasses.field(default_factory=dict)  # "batch" -> steps
+    # Trials per optimizer where the spaces differ in size (default: num_trials for each).
+    trials_by_optimizer: dict[str, int] = dataclasses.field(default_factory=dict)
+    # Micro-batches per update. Above 1, every step has two batch sizes (a micro-batch's
+    # gradient and the update's), from which the gradient noise scale is measured.
+    gradient_accumulation_steps: int = 1
+    stop_at_accuracy: float = 0.0  # a trial stops once held-out accuracy reaches it (0: never)
+    target_accuracy: float = 0.0  # the headline target (0: the highest every cell reaches)
+    ladder: int = 8  # targets read from the curves after the study
+    seed_repeats: int = 2  # more seeds of the best point in each optimizer's end cells
+    substudy_size: int = 4  # trials per AlgoPerf-style sub-study
+    level: float = 0.9  # of the intervals
     description: str = ""
     sources: list[str] = dataclasses.field(default_factory=list)
 
@@ -58,6 +77,14 @@ class Preset:
             raise ValueError(
                 f"{where}: 'search_spaces' and 'experiments' must name the same optimizers"
             )
+        unknown = sorted(set(self.trials_by_optimizer) - set(self.search_spaces))
+        if unknown:
+            raise ValueError(f"{where}: field 'trials_by_optimizer' names unknown {unknown}")
+        if self.evaluations < 2:
+            raise ValueError(f"{where}: field 'evaluations' must be >= 2")
+
+    def trials(self, optimizer: str) -> int:
+        return self.trials_by_optimizer.get(optimizer, self.num_trials)
 
 
 def load_preset(name_or_path: str) -> Preset:
@@ -72,16 +99,22 @@ class RealityCheckOptions(opts.RuntimeOptions):
     preset: str = option("cpu", "A preset in configs/reality_check/ or a path.")
     output_dir: str = option("out/reality_check", "Where the study and its cells go.")
     input_file: str | None = option(None, "Pretraining TFRecords (default: the preset's data).")
+    data_dir: str | None = option(
+        None,
+        "A data folder with text/*.txt (e.g. ../shared/data): real text instead of the "
+        "embedded corpus (a vocabulary and records are made from it once).",
+    )
     bert_config_file: str | None = option(None, "Model config overriding the experiments'.")
     batch_sizes: str = option("", "Comma-separated global batch sizes.")
     optimizers: str = option("", "Comma-separated optimizers (keys of the preset's spaces).")
     num_trials: int = option(0, "Quasi-random trials per (optimizer, batch) cell.")
-    train_examples: int = option(0, "Budget: training examples per run.")
-    target_accuracy: float = option(0.0, "Held-out masked-LM accuracy for steps-to-target.")
+    reference_steps: int = option(0, "Step budget at the preset's reference batch.")
+    target_accuracy: float = option(0.0, "Headline held-out masked-LM accuracy target.")
+    stop_at_accuracy: float = option(0.0, "A trial stops once held-out accuracy reaches this.")
     heldout_examples: int = option(0, "Held-out training examples that score the trials.")
     storage: str | None = option(None, "Optuna storage URL shared by several processes.")
     steps_per_loop: int = option(50, "Updates per host call of the compiled loop.")
-    dry_run: bool = option(False, "Print every cell's trials and exit.")
+    dry_run: bool = option(False, "Print the plan (cells, budgets, cost) and exit.")
 
 
 def resolve(options: RealityCheckOptions) -> Preset:
@@ -96,186 +129,182 @@ def resolve(options: RealityCheckOptions) -> Preset:
         if unknown:
             raise app.UsageError(f"--optimizers: {unknown} not in the preset's search_spaces")
         changes["search_spaces"] = {k: preset.search_spaces[k] for k in chosen}
-    for field in ("num_trials", "train_examples", "target_accuracy", "heldout_examples"):
+    if options.num_trials:
+        changes["num_trials"], changes["trials_by_optimizer"] = options.num_trials, {}
+    for field in ("reference_steps", "target_accuracy", "stop_at_accuracy", "heldout_examples"):
         if getattr(options, field):
             changes[field] = getattr(options, field)
     return dataclasses.replace(preset, **changes)
 
 
+@dataclasses.dataclass
+class CellPlan:
+    """The run every trial of one (optimizer, batch) cell makes."""
+
+    optimizer: str
+    batch: int
+    steps: int  # the budget
+    warmup: int
+    eval_steps: list[int]
+    trials: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.optimizer}_b{self.batch}"
+
+
 def cell_steps(preset: Preset, batch: int) -> tuple:
-    """(train steps, warmup steps, evaluate every) of a run at global batch `batch`."""
-    steps = max(2, round(preset.train_examples / batch))
+    """(step budget, warmup steps, evaluation steps) of a run at global batch `batch`."""
+    if str(batch) in preset.step_budgets:
+        steps = preset.step_budgets[str(batch)]
+    else:
+        scale = (preset.reference_batch / batch) ** preset.budget_exponent
+        steps = max(2, round(preset.reference_steps * scale))
     warmup = min(steps - 1, max(1, round(preset.warmup_fraction * steps)))
-    return steps, warmup, max(1, steps // preset.evaluations)
+    evals = analysis.log_spaced_steps(steps, preset.evaluations, first=min(steps, 8))
+    return steps, warmup, evals
 
 
-def embedded_data(out: str, seed: int, max_seq_length: int, max_predictions_per_seq: int) -> tuple:
-    """The embedded corpus as records with a learned vocabulary: (glob, bert_config file)."""
+def plan(preset: Preset) -> list[CellPlan]:
+    """Every cell of the study, batch by batch."""
+    cells = []
+    for batch in preset.batch_sizes:
+        steps, warmup, evals = cell_steps(preset, batch)
+        for optimizer in preset.search_spaces:
+            cells.append(CellPlan(optimizer, batch, steps, warmup, evals, preset.trials(optimizer)))
+    return cells
+
+
+def plan_text(preset: Preset, cells: list[CellPlan]) -> str:
+    """The plan with its cost in steps and examples (the dry run's output)."""
+    lines = ["cell | trials | budget steps | warmup | evaluations | examples per trial"]
+    total_steps = total_examples = 0
+    for c in cells:
+        lines.append(
+            f"{c.name} | {c.trials} | {c.steps:,} | {c.warmup:,} | {len(c.eval_steps)} | "
+            f"{c.steps * c.batch:,}"
+        )
+        total_steps += c.trials * c.steps
+        total_examples += c.trials * c.steps * c.batch
+    repeats = preset.seed_repeats * 2 * len(preset.search_spaces)
+    lines.append(
+        f"total (at most; trials may stop early): {total_steps:,} steps, "
+        f"{total_examples:,} examples, plus {repeats} seed repeats of best points"
+    )
+    return "\n".join(lines)
+
+
+def study_data(options: RealityCheckOptions, preset: Preset) -> tuple:
+    """(records glob, bert_config file) the cells train on."""
+    if options.input_file:
+        return options.input_file, options.bert_config_file
+    if options.dry_run or (preset.data != "embedded" and not options.data_dir):
+        return None, options.bert_config_file
     from bert.modeling.config import BertConfig
 
-    data_dir = os.path.join(out, "data")
-    records, vocab_file = corpus_records.embedded_records(
-        data_dir, seed, max_seq_length, max_predictions_per_seq
-    )
-    config_file = os.path.join(data_dir, "bert_config_tiny.json")
+    out = os.path.join(options.output_dir, "data")
+    seq, pred = preset.max_seq_length, preset.max_predictions_per_seq
+    if options.data_dir:  # Real text: learn a vocabulary from it, then write the records.
+        text_dir = os.path.join(options.data_dir, "text")
+        text_files = sorted(
+            os.path.join(text_dir, f) for f in os.listdir(text_dir) if f.endswith(".txt")
+        )
+        if not text_files:
+            raise app.UsageError(f"--data_dir={options.data_dir}: no text/*.txt files")
+        vocab_file = corpus_records.learn_vocab(
+            text_files, out, vocab_size=corpus_records.DEFAULT_VOCAB_SIZE
+        )
+        phase = {"name": "study", "max_seq_length": seq, "max_predictions_per_seq": pred}
+        records = corpus_records.create_records(
+            text_files, vocab_file, out, [phase], dupe_factor=5, seed=options.seed
+        )["study"]
+    else:
+        records, vocab_file = corpus_records.embedded_records(out, options.seed, seq, pred)
+    config_file = os.path.join(out, "bert_config_tiny.json")
     if not os.path.exists(config_file):
         vocab_size = corpus_records.vocab_size_of(vocab_file)
         BertConfig.preset("tiny", vocab_size=vocab_size).to_json_file(config_file)
-    return records, config_file
+    return records, options.bert_config_file or config_file
 
 
 def cell_options(
-    options: RealityCheckOptions, preset: Preset, optimizer: str, batch: int, data: tuple
+    options: RealityCheckOptions, preset: Preset, cell: CellPlan, data: tuple
 ) -> tuple:
-    """(PretrainingOptions, SearchOptions) of the search of one (optimizer, batch) cell."""
-    steps, warmup, every = cell_steps(preset, batch)
+    """(PretrainingOptions, SearchOptions) of the search of one cell."""
     runtime = {f.name: getattr(options, f.name) for f in dataclasses.fields(opts.RuntimeOptions)}
-    name = f"{optimizer}_b{batch}"
     pretraining = PretrainingOptions(
         **runtime,
-        model_dir=os.path.join(options.output_dir, name),
+        model_dir=os.path.join(options.output_dir, cell.name),
         input_file=data[0],
         bert_config_file=data[1],
-        train_batch_size=batch,
+        train_batch_size=cell.batch,
         max_seq_length=preset.max_seq_length,
         max_predictions_per_seq=preset.max_predictions_per_seq,
-        num_train_steps=steps,
-        num_warmup_steps=warmup,
-        eval_every_steps=every,
+        num_train_steps=cell.steps,
+        num_warmup_steps=cell.warmup,
+        gradient_accumulation_steps=preset.gradient_accumulation_steps,
         steps_per_loop=options.steps_per_loop,
         keep_checkpoint_max=1,
     )
     search = search_lib.SearchOptions(
-        search_space=preset.search_spaces[optimizer],
-        experiment=preset.experiments[optimizer],
+        search_space=preset.search_spaces[cell.optimizer],
+        experiment=preset.experiments[cell.optimizer],
         phase=preset.phase,
-        num_trials=preset.num_trials,
+        num_trials=cell.trials,
         dry_run=options.dry_run,
         storage=options.storage,
-        study_name=name,
+        study_name=cell.name,
         heldout_examples=preset.heldout_examples,
         eval_batch_size=preset.eval_batch_size,
-        target_accuracy=preset.target_accuracy,
-        save_checkpoints_steps=max(every, steps // 2),
+        eval_steps=",".join(str(s) for s in cell.eval_steps),
+        stop_at_accuracy=preset.stop_at_accuracy,
+        save_checkpoints_steps=max(cell.eval_steps[0], cell.steps // 2),
     )
     return pretraining, search
 
 
 def run(options: RealityCheckOptions) -> list | None:
-    """Runs (or joins) every cell and writes the comparison; returns its rows."""
+    """Runs (or joins) every cell and writes the comparison; returns its cell rows."""
     preset = resolve(options)
-    if options.input_file:
-        data = (options.input_file, options.bert_config_file)
-    elif preset.data == "embedded" and not options.dry_run:
-        data = embedded_data(
-            options.output_dir, options.seed, preset.max_seq_length, preset.max_predictions_per_seq
-        )
-    else:
-        data = (None, options.bert_config_file)
-    rows = []
-    for batch in preset.batch_sizes:
-        for optimizer in preset.search_spaces:
-            pretraining, search = cell_options(options, preset, optimizer, batch, data)
-            steps = pretraining.num_train_steps
-            logging.info("Cell %s at batch %d: %d steps", optimizer, batch, steps)
-            summary = search_lib.run(pretraining, search)
-            if summary is None:  # dry run
-                continue
-            rows.append(cell_row(optimizer, batch, pretraining, summary))
+    cells = plan(preset)
     if options.dry_run:
+        print(plan_text(preset, cells))
         return None
-    write_outputs(options, preset, rows)
-    return rows
+    data = study_data(options, preset)
+    summaries = {}
+    for cell in cells:
+        pretraining, search = cell_options(options, preset, cell, data)
+        logging.info("Cell %s: %d trials of %d steps", cell.name, cell.trials, cell.steps)
+        summaries[cell.name] = search_lib.run(pretraining, search)
+    seeds = {}
+    for optimizer in preset.search_spaces:
+        mine = [c for c in cells if c.optimizer == optimizer]
+        for cell in {mine[0].name: mine[0], mine[-1].name: mine[-1]}.values():
+            pretraining, search = cell_options(options, preset, cell, data)
+            seeds[cell.name] = repeat_best_point(
+                pretraining, search, summaries[cell.name], preset.seed_repeats
+            )
+    return scaling_report.write(options.output_dir, options.preset, preset, cells, summaries, seeds)
 
 
-def cell_row(optimizer: str, batch: int, pretraining: PretrainingOptions, summary: dict) -> dict:
-    """One line of the comparison: a cell's search summary reduced to what is compared."""
-    complete = [t for t in summary["trials"] if t["state"] == "complete"]
-    reached = [t["steps_to_target"] for t in complete if t["steps_to_target"] is not None]
-    return {
-        "optimizer": optimizer,
-        "batch": batch,
-        "steps": pretraining.num_train_steps,
-        "warmup": pretraining.num_warmup_steps,
-        "trials": summary["num_trials"],
-        "diverged": summary["diverged"],
-        "best_accuracy": summary[f"best_{report.METRIC}"],
-        "best_point": summary["best_point"],
-        "steps_to_target": min(reached) if reached else None,
-        "trials_reaching_target": len(reached),
-    }
+def repeat_best_point(
+    pretraining: PretrainingOptions, search: search_lib.SearchOptions, summary: dict, repeats: int
+) -> list:
+    """Learning curves of the cell's best point run again with `repeats` other seeds.
 
-
-COLUMNS = [
-    "optimizer",
-    "batch",
-    "steps",
-    "warmup",
-    "trials",
-    "diverged",
-    "best_accuracy",
-    "steps_to_target",
-    "trials_reaching_target",
-]
-
-
-def _format(value) -> str:
-    if value is None:
-        return "never"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def write_outputs(options: RealityCheckOptions, preset: Preset, rows: list) -> None:
-    """reality_check.json (preset and rows), reality_check.md (the table) and the plot."""
-    out = options.output_dir
-    fileio.write_json_atomic(
-        os.path.join(out, "reality_check.json"),
-        {"preset": dataclasses.asdict(preset), "rows": rows},
+    Kept in the cell's seeds.json, so a rerun (or another worker) reuses them; seed noise is
+    then shown beside the spread over the search's trials.
+    """
+    path = os.path.join(pretraining.model_dir, "seeds.json")
+    if summary.get("best_point") is None or repeats < 1:
+        return []
+    if os.path.exists(path):
+        return config_files.read_json(path)["curves"]
+    curves = search_lib.rerun_point(
+        pretraining,
+        search,
+        summary["best_point"],
+        [pretraining.seed + i + 1 for i in range(repeats)],
     )
-    lines = [
-        f"# Reality check ({options.preset}): {preset.num_trials} quasi-random trials per "
-        f"cell, {preset.train_examples:,} training examples per run",
-        "",
-        f"best_accuracy: held-out masked-LM accuracy on {preset.heldout_examples} training "
-        f"examples never trained on; steps_to_target: fewest steps any trial needed to reach "
-        f"{preset.target_accuracy}.",
-        "",
-        report.markdown_table(COLUMNS, rows, _format),
-    ]
-    fileio.write_atomic(os.path.join(out, "reality_check.md"), "\n".join(lines) + "\n")
-    plot(rows, preset, os.path.join(out, "reality_check.png"))
-
-
-def plot(rows: list, preset: Preset, path: str) -> None:
-    """Best accuracy and steps-to-target against batch size, one line per optimizer."""
-    plt = plotting.pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for optimizer in dict.fromkeys(r["optimizer"] for r in rows):
-        mine = [r for r in rows if r["optimizer"] == optimizer]
-        accuracy = [
-            r["best_accuracy"] if r["best_accuracy"] is not None else math.nan for r in mine
-        ]
-        left.plot([r["batch"] for r in mine], accuracy, marker="o", label=optimizer)
-        hit = [r for r in mine if r["steps_to_target"] is not None]
-        right.plot(
-            [r["batch"] for r in hit],
-            [r["steps_to_target"] for r in hit],
-            marker="o",
-            label=optimizer,
-        )
-    left.set_xscale("log", base=2)
-    left.set_ylabel("best held-out MLM accuracy")
-    right.set_xscale("log", base=2)
-    if any(r["steps_to_target"] is not None for r in rows):
-        right.set_yscale("log")
-    else:
-        right.text(0.5, 0.5, "no run reached the target", transform=right.transAxes, ha="center")
-    right.set_ylabel(f"steps to reach {preset.target_accuracy}")
-    for ax in (left, right):
-        ax.set_xlabel("global batch size")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
-    fig.suptitle(
-        f"{preset.num_trials} trials per point, {preset.train_examples:,} examples per run"
-    )
-    plotting.save_png(fig, path)
+    fileio.write_json_atomic(path, {"point": summary["best_point"], "curves": curves})
+    return curves

@@ -6,12 +6,19 @@ trials are the first `num_trials` points of the space's quasi-random sequence; e
 an ordinary pretraining phase in its own directory (model_dir/trials/point_NNNN), scored by
 masked-LM accuracy on a held-out slice of the training data (never trained on).
 
+Small trials (at most `cell_max_examples` training examples) run in one compiled program per
+worker and cell (`bert.studies.cell`): built at the first trial, reused by the next ones with
+the model, optimizer, dropout and input reset and the trial's hyperparameters assigned as
+values, so a trial pays neither a retrace nor a model build; it evaluates at `eval_steps`,
+may stop once held-out accuracy reaches `stop_at_accuracy`, and writes no checkpoint. Larger
+trials run as ordinary `run_pretraining` phases with checkpoints.
+
 Bookkeeping is Optuna's: the study (SQLite file `study.db` in model_dir by default, or any
 database URL in `storage`) holds the trials, which are all enqueued when the study is
 created, so that every worker and every resume runs the same points. Workers pointed at one
-study take the next waiting trial until none is left. A trial whose worker is killed (SIGTERM
-saves a checkpoint; a lost machine stops its heartbeat) goes back into the queue under the
-same point, and its rerun resumes from the trial's last checkpoint.
+study take the next waiting trial until none is left. A trial whose worker is killed (SIGTERM;
+a lost machine stops its heartbeat) goes back into the queue under the same point; a large
+trial's rerun resumes from its last checkpoint, a small one's starts again from scratch.
 """
 
 import copy
@@ -19,6 +26,7 @@ import dataclasses
 import json
 import os
 import socket
+import statistics
 import threading
 import time
 import warnings
@@ -72,12 +80,44 @@ class SearchOptions:
     save_checkpoints_steps: int = option(
         1000, "Checkpoint every this many updates (a rerun trial resumes from its last)."
     )
+    # In-process trials: a killed worker's trial of at most 2^23 examples reruns from scratch,
+    # minutes on a CPU; a BERT-Large recipe's (460M examples) checkpoints.
+    cell_max_examples: int = option(
+        2**23,
+        "Trials of at most this many training examples (steps x batch) run in one compiled "
+        "program per worker and cell, without checkpoints (a killed worker's trial reruns "
+        "from scratch); larger ones run as run_pretraining phases with checkpoints (0: all).",
+    )
+    eval_steps: str = option(
+        "",
+        "Comma-separated steps at which in-process trials measure held-out accuracy (e.g. a "
+        "log-spaced grid); the last is the budget. Default: every --eval_every_steps and the "
+        "last step.",
+    )
+    stop_at_accuracy: float = option(
+        0.0,
+        "Stop an in-process trial at the first evaluation whose held-out masked-LM accuracy "
+        "reaches this (0: never); the trial is marked stopped_early.",
+    )
+
+    def eval_step_list(self) -> list:
+        """--eval_steps as increasing ints (empty: not given)."""
+        try:
+            steps = [int(s) for s in self.eval_steps.split(",") if s.strip()]
+        except ValueError:
+            raise app.UsageError(
+                f"--eval_steps must be comma-separated steps, got {self.eval_steps!r}"
+            ) from None
+        if steps != sorted(set(steps)) or (steps and steps[0] < 1):
+            raise app.UsageError(f"--eval_steps must increase from >= 1, got {self.eval_steps!r}")
+        return steps
 
     def validate(self, run: PretrainingOptions) -> None:
         if not self.search_space:
             raise app.UsageError("--search_space is required")
         if self.num_trials < 1:
             raise app.UsageError("--num_trials must be >= 1")
+        self.eval_step_list()
         if run.strategy == "multi_worker":
             raise app.UsageError(
                 "--strategy=multi_worker: every worker of a trial must run the same trial, but "
@@ -316,25 +356,155 @@ class _Heartbeat:
         self._thread.join()
 
 
-def run_trial(study: Study, point: int) -> dict:
-    """Trains and scores one point (resuming its directory); returns run_phase's results."""
+def trial_eval_steps(study: Study, phase) -> list:
+    """The steps at which a trial is evaluated: --eval_steps, or every eval_every_steps and
+    the last step; the last one is the trial's budget."""
+    steps = study.search.eval_step_list()
+    if steps:
+        if steps[-1] > phase.num_train_steps:
+            raise app.UsageError(
+                f"--eval_steps go to {steps[-1]}, past the phase's {phase.num_train_steps} steps"
+            )
+        return steps
+    every = study.run.eval_every_steps
+    return (
+        [*range(every, phase.num_train_steps, every), phase.num_train_steps]
+        if every
+        else [phase.num_train_steps]
+    )
+
+
+def runs_in_process(study: Study, phase) -> bool:
+    """Whether a trial is small enough for the cell program (no checkpoints)."""
+    budget = trial_eval_steps(study, phase)[-1]
+    return budget * phase.train_batch_size <= study.search.cell_max_examples
+
+
+# This worker's cell program: built at its first small trial, reused while trials fit it.
+_PROGRAM: dict = {}
+
+
+def cell_program(study: Study, phase):
+    """The cell program of `phase`'s trials (the current one, or a new one replacing it)."""
+    from bert.studies import cell
+
+    _, config, _ = cell.load_phase(study.run)
+    key = cell.signature(study.run, phase, config)
+    if _PROGRAM.get("key") != key:
+        import keras
+
+        _PROGRAM.clear()
+        keras.backend.clear_session()  # Free the previous cell's program.
+        _PROGRAM["program"] = cell.CellProgram(study.run, phase)
+        _PROGRAM["key"] = key
+    return _PROGRAM["program"]
+
+
+def trial_directory(study: Study, point: int, seed: int) -> str:
+    """The directory of a point's run: trials/point_NNNN, with _seed<S> for another seed."""
     directory = study.trial_dir(point)
+    return directory if seed == study.run.seed else f"{directory}_seed{seed}"
+
+
+def run_trial(study: Study, point: int, seed: int | None = None) -> dict:
+    """Trains and scores one point; returns {"eval": final held-out metrics, timings...}.
+
+    A small trial runs in this worker's cell program (from scratch); a large one as a
+    run_pretraining phase in its directory (resuming it). Either way the trial's directory
+    holds its experiment file and eval_log.jsonl (the learning curve). `seed` (default: the
+    run's) seeds initialization, dropout and input order; another seed gets its own directory.
+    """
+    seed = study.run.seed if seed is None else seed
+    directory = trial_directory(study, point, seed)
     tf.io.gfile.makedirs(directory)
     experiment_file = os.path.join(directory, "experiment.json")
     fileio.write_json_atomic(experiment_file, study.trial_experiment(point))
+    phase = study.phase(point)
+    if runs_in_process(study, phase):
+        stop = study.search.stop_at_accuracy or None
+        results = cell_program(study, phase).run_trial(
+            phase, trial_eval_steps(study, phase), stop, seed=seed
+        )
+        log = "".join(json.dumps(entry) + "\n" for entry in results["curve"])
+        fileio.write_atomic(os.path.join(directory, "eval_log.jsonl"), log)
+        fileio.write_json_atomic(
+            os.path.join(directory, "trial.json"),
+            {k: v for k, v in results.items() if k != "curve"},
+        )
+        return {**results, "path": "cell"}
+    start = time.time()
     # The searched phase is baked into the trial's experiment file.
     trial_options = dataclasses.replace(
         study.run,
         experiment=experiment_file,
         phase=study.phase_number,
         model_dir=directory,
+        seed=seed,
         do_eval=True,
         **{name: None for name in PretrainingOptions.PHASE_OVERRIDES},
     )
     import keras
 
+    _PROGRAM.clear()
     keras.backend.clear_session()  # Trials run one after another in this process.
-    return run_phase(trial_options)
+    results = run_phase(trial_options)
+    return {**results, **phase_timings(directory, time.time() - start), "path": "phase"}
+
+
+def rerun_point(
+    pretraining: PretrainingOptions, search: SearchOptions, point: int, seeds: list
+) -> list:
+    """Learning curves ([[step, accuracy], ...]) of the study's `point` run again with each of
+    `seeds` (seed noise beside the search's spread); a diverged run's curve is empty.
+
+    Run in this process, outside Optuna (in the cell program when the trials are small).
+    """
+    study = make_study(pretraining, search)
+    curves = []
+    for seed in seeds:
+        try:
+            results = run_trial(study, point, seed)
+        except FloatingPointError:
+            results = {"diverged": True}
+        diverged = results.get("diverged")
+        curve = [] if diverged else report.learning_curve(trial_directory(study, point, seed))
+        curves.append([list(entry) for entry in curve])
+    return curves
+
+
+def phase_timings(directory: str, seconds: float) -> dict:
+    """A run_pretraining trial's timings, read from its train_log.jsonl.
+
+    compile_seconds is estimated: the first host call's time beyond its steps at the median
+    rate of the others (that call traced and compiled the step). gradient_noise_scale: the
+    mean of noise_trace over the mean of grad_sq_true of the calls that logged them.
+    """
+    path = os.path.join(directory, "train_log.jsonl")
+    calls = []
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            calls = [json.loads(line) for line in f if line.strip()]
+    timings = {"seconds": seconds, "stopped_early": False}
+    if not calls:
+        return {**timings, "steps": 0, "compile_seconds": None, "steps_per_second": None}
+    steps = [b["step"] - a["step"] for a, b in zip([{"step": 0}, *calls], calls)]
+    step_time = statistics.median(c["step_time"] for c in calls[1:]) if calls[1:] else 0.0
+    first = steps[0] * calls[0]["step_time"]
+    # B_simple over the run: the parts averaged over host calls before dividing.
+    parts = [(c["noise_trace"], c["grad_sq_true"]) for c in calls if "noise_trace" in c]
+    grad_sq = sum(g for _, g in parts)
+    noise = sum(t for t, _ in parts) / grad_sq if parts and grad_sq > 0 else None
+    return {
+        **timings,
+        "gradient_noise_scale": noise if noise is None or noise > 0 else None,
+        "steps": calls[-1]["step"],
+        "compile_seconds": max(first - steps[0] * step_time, 0.0) if calls[1:] else None,
+        "steps_per_second": 1.0 / step_time if step_time else None,
+    }
+
+
+# What a trial records besides its score and curve (user attrs, and columns of the results).
+TRIAL_ATTRS = ("path", *report.MEASURES, "diverged")
 
 
 def run_worker(study: Study, optuna_study) -> int:
@@ -368,17 +538,22 @@ def run_worker(study: Study, optuna_study) -> int:
             with _Heartbeat(optuna_study._storage, trial._trial_id, heartbeat):
                 results = run_trial(study, point)
         except FloatingPointError as e:  # Diverged: a result of the point, not a fault.
-            trial.set_user_attr("diverged", str(e))
-            optuna_study.tell(trial, state=states.FAIL)
-            ran += 1
-            continue
+            results = {"diverged": str(e)}
         except BaseException:
-            # Preempted (SIGTERM, checkpoint saved), Ctrl-C or a crash: requeue the point so
-            # that a rerun resumes it, then stop this worker.
+            # Preempted (SIGTERM: a large trial saved a checkpoint, a small one reruns from
+            # scratch), Ctrl-C or a crash: requeue the point, then stop this worker.
             frozen = optuna_study._storage.get_trial(trial._trial_id)
             optuna_study.tell(trial, state=states.FAIL)
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(optuna_study, frozen)
             raise
+        for name in TRIAL_ATTRS:
+            if results.get(name) is not None:
+                trial.set_user_attr(name, results[name])
+        if results.get("diverged"):  # Its curve up to the divergence, if it has one.
+            trial.set_user_attr("curve", report.learning_curve(study.trial_dir(point)))
+            optuna_study.tell(trial, state=states.FAIL)
+            ran += 1
+            continue
         curve = report.learning_curve(study.trial_dir(point))
         trial.set_user_attr("curve", curve)
         trial.set_user_attr("eval", results["eval"])

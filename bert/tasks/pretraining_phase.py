@@ -76,6 +76,13 @@ class PretrainingOptions(opts.RuntimeOptions):
     dynamic_masking: bool = option(
         False, "Mask in tf.data from unmasked records (fresh masks every epoch)."
     )
+    log_gradient_noise_scale: bool = option(
+        True,
+        "Log the gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018) and "
+        "its parts noise_trace and grad_sq_true, from one replica's micro-batch gradient and "
+        "the whole update's: needs several replicas or gradient_accumulation_steps > 1 (with "
+        "one replica and no accumulation nothing is logged).",
+    )
     skip_corrupt_records: bool = option(
         False,
         "Skip the rest of a TFRecord file from its first unreadable (truncated or corrupt) "
@@ -192,6 +199,7 @@ def run_phase(options: PretrainingOptions) -> dict:
             eval_every_steps=options.eval_every_steps,
             jit_compile=options.jit_compile,
             mixed_precision=options.mixed_precision,
+            log_gradient_noise_scale=options.log_gradient_noise_scale,
         ),
     )
     if not trainer.restored_from and options.init_checkpoint:

@@ -40,10 +40,38 @@ class RuntimeOptions:
     mixed_precision: str = option("none", "Compute dtype policy.", MIXED_PRECISION)
     jit_compile: bool = option(True, "XLA-compile the training steps.")
     seed: int = option(12345, "Seed of the input order, initialization and dropout.")
+    threads: int = option(
+        0,
+        "TensorFlow's intra- and inter-op threads in this process (0: its default, one per "
+        "core). Several search workers on one machine each take a share of its cores.",
+    )
+
+
+def set_threads(threads: int) -> None:
+    """Sizes TensorFlow's thread pools (0: leave them); must come before TensorFlow runs an op.
+
+    Nothing to do when they already have that size (a process running several trials).
+    """
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if not threads or (
+        threading.get_intra_op_parallelism_threads() == threads
+        and threading.get_inter_op_parallelism_threads() == threads
+    ):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"--threads={threads} must be set before TensorFlow runs its first op: {e}"
+        ) from None
 
 
 def start_runtime(runtime: RuntimeOptions):
     """Seeds, sets the dtype policy and returns the tf.distribute strategy of `runtime`."""
+    set_threads(runtime.threads)
     if runtime.strategy == "mirrored":  # Logical CPU devices must exist before TF starts.
         distribute.configure_cpu_devices(runtime.num_cpu_devices)
     import keras

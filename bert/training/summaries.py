@@ -1,6 +1,7 @@
 """What a training run reports: progress lines with an ETA, TensorBoard scalars and JSON logs.
 
-Training writes model_dir/train (TensorBoard) and train_log.jsonl (one line per host call);
+Training writes model_dir/train (TensorBoard) and train_log.jsonl (one line per host call,
+with the gradient noise scale and its parts when measured, see `step.GradientNoiseScale`);
 evaluation writes model_dir/eval, eval_results.json (the latest) and eval_log.jsonl (one line
 per evaluation: the learning curve). Only the chief writes files; every worker logs.
 """
@@ -67,6 +68,8 @@ class TrainSummaries:
         task_part = "".join(
             f" {short} {metrics[name]:.3f}" for name, short in self.log_metrics.items()
         )
+        if "gradient_noise_scale" in metrics:  # B_simple, in examples (step.GradientNoiseScale)
+            task_part += f" noise_scale {metrics['gradient_noise_scale']:.4g}"
         logging.info(
             "step %d/%d (%.1f%%) loss %.4f%s lr %.3g | %.2f steps/s %.1f examples/s | ETA %s",
             step,

@@ -62,6 +62,8 @@ class TrainerOptions:
     mixed_precision: str = "none"  # "bf16", "fp16" or "none"
     initial_loss_scale: float = 2.0**15  # fp16 only: dynamic loss scaling starts here
     loss_scale_growth_interval: int = 2000  # fp16: double the scale after this many finite steps
+    # Log the gradient noise scale (step.GradientNoiseScale) when a step has two batch sizes.
+    log_gradient_noise_scale: bool = False
 
 
 class Trainer:
@@ -127,7 +129,14 @@ class Trainer:
             self.micro_batch_size,
             self.loss_scale,
             options.jit_compile,
+            options.gradient_accumulation_steps,
+            options.log_gradient_noise_scale,
         )
+        if options.log_gradient_noise_scale and self._step.noise_scale is None:
+            logging.info(
+                "Gradient noise scale not logged: one replica and no gradient accumulation "
+                "give only one batch size per step."
+            )
         self._summaries = summaries.TrainSummaries(
             options.model_dir, self.is_chief, options.num_train_steps, task.log_metrics
         )
@@ -224,7 +233,10 @@ class Trainer:
             run = inputs.host_calls(
                 dataset_fn, step, self.options.num_train_steps, self.make_iterator, self.run_steps
             )
-            return loop.run(run, step, sigterm, host_metrics, evaluate)
+            try:
+                return loop.run(run, step, sigterm, host_metrics, evaluate)
+            finally:
+                run.close()  # Not waiting for the input's autotuning thread (inputs.release).
 
     def _host_call_metrics(self, totals, num_steps, loop_time, step) -> dict:
         """The metrics of the host call of `num_steps` updates ending at `step`."""
@@ -242,6 +254,7 @@ class Trainer:
         }
         if self.loss_scale is not None:
             metrics["loss_scale"] = float(self.loss_scale.scale.numpy())
+        metrics.update(self._step.noise_scale_metrics(totals))
         return metrics
 
     # ----------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@ r"""Quasi-random hyperparameter search over one pretraining phase (Nado et al.'s
 
 A search space is a JSON file in configs/search/. The trials are the first `--num_trials`
 points of a scrambled Halton (or Sobol) sequence over the space, drawn by Optuna's
-QMCSampler. Every trial is an ordinary `run_pretraining` phase in its own directory
-(model_dir/trials/point_NNNN), scored by masked-LM accuracy on a held-out slice of the
-training data (the first `--heldout_examples` records, never trained on).
+QMCSampler. Every trial (model_dir/trials/point_NNNN) is scored by masked-LM accuracy on a
+held-out slice of the training data (the first `--heldout_examples` records, never trained
+on). Trials of at most `--cell_max_examples` examples share one compiled program per worker
+(reset between trials, no checkpoints); larger ones are ordinary `run_pretraining` phases.
 
   python -m bert.search --search_space=configs/search/nado_adamw.json --num_trials=30 --dry_run
   python -m bert.search --search_space=configs/search/nado_adamw.json --num_trials=30 \
@@ -13,7 +14,8 @@ training data (the first `--heldout_examples` records, never trained on).
 The flags are run_pretraining's (each trial is a phase) plus the search's own; --model_dir
 is the study's directory and --experiment/--phase default to the search space's. Workers
 pointed at one study (`study.db` in model_dir, or a database URL in --storage) share its
-trials; a killed worker's trial is requeued and its rerun resumes from its last checkpoint.
+trials; a killed worker's trial is requeued (a large trial's rerun resumes from its last
+checkpoint).
 When every trial has finished the study writes results.{json,csv,md}, results.png and
 best_experiment.json (`run_pretraining --experiment=` takes it).
 

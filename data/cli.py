@@ -97,6 +97,22 @@ def parse(cls: type[T], argv: Sequence[str]) -> T:
     return from_flags(cls, flag_values)
 
 
+def to_argv(options) -> list[str]:
+    """The flags that give `options` back (fields that are None are left out): what a program
+    passes to the processes it starts with its own options."""
+    argv = []
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        argv.append(f"--{field.name}={value}")
+    return argv
+
+
 # A program whose options are several dataclasses (a search: the pretraining run's options and
 # the search's own) has the flags of all of them. A field declared by more than one class is
 # one flag, with the default, help and choices of the last class that declares it; every

@@ -60,11 +60,11 @@ def _compiled_tokenizers_for(vocab_file: str, vocab: tuple[str, ...], do_lower_c
 
 
 def tokenize_sentences(
-    sentences: Sequence[str], tokenizer, batch_size: int = 8192
+    sentences: Sequence[str], tokenizer, batch_size: int = 8192, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids of many sentences: (flat int32 ids, int64 lengths)."""
+    """Token ids of many sentences: (flat int32 ids, int64 lengths); `progress` logs it."""
     if isinstance(tokenizer, tokenization.SentencePieceTokenizer):
-        return _tokenize_sentences_spm(sentences, tokenizer, batch_size)
+        return _tokenize_sentences_spm(sentences, tokenizer, batch_size, progress)
     import tensorflow as tf  # Only the main process uses TensorFlow.
 
     # Printable ASCII only: control characters take the exact path.
@@ -73,7 +73,7 @@ def tokenize_sentences(
     pieces: list[tuple[np.ndarray, np.ndarray]] = []  # (sentence indices, ragged ids)
     ascii_fn, exact_fn = _compiled_tokenizers(tokenizer)
     groups = [(np.flatnonzero(is_ascii), ascii_fn), (np.flatnonzero(~is_ascii), exact_fn)]
-    progress = Progress("tokenize", total=len(sentences), unit="sentences")
+    progress = Progress("tokenize", len(sentences), "sentences", enabled=progress)
     for indices, tokenize in groups:
         for start in range(0, len(indices), batch_size):
             batch = indices[start : start + batch_size]
@@ -93,12 +93,12 @@ def tokenize_sentences(
 
 
 def _tokenize_sentences_spm(
-    sentences: Sequence[str], tokenizer, batch_size: int
+    sentences: Sequence[str], tokenizer, batch_size: int, progress: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """SentencePiece ids of many sentences (its C++ batch encoder, exact)."""
     lengths = np.zeros([len(sentences)], np.int64)
     pieces: list[np.ndarray] = []
-    progress = Progress("tokenize", total=len(sentences), unit="sentences")
+    progress = Progress("tokenize", len(sentences), "sentences", enabled=progress)
     for start in range(0, len(sentences), batch_size):
         batch = tokenizer.tokenize_batch_to_ids(sentences[start : start + batch_size])
         lengths[start : start + len(batch)] = [len(ids) for ids in batch]
@@ -109,10 +109,12 @@ def _tokenize_sentences_spm(
     return flat.astype(np.int32), lengths
 
 
-def tokenize_corpus(documents: Sequence[Sequence[str]], tokenizer) -> TokenizedCorpus:
+def tokenize_corpus(
+    documents: Sequence[Sequence[str]], tokenizer, progress: bool = True
+) -> TokenizedCorpus:
     """Tokenizes every sentence in compiled code; drops empty sentences/documents."""
     sentences = [s for doc in documents for s in doc]
-    token_ids, sentence_lengths = tokenize_sentences(sentences, tokenizer)
+    token_ids, sentence_lengths = tokenize_sentences(sentences, tokenizer, progress=progress)
     doc_of_sentence = np.repeat(np.arange(len(documents)), [len(d) for d in documents])
     keep = sentence_lengths > 0
     sentence_lengths = sentence_lengths[keep]

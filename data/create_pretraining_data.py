@@ -14,8 +14,16 @@ Output depends only on the inputs and flags, never on `--num_workers`: the
 sentence pairs of every (dupe, document) come from a generator seeded from
 (random_seed, dupe, document index) (the random "next sentence" document is
 drawn from it over the whole corpus), and truncation and masks of a task from
-one seeded from (random_seed, dupe, first document of the task). All records
-are then shuffled with random_seed and dealt round-robin to the output files.
+one seeded from (random_seed, dupe, first document of the task). Every record
+goes to a bucket drawn from a third seeded generator; each bucket is shuffled
+with random_seed and dealt round-robin to its output files.
+
+Memory does not grow with the corpus: the text is tokenized in chunks into a
+corpus on disk (only its document index stays in memory, so the random next
+sentence still comes from the whole corpus), records go to bucket files on
+disk, and each bucket is shuffled on its own within --memory_megabytes. The
+stages live in a work directory beside the first output file: a killed run
+started again with the same command resumes where it stopped.
 
 Example:
   python -m data.create_pretraining_data \
@@ -116,6 +124,9 @@ class CreatePretrainingDataOptions:
     hf_max_documents: int = option(
         0, "If > 0, read at most this many documents from each Hugging Face dataset."
     )
+    memory_megabytes: float = option(
+        512.0, "Records held in memory at once while shuffling (larger buckets spill to disk)."
+    )
 
     def instance_options(self) -> InstanceOptions:
         return InstanceOptions(
@@ -159,6 +170,7 @@ def main(_):
         num_workers=options.num_workers,
         hf_datasets=options.hf_dataset,
         hf_max_documents=options.hf_max_documents,
+        memory_megabytes=options.memory_megabytes,
     )
 
 

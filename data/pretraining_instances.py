@@ -102,12 +102,24 @@ class TokenizedCorpus:
 
     def __post_init__(self):
         # Python lists: the instance loop indexes them one element at a time.
-        self.sentence_starts_list = self.sentence_starts.tolist()
-        self.document_starts_list = self.document_starts.tolist()
+        self._sentence_starts = self.sentence_starts.tolist()
+        self._document_starts = self.document_starts.tolist()
+
+    # What instance creation reads (`data.corpus_store.StoredCorpus` has the same three).
 
     @property
     def num_documents(self) -> int:
         return len(self.document_starts) - 1
+
+    def sentence_offsets(self, document: int) -> list[int]:
+        """Token offsets of the document's sentences, and of its end (sentences + 1)."""
+        return self._sentence_starts[
+            self._document_starts[document] : self._document_starts[document + 1] + 1
+        ]
+
+    def gather(self, offsets: np.ndarray) -> np.ndarray:
+        """The token ids at `offsets` (any shape)."""
+        return self.token_ids[offsets]
 
 
 # -----------------------------------------------------------------------------
@@ -160,12 +172,12 @@ def create_document_pairs(
     """Packs one document into sentence pairs, as in the original.
 
     Returns a list of (a_lo, a_hi, b_lo, b_hi, is_random_next): segments A
-    and B as ranges of `corpus.token_ids` (the sentences of a document are
+    and B as ranges of the corpus's token offsets (the sentences of a document are
     contiguous there, so a run of sentences is one range), not yet truncated
     (see `truncate_seq_pairs`).
     """
-    starts, doc_starts = corpus.sentence_starts_list, corpus.document_starts_list
-    first, end = doc_starts[document_index], doc_starts[document_index + 1]
+    starts = corpus.sentence_offsets(document_index)
+    end = len(starts) - 1  # sentences; i, chunk_first and j below count them
     max_num_tokens = options.max_seq_length - 3
     # As in the original, the target length is drawn once per document.
     target_seq_length = max_num_tokens
@@ -173,8 +185,8 @@ def create_document_pairs(
         target_seq_length = _randint(rng, 2, max_num_tokens)
 
     pairs = []
-    chunk_first, chunk_size = first, 0
-    i = first
+    chunk_first, chunk_size = 0, 0
+    i = 0
     while i < end:
         chunk_size += 1
         if i == end - 1 or starts[i + 1] - starts[chunk_first] >= target_seq_length:
@@ -189,12 +201,12 @@ def create_document_pairs(
                     random_index = _randint(rng, 0, corpus.num_documents - 1)
                     if random_index != document_index:
                         break
-                r_first, r_end = doc_starts[random_index], doc_starts[random_index + 1]
-                j = r_first + _randint(rng, 0, r_end - r_first - 1)
-                b_lo = starts[j]
-                while j < r_end - 1 and starts[j + 1] - b_lo < target_b_length:
+                other = corpus.sentence_offsets(random_index)
+                j = _randint(rng, 0, len(other) - 2)
+                b_lo = other[j]
+                while j < len(other) - 2 and other[j + 1] - b_lo < target_b_length:
                     j += 1
-                b_hi = starts[j + 1]
+                b_hi = other[j + 1]
                 # The unused segments go back to be used by the next instance.
                 i -= chunk_size - a_end
             else:
@@ -329,7 +341,7 @@ def create_instances(
         np.where(
             (p == len_a + 1) | (p == len_a + len_b + 2),
             vocab.sep_id,
-            np.where(p < len_a + len_b + 3, corpus.token_ids[source], vocab.pad_id),
+            np.where(p < len_a + len_b + 3, corpus.gather(source), vocab.pad_id),
         ),
     )
     input_ids = input_ids.astype(np.int32)

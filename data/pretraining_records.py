@@ -1,17 +1,22 @@
 """Pretraining records end to end: read, tokenize, create instances in parallel, write.
 
-`create_pretraining_data` is the whole pipeline of `python -m data.create_pretraining_data`.
-Instances are created by worker processes over fixed tasks of DOCUMENTS_PER_TASK documents
-(`generate_records`); all records are then shuffled with the random seed and dealt
-round-robin to the output files (`write_records`), each unmasked file with its
-`<file>.info.json`.
+`create_pretraining_data` is the whole pipeline of `python -m data.create_pretraining_data`,
+in memory bounded whatever the corpus size (its stages are described below). Instances are
+created by worker processes over fixed tasks of DOCUMENTS_PER_TASK documents.
+`generate_records` and `write_records` are the same instances made and shuffled in memory
+(for small corpora and as the reference of the tests).
 """
 
 import dataclasses
 import gc
+import hashlib
+import itertools
 import json
 import multiprocessing
 import os
+import shutil
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import logging
 
-from data import fileio, text_corpus
+from data import corpus_store, fileio, text_corpus
 from data.corpus_tokenization import tokenize_corpus
 from data.pretraining_input import INFO_SUFFIX
 from data.pretraining_instances import (
@@ -146,6 +151,383 @@ def write_records(
     return counts
 
 
+# ---------------------------------------------------------------------------------------------
+# The whole pipeline, in memory bounded whatever the corpus size.
+#
+# 1. The text is read and tokenized in chunks of CHUNK_BYTES into a stored corpus on disk
+#    (`data.corpus_store`); only the document index stays in memory.
+# 2. Workers create the instances of fixed tasks (`_process_chunk`), each record going to one
+#    of the buckets at random (seeded per task); this process appends them, in task order, to
+#    the bucket files, so their contents do not depend on the number of workers.
+# 3. If all records fit in the memory budget, they are put back in (dupe, document) order,
+#    shuffled at once and dealt round-robin (`write_records`: the files of the in-memory path).
+#    Otherwise each bucket is shuffled on its own (a two-pass shuffle: records dealt to piles at
+#    random, each pile shuffled, is a uniformly random order) and dealt round-robin to its
+#    output files; a bucket larger than the budget is split into piles on disk first.
+#
+# The work directory beside the first output keeps what each stage finished: a killed run
+# started again with the same command resumes (the corpus if complete, the buckets from the
+# last task recorded, the outputs of finished buckets kept) and removes it when done.
+# ---------------------------------------------------------------------------------------------
+
+CHUNK_BYTES = 4 << 20  # of text tokenized at once (larger chunks are no faster)
+SAVE_SECONDS = 10.0  # between resumable points of the bucket stage
+MAX_BUCKETS = 256  # open bucket files (an output file of bucket b is one with index % B == b)
+_BUCKET_SALT = 0x6275636B  # "buck": bucket choices are a stream apart from the instances'
+
+
+def _bucket_order(options: InstanceOptions, task: tuple, count: int, num_buckets: int):
+    """(bucket of each record of a task, permutation grouping them by bucket)."""
+    dupe, start, _ = task
+    rng = np.random.default_rng([options.random_seed, dupe, start, _BUCKET_SALT])
+    buckets = rng.integers(num_buckets, size=count)
+    return buckets, np.argsort(buckets, kind="stable")
+
+
+def _start_worker(corpus_dir: str, options: InstanceOptions, vocab: Vocab, num_buckets: int):
+    """Pool initializer: a worker reads the stored corpus itself (nothing is inherited)."""
+    _WORKER_STATE.update(
+        corpus=corpus_store.StoredCorpus(corpus_dir),
+        options=options,
+        vocab=vocab,
+        num_buckets=num_buckets,
+    )
+
+
+def _process_task(task: tuple[int, int, int]):
+    """Worker: a task's serialized records grouped by bucket (one blob, lengths, buckets)."""
+    dupe, start, end = task
+    state = _WORKER_STATE
+    options = state["options"]
+    records = serialize_instances(
+        create_instances(state["corpus"], dupe, start, end, options, state["vocab"])
+    )
+    buckets, order = _bucket_order(options, task, len(records), state["num_buckets"])
+    return (
+        task,
+        b"".join(records[i] for i in order),
+        np.array([len(records[i]) for i in order], np.int64),
+        buckets[order],
+        order,
+    )
+
+
+def _fingerprint(input_files, hf_datasets, hf_max_documents, tokenizer, options, outputs):
+    """What the outputs are a function of: a work directory is resumed only for the same."""
+    files = []
+    for path in input_files:
+        if text_corpus.is_remote(path):
+            import tensorflow as tf
+
+            stat = tf.io.gfile.stat(path)
+            files.append([path, stat.length, stat.mtime_nsec])
+        else:
+            stat = os.stat(path)
+            files.append([os.path.abspath(path), stat.st_size, stat.st_mtime_ns])
+    vocab = getattr(tokenizer, "vocab_file", None) or getattr(tokenizer, "model_file", None)
+    return {
+        "inputs": files,
+        "hf_datasets": list(hf_datasets),
+        "hf_max_documents": hf_max_documents,
+        "tokenizer": [type(tokenizer).__name__, vocab, getattr(tokenizer, "do_lower_case", None)],
+        "options": dataclasses.asdict(options),
+        "outputs": [p if text_corpus.is_remote(p) else os.path.abspath(p) for p in outputs],
+    }
+
+
+def work_directory(output_files: Sequence[str]) -> str:
+    """Where a run keeps its stages (removed when it is done): beside the first output, or in
+    the local temporary directory when the outputs are remote (bucket files are appended to,
+    cut back and read at offsets: a local disk's operations)."""
+    first = output_files[0]
+    if text_corpus.is_remote(first):
+        digest = hashlib.sha1(first.encode()).hexdigest()[:16]
+        return os.path.join(tempfile.gettempdir(), f"create_pretraining_data-{digest}.work")
+    first = os.path.abspath(first)
+    return os.path.join(os.path.dirname(first), f".{os.path.basename(first)}.work")
+
+
+class _State:
+    """The work directory's record of finished stages (state.json, written atomically)."""
+
+    def __init__(self, directory: str, fingerprint: dict):
+        self.path = os.path.join(directory, "state.json")
+        self.values = {}
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                stored = json.load(f)
+            if stored.get("fingerprint") == fingerprint:
+                self.values = stored
+                logging.info("Resuming the run in %s", directory)
+        if not self.values:
+            shutil.rmtree(directory, ignore_errors=True)
+            os.makedirs(directory)
+            self.values = {"fingerprint": fingerprint}
+            self.save()
+
+    def __getitem__(self, key):
+        return self.values.get(key)
+
+    def update(self, **values) -> None:
+        self.values.update(values)
+        self.save()
+
+    def save(self) -> None:
+        fileio.write_json_atomic(self.path, self.values)
+
+
+def store_corpus(documents, tokenizer, directory: str, total_bytes: float = 0) -> dict:
+    """Tokenizes `documents` (an iterable) in chunks into a stored corpus; returns its sizes."""
+    progress = Progress(
+        "read + tokenize", total=total_bytes / 1e6, unit="MB", total_bytes=total_bytes
+    )
+    with corpus_store.CorpusWriter(directory) as writer:
+        chunk, chunk_bytes = [], 0
+        for document in itertools.chain(documents, [None]):
+            if document is not None:
+                chunk.append(document)
+                chunk_bytes += sum(len(s) + 1 for s in document)
+            if chunk and (document is None or chunk_bytes >= CHUNK_BYTES):
+                tokenized = tokenize_corpus(chunk, tokenizer, progress=False)
+                writer.append(tokenized)
+                read = float(tokenized.document_bytes.sum())
+                progress.update(read / 1e6, read)
+                chunk, chunk_bytes = [], 0
+    progress.done()
+    return {"documents": writer.documents, "sentences": writer.sentences, "tokens": writer.tokens}
+
+
+def _tasks(num_documents: int, dupe_factor: int) -> list[tuple[int, int, int]]:
+    return [
+        (dupe, start, min(start + DOCUMENTS_PER_TASK, num_documents))
+        for dupe in range(dupe_factor)
+        for start in range(0, num_documents, DOCUMENTS_PER_TASK)
+    ]
+
+
+def _bucket_path(directory: str, bucket: int) -> str:
+    return os.path.join(directory, f"bucket-{bucket:05d}")
+
+
+def _write_chunk(f, blob: bytes, lengths: np.ndarray, indices: np.ndarray) -> None:
+    """A bucket file is chunks: record count (uint64), lengths (uint32 each), indices in the
+    (dupe, document) order of all records (uint64 each), the records."""
+    f.write(np.array([len(lengths)], "<u8").tobytes())
+    f.write(lengths.astype("<u4").tobytes())
+    f.write(indices.astype("<u8").tobytes())
+    f.write(blob)
+
+
+def _read_chunks(path: str):
+    """Yields (blob, lengths, indices) of each chunk of a bucket file."""
+    with open(path, "rb") as f:
+        while header := f.read(8):
+            count = int(np.frombuffer(header, "<u8")[0])
+            lengths = np.frombuffer(f.read(4 * count), "<u4").astype(np.int64)
+            indices = np.frombuffer(f.read(8 * count), "<u8").astype(np.int64)
+            yield f.read(int(lengths.sum())), lengths, indices
+
+
+def _split(blob: bytes, lengths: np.ndarray) -> list[bytes]:
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    return [blob[offsets[i] : offsets[i + 1]] for i in range(len(lengths))]
+
+
+def _records_in_order(paths: Sequence[str], count: int) -> list[bytes]:
+    """All records of the bucket files, back in (dupe, document) order."""
+    records: list[bytes] = [b""] * count
+    for path in paths:
+        for blob, lengths, indices in _read_chunks(path):
+            for index, record in zip(indices.tolist(), _split(blob, lengths)):
+                records[index] = record
+    return records
+
+
+def write_buckets(
+    corpus_dir: str,
+    options: InstanceOptions,
+    vocab: Vocab,
+    directory: str,
+    num_buckets: int,
+    num_workers: int,
+    state: _State,
+) -> int:
+    """Stage 2: every task's records appended to the bucket files; returns the record count.
+
+    Resumes after the last task recorded in `state` (bucket files cut back to its sizes).
+    """
+    corpus = corpus_store.StoredCorpus(corpus_dir)
+    tasks = _tasks(corpus.num_documents, options.dupe_factor)
+    done = state["tasks_done"] or 0
+    sizes = state["bucket_sizes"] or [0] * num_buckets
+    records = state["records"] or 0
+    os.makedirs(directory, exist_ok=True)
+    files = []
+    for bucket, size in enumerate(sizes):
+        f = open(_bucket_path(directory, bucket), "ab")  # noqa: SIM115 (closed below)
+        f.truncate(size)
+        files.append(f)
+    progress = Progress(
+        "create instances",
+        total=len(tasks),
+        unit="tasks",
+        total_bytes=float(corpus.document_bytes.sum()) * options.dupe_factor,
+    )
+    progress.update(done)
+    last_saved = time.perf_counter()
+
+    # Tasks in flight at most (results must not pile up faster than they are written).
+    slots, stopped = threading.Semaphore(16 * max(1, num_workers)), threading.Event()
+
+    def feed():
+        for task in tasks[done:]:
+            slots.acquire()
+            if stopped.is_set():  # The pool is closing (an error): feed nothing more.
+                return
+            yield task
+
+    def consume(results):
+        nonlocal done, records, last_saved
+        for (_, start, end), blob, lengths, buckets, order in results:
+            slots.release()
+            bounds = np.searchsorted(buckets, np.arange(num_buckets + 1))
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            indices = records + order
+            for bucket in np.flatnonzero(np.diff(bounds)):
+                lo, hi = bounds[bucket], bounds[bucket + 1]
+                chunk = blob[offsets[lo] : offsets[hi]]
+                _write_chunk(files[bucket], chunk, lengths[lo:hi], indices[lo:hi])
+            done, records = done + 1, records + len(lengths)
+            progress.update(1, float(corpus.document_bytes[start:end].sum()))
+            if time.perf_counter() - last_saved >= SAVE_SECONDS:  # A resumable point.
+                save()
+                last_saved = time.perf_counter()
+
+    def save():
+        for f in files:
+            f.flush()
+            os.fsync(f.fileno())
+        sizes = [os.fstat(f.fileno()).st_size for f in files]
+        state.update(tasks_done=done, records=records, bucket_sizes=sizes)
+
+    try:
+        if num_workers <= 1:
+            _WORKER_STATE.update(
+                corpus=corpus, options=options, vocab=vocab, num_buckets=num_buckets
+            )
+            consume(map(_process_task, feed()))
+        else:
+            # Workers come from a fork server, a fresh process: never forked from this one,
+            # whose TensorFlow threads (tokenization) may hold locks a child would inherit.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["data.pretraining_records"])
+            args = (corpus_dir, options, vocab, num_buckets)
+            with context.Pool(num_workers, _start_worker, args) as pool:
+                try:
+                    consume(pool.imap(_process_task, feed(), chunksize=2))
+                finally:  # Unblocks the pool's feeding thread, so the pool can close.
+                    stopped.set()
+                    slots.release()
+        save()
+    finally:
+        _WORKER_STATE.clear()
+        for f in files:
+            f.close()
+        corpus.close()
+    progress.done()
+    return records
+
+
+def _shuffled_records(path: str, rng: np.random.Generator, budget: int, spill_dir: str):
+    """Yields the records of a bucket file in a uniformly random order, holding at most about
+    `budget` bytes: a larger file is first dealt at random to piles on disk."""
+    size = os.path.getsize(path)
+    if size <= budget:
+        records = [r for blob, lengths, _ in _read_chunks(path) for r in _split(blob, lengths)]
+        for i in rng.permutation(len(records)):
+            yield records[i]
+        return
+    piles = 2 * -(-size // budget)
+    os.makedirs(spill_dir, exist_ok=True)
+    pile_paths = [os.path.join(spill_dir, f"pile-{i:04d}") for i in range(piles)]
+    pile_files = [open(p, "wb") for p in pile_paths]  # noqa: SIM115 (closed below)
+    try:
+        for blob, lengths, indices in _read_chunks(path):
+            choice = rng.integers(piles, size=len(lengths))
+            order = np.argsort(choice, kind="stable")
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            records = [blob[offsets[i] : offsets[i + 1]] for i in order]
+            bounds = np.searchsorted(choice[order], np.arange(piles + 1))
+            for pile in np.flatnonzero(np.diff(bounds)):
+                lo, hi = bounds[pile], bounds[pile + 1]
+                mine = order[lo:hi]
+                chunk = b"".join(records[lo:hi])
+                _write_chunk(pile_files[pile], chunk, lengths[mine], indices[mine])
+    finally:
+        for f in pile_files:
+            f.close()
+    for i, pile in enumerate(pile_paths):
+        yield from _shuffled_records(pile, rng, budget, os.path.join(spill_dir, f"{i:04d}"))
+        os.remove(pile)
+
+
+def write_outputs(
+    directory: str,
+    output_files: Sequence[str],
+    num_buckets: int,
+    random_seed: int,
+    budget: int,
+    state: _State,
+    info: dict | None = None,
+) -> list[int]:
+    """Stage 3: each bucket shuffled and dealt round-robin to its output files (those whose
+    index is the bucket's modulo the bucket count); returns the records per output file.
+    Buckets recorded as written in `state` are kept."""
+    import tensorflow as tf
+
+    counts = state["records_per_file"] or [0] * len(output_files)
+    written = set(state["buckets_written"] or [])
+    for bucket in range(num_buckets):
+        if bucket in written:
+            continue
+        paths = list(output_files[bucket::num_buckets])
+        temporaries = [f"{p}.tmp-{uuid.uuid4().hex[:12]}" for p in paths]
+        rng = np.random.default_rng([random_seed, bucket, _BUCKET_SALT])
+        spill = os.path.join(directory, f"spill-{bucket:05d}")
+        mine = [0] * len(paths)
+        try:
+            for p in paths:
+                if os.path.dirname(p):
+                    tf.io.gfile.makedirs(os.path.dirname(p))
+            writers = [tf.io.TFRecordWriter(t) for t in temporaries]
+            try:
+                records = _shuffled_records(_bucket_path(directory, bucket), rng, budget, spill)
+                for i, record in enumerate(records):
+                    writers[i % len(paths)].write(record)
+                    mine[i % len(paths)] += 1
+            finally:
+                for w in writers:
+                    w.close()
+            for path, temporary, count in zip(paths, temporaries, mine):
+                if info is not None:
+                    shard_info = dict(info, num_instances=count)
+                    # json.dumps as before (no trailing newline).
+                    fileio.write_atomic(path + INFO_SUFFIX, json.dumps(shard_info, indent=2))
+                tf.io.gfile.rename(temporary, path, overwrite=True)
+        except BaseException:
+            for t in temporaries:
+                if tf.io.gfile.exists(t):
+                    tf.io.gfile.remove(t)
+            raise
+        shutil.rmtree(spill, ignore_errors=True)
+        for k, count in enumerate(mine):
+            counts[bucket + k * num_buckets] = count
+        written.add(bucket)
+        state.update(buckets_written=sorted(written), records_per_file=counts)
+        os.remove(_bucket_path(directory, bucket))
+    return counts
+
+
 def create_pretraining_data(
     input_files: Sequence[str],
     output_files: Sequence[str],
@@ -154,20 +536,42 @@ def create_pretraining_data(
     num_workers: int = 1,
     hf_datasets: Sequence[str] = (),
     hf_max_documents: int = 0,
+    memory_megabytes: float = 512,
 ) -> dict:
-    """Runs the whole pipeline; returns statistics (counts, seconds, rates)."""
+    """Runs the whole pipeline; returns statistics (counts, seconds, rates).
+
+    Memory stays bounded whatever the corpus size: about `memory_megabytes` of records are
+    held at once (plus the document index, 16 bytes per document), see the stages above.
+    """
     start = time.perf_counter()
-    documents = text_corpus.read_documents(
-        input_files, hf_datasets, hf_max_documents=hf_max_documents
+    total = float(sum(text_corpus.file_size(p) for p in input_files))  # Before any writing.
+    work = work_directory(output_files)
+    fingerprint = _fingerprint(
+        input_files, hf_datasets, hf_max_documents, tokenizer, options, output_files
     )
-    if not documents:
+    state = _State(work, fingerprint)
+    corpus_dir = os.path.join(work, "corpus")
+    try:
+        if not state["corpus"]:
+            documents = text_corpus.iter_documents(
+                input_files, hf_datasets, hf_max_documents=hf_max_documents
+            )
+            state.update(corpus=store_corpus(documents, tokenizer, corpus_dir, total))
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)  # Bad input: nothing worth resuming.
+        raise
+    if not state["corpus"]["documents"]:
+        shutil.rmtree(work, ignore_errors=True)
         raise ValueError(f"No documents found in {list(input_files) + list(hf_datasets)}.")
-    read_seconds = time.perf_counter() - start
-    corpus = tokenize_corpus(documents, tokenizer)
-    tokenize_seconds = time.perf_counter() - start - read_seconds
+    tokenize_seconds = time.perf_counter() - start
     vocab = Vocab.from_tokenizer(tokenizer)
-    records = generate_records(corpus, options, vocab, num_workers)
-    instances_seconds = time.perf_counter() - start - read_seconds - tokenize_seconds
+    num_buckets = min(len(output_files), MAX_BUCKETS)
+    bucket_dir = os.path.join(work, "buckets")
+    if state["records"] is None or state["tasks_done"] != len(
+        _tasks(state["corpus"]["documents"], options.dupe_factor)
+    ):
+        write_buckets(corpus_dir, options, vocab, bucket_dir, num_buckets, num_workers, state)
+    instances_seconds = time.perf_counter() - start - tokenize_seconds
     info = dict(
         dataclasses.asdict(options),
         masked=options.is_masked,
@@ -178,29 +582,39 @@ def create_pretraining_data(
         pad_id=vocab.pad_id,
         do_lower_case=getattr(tokenizer, "do_lower_case", None),
     )
-    counts = write_records(
-        records, output_files, options.random_seed, info=None if options.is_masked else info
-    )
+    info = None if options.is_masked else info
+    budget = max(1, int(memory_megabytes * 2**20))
+    records, corpus = state["records"], state["corpus"]
+    if sum(state["bucket_sizes"]) <= budget and not state["buckets_written"]:
+        # Everything fits: the whole set shuffled at once, exactly as the in-memory path does
+        # (`write_records`), so small corpora give the same files as before buckets existed.
+        buckets = [_bucket_path(bucket_dir, b) for b in range(num_buckets)]
+        in_order = _records_in_order(buckets, records)
+        counts = write_records(in_order, output_files, options.random_seed, info=info)
+    else:
+        counts = write_outputs(
+            bucket_dir, output_files, num_buckets, options.random_seed, budget, state, info
+        )
+    input_bytes = float(corpus_store.StoredCorpus(corpus_dir).document_bytes.sum())
+    shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - start
-    input_bytes = float(corpus.document_bytes.sum())
     stats = dict(
-        documents=corpus.num_documents,
-        instances=len(records),
+        documents=corpus["documents"],
+        instances=records,
         seconds=seconds,
-        read_seconds=read_seconds,
-        tokenize_seconds=tokenize_seconds,
-        instances_seconds=instances_seconds,  # create, mask and serialize
-        write_seconds=seconds - read_seconds - tokenize_seconds - instances_seconds,
+        tokenize_seconds=tokenize_seconds,  # read and tokenize into the stored corpus
+        instances_seconds=instances_seconds,  # create, mask, serialize, write the buckets
+        write_seconds=seconds - tokenize_seconds - instances_seconds,  # shuffle and write
         input_megabytes=input_bytes / 1e6,
         mb_per_second=input_bytes / 1e6 / seconds,
-        instances_per_second=len(records) / seconds,
+        instances_per_second=records / seconds,
         records_per_file=counts,
     )
     logging.info(
         "Wrote %d instances from %d documents to %d file(s) in %.1fs "
         "(%.2f input MB/s, %.0f instances/s).",
-        len(records),
-        corpus.num_documents,
+        records,
+        corpus["documents"],
         len(output_files),
         seconds,
         stats["mb_per_second"],

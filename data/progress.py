@@ -9,10 +9,17 @@ class Progress:
     """Logs items/s, MB/s and ETA at most every `interval` seconds."""
 
     def __init__(
-        self, name: str, total: float, unit: str, total_bytes: float = 0, interval: float = 5.0
+        self,
+        name: str,
+        total: float,
+        unit: str,
+        total_bytes: float = 0,
+        interval: float = 5.0,
+        enabled: bool = True,
     ):
         self.name, self.total, self.unit, self.total_bytes = name, total, unit, total_bytes
-        self.interval = interval
+        self.interval = interval if enabled else float("inf")
+        self.enabled = enabled
         self.count = self.bytes = 0
         self.start = self.last = time.perf_counter()
 
@@ -43,4 +50,5 @@ class Progress:
         )
 
     def done(self):
-        self._log(time.perf_counter())
+        if self.enabled:
+            self._log(time.perf_counter())

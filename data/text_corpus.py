@@ -57,14 +57,46 @@ _ABBREVIATIONS = frozenset(
 )
 
 
+def is_remote(path: str) -> bool:
+    """A path TensorFlow's file systems read (gs://, s3://, hdfs://...), not a local one."""
+    return "://" in path
+
+
+def _open_binary(path: str):
+    if is_remote(path):
+        import tensorflow as tf
+
+        return tf.io.gfile.GFile(path, "rb")
+    return open(path, "rb")
+
+
+def file_size(path: str) -> int:
+    """Bytes of a local or remote file; FileNotFoundError naming it if it does not exist."""
+    if is_remote(path):
+        import tensorflow as tf
+
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"Input file {path} does not exist.")
+        return tf.io.gfile.stat(path).length
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Input file {path} does not exist.")
+    return os.path.getsize(path)
+
+
 def expand_file_patterns(patterns: str) -> list[str]:
-    """Expands a comma-separated list of globs; raises if a pattern matches nothing."""
+    """Expands a comma-separated list of globs (local or gs://...); raises if a pattern
+    matches nothing."""
     files = []
     for pattern in patterns.split(","):
         pattern = pattern.strip()
         if not pattern:
             continue
-        matched = sorted(glob.glob(pattern))
+        if is_remote(pattern):
+            import tensorflow as tf
+
+            matched = sorted(tf.io.gfile.glob(pattern))
+        else:
+            matched = sorted(glob.glob(pattern))
         if not matched:
             raise FileNotFoundError(f"No input file matches {pattern!r}.")
         files.extend(matched)
@@ -90,16 +122,16 @@ def split_sentences(text: str) -> list[str]:
 
 
 def read_text_file(path: str) -> Iterator[Document]:
-    """Yields the documents of one BERT-format text file.
+    """Yields the documents of one BERT-format text file (local, or gs://... and other file
+    systems TensorFlow reads).
 
     Raises:
       FileNotFoundError: the file does not exist.
       ValueError: a line is not valid UTF-8 (message names the file and line).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Input file {path} does not exist.")
+    file_size(path)  # FileNotFoundError naming it
     document: Document = []
-    with open(path, "rb") as f:
+    with _open_binary(path) as f:
         for line_number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8")
@@ -146,6 +178,19 @@ def read_hf_dataset(
             yield document
 
 
+def iter_documents(
+    input_files: Sequence[str] = (),
+    hf_datasets: Sequence[str] = (),
+    hf_text_field: str = "text",
+    hf_max_documents: int = 0,
+) -> Iterator[Document]:
+    """Yields the documents of the text files, then of the Hugging Face datasets (streamed)."""
+    for path in input_files:
+        yield from read_text_file(path)
+    for spec in hf_datasets:
+        yield from read_hf_dataset(spec, hf_text_field, max_documents=hf_max_documents)
+
+
 def read_documents(
     input_files: Sequence[str] = (),
     hf_datasets: Sequence[str] = (),
@@ -153,9 +198,4 @@ def read_documents(
     hf_max_documents: int = 0,
 ) -> list[Document]:
     """Reads all documents from text files, then from Hugging Face datasets."""
-    documents: list[Document] = []
-    for path in input_files:
-        documents.extend(read_text_file(path))
-    for spec in hf_datasets:
-        documents.extend(read_hf_dataset(spec, hf_text_field, max_documents=hf_max_documents))
-    return documents
+    return list(iter_documents(input_files, hf_datasets, hf_text_field, hf_max_documents))

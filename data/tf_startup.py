@@ -68,7 +68,9 @@ def quiet_start() -> None:
     """Imports TensorFlow and finds its devices with the start-up noise filtered out."""
     if "tensorflow" in sys.modules or user_chose_log_level():
         return
-    if not _is_project_program():
+    # A project program, or a process one of them started (a multiprocessing fork server or
+    # spawned worker: it inherits MARKER) that imports TensorFlow itself.
+    if not _is_project_program() and MARKER not in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ[MARKER] = QUIET_LEVEL
     sys.stderr.flush()

@@ -99,6 +99,13 @@ def test_target_ladder_and_headline_target():
     assert analysis.target_ladder([rising(0.5)], 4, floor=0.3) == pytest.approx(
         [0.35, 0.4, 0.45, 0.5]
     )
+    # Halving: 0.3 + 0.2 / 2^k, the top exactly; dense where the weakest cells stop.
+    halving = analysis.target_ladder([rising(0.5)], 4, floor=0.3, spacing="halving")
+    assert halving == pytest.approx([0.325, 0.35, 0.4, 0.5]) and halving[-1] == 0.5
+    # A cell topping out at 0.33 reaches no linear rung above 0.3, the first halving rung.
+    low = {"a": [rising(0.5, 0.3)], "b": [rising(0.33, 0.3)]}
+    assert analysis.headline_target(low, analysis.target_ladder(low["a"], 4)) is None
+    assert analysis.headline_target(low, halving) == pytest.approx(0.325)
 
 
 def test_bootstrap_of_the_best_trial_claims_what_it_covers():

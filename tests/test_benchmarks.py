@@ -523,3 +523,45 @@ def test_optimizer_step_runs_on_tiny_variables():
         "keras Lamb",
     }
     assert all(r["ms_per_step"] > 0 for r in rows)
+
+
+def test_trial_cost_projects_a_cell_from_measured_trials():
+    """Phase path: every trial compiles; cell path: each worker compiles once, workers run
+    side by side."""
+    from benchmarks import trial_cost
+
+    phase = {"variant": "phase path", "processes": 1, "trials": 4}
+    phase.update(compile_seconds=40.0, trial_seconds=160.0)  # 10 s compile + 30 s steps each
+    assert trial_cost.cell_seconds(phase, 12) == pytest.approx(12 * 40.0)
+    cell = {"variant": "cell path", "processes": 1, "trials": 4}
+    cell.update(compile_seconds=10.0, trial_seconds=130.0)  # one compile, then 30 s per trial
+    assert trial_cost.cell_seconds(cell, 12) == pytest.approx(10.0 + 12 * 30.0)
+    two = {"variant": "2 workers x 1 thread", "processes": 2, "trials": 4}
+    two.update(compile_seconds=30.0, trial_seconds=230.0)  # 15 s each, 50 s per trial
+    assert trial_cost.cell_seconds(two, 12) == pytest.approx((30.0 + 12 * 50.0) / 2)
+
+
+def test_pretraining_data_scale_measures_a_run(tmp_path, shared_data):
+    """One isolated run of the scale benchmark: its records are all written and its peak RSS
+    is that of a process that imported TensorFlow (hundreds of MB)."""
+    from benchmarks import common
+
+    text = tmp_path / "text.txt"
+    docs = (shared_data / "text" / "wiki_squad_contexts.txt").read_text(encoding="utf-8")
+    text.write_text("\n\n".join(docs.split("\n\n")[:20]) + "\n", encoding="utf-8")
+    vocab = os.path.join(common.minilm_model_dir(), "vocab.txt")
+    out = str(tmp_path / "out" / "train")
+    result = common.run_isolated(
+        "benchmarks.pretraining_data_scale",
+        "one_run",
+        kind="project",
+        text=str(text),
+        vocab=vocab,
+        out=out,
+        seq=128,
+        dupe=1,
+        workers=2,
+    )
+    written = sum(1 for i in range(4) for _ in tf.data.TFRecordDataset(f"{out}-{i}"))
+    assert result["instances"] == written > 0
+    assert 200 < result["peak_rss_mb"] < 4000 and result["cpu_seconds"] > 0

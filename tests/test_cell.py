@@ -10,6 +10,7 @@ import pytest
 from test_pretraining import run_cli, write_experiment
 
 from bert.studies import cell as cell_lib
+from bert.tasks import pretraining_phase
 from bert.tasks.pretraining_phase import PretrainingOptions
 
 STEPS = 12
@@ -53,7 +54,7 @@ def cell_setup(tmp_path_factory, corpus_records):
         eval_batch_size=16,
         steps_per_loop=4,
     )
-    base, _, _ = cell_lib.load_phase(options)
+    base, _, _ = pretraining_phase.load_phase(options)
     return tmp, options, base
 
 

@@ -84,3 +84,37 @@ def test_create_pretraining_data_flags_come_from_its_options():
     )
     assert options.hf_dataset == ["a:x", "b"] and not options.do_lower_case
     assert options.instance_options() == InstanceOptions(max_seq_length=64, masking=False)
+
+
+def test_options_given_back_as_flags_parse_to_the_same_options():
+    import dataclasses
+
+    from data import cli
+    from data.create_pretraining_data import CreatePretrainingDataOptions
+
+    changed = dataclasses.replace(
+        cli.parse(CreatePretrainingDataOptions, ["prog"]),
+        hf_dataset=["a:x", "b"],
+        max_seq_length=64,
+        do_lower_case=False,
+        masked_lm_prob=0.2,
+    )
+    assert cli.parse(CreatePretrainingDataOptions, ["prog", *cli.to_argv(changed)]) == changed
+
+
+@pytest.mark.slow
+def test_a_worker_process_of_a_quiet_program_starts_quietly():
+    """A process a quiet program starts that is not itself `python -m <project>` (e.g. the fork
+    server of data.create_pretraining_data's workers) still imports TensorFlow quietly."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "2", tf_startup.MARKER: "2"})  # as inherited
+    proc = subprocess.run(
+        [sys.executable, "-c", "import data.pretraining_records"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not [line for line in proc.stderr.splitlines() if tf_startup.NOISE.search(line)]

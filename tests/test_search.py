@@ -19,7 +19,7 @@ from absl import flags
 from scipy.stats import qmc
 from test_pretraining import write_experiment
 
-from bert.studies import analysis, scaling, search, space
+from bert.studies import analysis, scaling, scaling_report, search, space
 from bert.tasks.pretraining_phase import PretrainingOptions
 from bert.training import experiment as experiment_lib
 from bert.training import options as opts
@@ -417,8 +417,10 @@ def test_the_dry_run_prints_the_plan_with_its_cost(capsys):
 
 
 @pytest.mark.slow
-def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
-    """Two batch sizes, three trials per cell: the JSON fields the study's readers use."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_scaling_study_end_to_end(tmp_path, corpus_records, workers):
+    """Two batch sizes, three trials per cell: the JSON fields the study's readers use; with 2
+    workers, the processes --workers starts share the cells' trials and seed repeats."""
     preset = tmp_path / "mini.json"
     raw = dataclasses.asdict(scaling.load_preset("cpu"))
     experiment = write_experiment(str(tmp_path / "experiment.json"))
@@ -438,6 +440,7 @@ def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
         substudy_size=2,
         target_accuracy=0.001,
         data="input_file",
+        workers=workers,
     )
     preset.write_text(json.dumps(raw))
     options = opts.parse(
@@ -470,13 +473,19 @@ def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
         assert hit["high"] is None or hit["high"] >= hit["value"]
         crossings = [analysis.crossing_step(t["curve"], target) for t in c["trials"] if t["curve"]]
         assert hit["value"] == pytest.approx(min(x for x in crossings if x is not None))
-        measured = [t["gradient_noise_scale"] for t in c["trials"] if t["gradient_noise_scale"]]
-        assert c["gradient_noise_scale"] == (
-            pytest.approx(sum(measured) / len(measured)) if measured else None
+        # The noise scale of the cell is its best trial's (accumulation 2: every trial has one).
+        best = max(c["trials"], key=lambda t: t["mlm_accuracy"])
+        assert best["gradient_noise_scale"] and c["gradient_noise_scale"] == pytest.approx(
+            best["gradient_noise_scale"]
         )
         assert len(c["seeds"]) == (1 if c["batch"] in (4, 16) else 0)
+    run = result["run"]
+    assert run["trials"] == 12 and run["seed_repeats"] == 4 and run["workers"] == workers
+    assert 0 < run["compile_seconds"] < run["trial_seconds"] < workers * run["wall_seconds"]
     # One program per cell and worker: the first trial of each compiles, the others do not.
-    assert compiled == len(cells)
+    assert len(cells) <= compiled <= workers * len(cells)
+    if workers == 1:
+        assert compiled == len(cells)
     for fit in result["optimizers"].values():
         crit = fit["critical_batch"]
         assert crit is None or {"value", "low", "high"} <= set(crit)
@@ -491,6 +500,15 @@ def test_the_scaling_study_end_to_end(tmp_path, corpus_records):
         assert table.count(f"| {c['optimizer']} | {c['batch']:,} | {c['budget']:,} |") == 1
     assert table.count("| lamb |") == table.count("| adamw |") == 3
     assert os.path.getsize(tmp_path / "out" / "reality_check.png") > 10_000
+    # The README's copy: regenerated between its markers from the JSON, never typed.
+    readme = tmp_path / "README.md"
+    begin, end = scaling_report.README_BEGIN, scaling_report.README_END
+    readme.write_text(f"intro\n{begin}\nold numbers\n{end}\nafter\n")
+    scaling_report.update_readme(str(tmp_path / "out"), str(readme))
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("after\n")
+    for c in cells:
+        assert f"| {c['optimizer']} | {c['batch']:,} | {c['budget']:,} |" in text
 
 
 def test_a_bad_preset_names_the_file_and_the_field(tmp_path):

@@ -72,13 +72,20 @@ def _finite(value) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def target_ladder(curves, count: int, floor: float | None = None) -> list[float]:
-    """`count` targets evenly spaced above `floor` up to the highest value any curve reached.
+def target_ladder(
+    curves, count: int, floor: float | None = None, spacing: str = "linear"
+) -> list[float]:
+    """`count` targets above `floor` up to the highest value any curve reached.
 
     Read from the stored curves after the study, so no target is guessed in advance. The
     default floor is the highest first evaluation of any curve: every target then lies above
     where each curve started, and each crossing is interpolated, never an upper bound.
+    `spacing` "linear": evenly spaced; "halving": each rung halves the distance of the next
+    one above the floor (floor + (top - floor) / 2^k), dense near the floor where the cells
+    that learn least stop, so that some rung is one every cell reaches.
     """
+    if spacing not in ("linear", "halving"):
+        raise ValueError(f"spacing must be 'linear' or 'halving', got {spacing!r}")
     curves = [[v for _, v in _points(c) if math.isfinite(v)] for c in curves]
     curves = [c for c in curves if c]
     if not curves:
@@ -87,6 +94,8 @@ def target_ladder(curves, count: int, floor: float | None = None) -> list[float]
     floor = max(c[0] for c in curves) if floor is None else floor
     if not floor < top:
         raise ValueError(f"the floor {floor} must be below the highest value reached, {top}")
+    if spacing == "halving":
+        return [float(floor + (top - floor) * 0.5**k) for k in range(count - 1, -1, -1)]
     return [float(t) for t in np.linspace(floor, top, count + 1)[1:]]
 
 
@@ -344,9 +353,10 @@ def critical_batch_interval(
 
 def _unbiased(small_sq, big_sq, b_small: float, b_big: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-step unbiased |G|^2 and tr(Sigma) (McCandlish et al. 2018, appendix A.1)."""
+    from bert.training.step import estimate_noise_scale  # the one copy of the formula
+
     small, big = np.asarray(small_sq, dtype=float), np.asarray(big_sq, dtype=float)
-    g_sq = (b_big * big - b_small * small) / (b_big - b_small)
-    return g_sq, (small - big) / (1.0 / b_small - 1.0 / b_big)
+    return estimate_noise_scale(small, big, b_small, b_big)
 
 
 def noise_scale_from_norms(small_sq, big_sq, b_small: float, b_big: float) -> dict:

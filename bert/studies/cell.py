@@ -35,15 +35,12 @@ from absl import logging
 
 import bert
 import optimization
-from bert import checkpoints
 from bert.studies import report
-from bert.tasks import pretraining
+from bert.tasks import pretraining, pretraining_phase
 from bert.tasks.pretraining_phase import PretrainingOptions
 from bert.training import controller, distribute, inputs, precision
-from bert.training import experiment as experiment_lib
 from bert.training import options as opts
 from bert.training import step as step_lib
-from data import pretraining_input
 from optimization import tunable
 
 # Phase fields that shape the compiled program (a trial must have the cell's).
@@ -76,19 +73,6 @@ class Interrupted(controller.Preempted):
             self, f"Stopped by SIGTERM at step {step} of a trial run without checkpoints"
         )
         self.step, self.checkpoint = step, ""
-
-
-def load_phase(options: PretrainingOptions) -> tuple:
-    """(phase config with the options' overrides, BertConfig, model source) of a run."""
-    exp = experiment_lib.load_experiment(options.experiment)
-    phase = experiment_lib.apply_overrides(exp.phase(options.phase), **options.phase_overrides())
-    source = options.bert_config_file or exp.model
-    config = (
-        bert.BertConfig.from_json_file(source)
-        if source.endswith(".json")
-        else bert.BertConfig.preset(source)
-    )
-    return phase, config, source
 
 
 def signature(options: PretrainingOptions, phase, config) -> str:
@@ -127,21 +111,11 @@ class CellProgram:
     def __init__(self, options: PretrainingOptions, phase=None):
         self.options = options
         self.strategy = opts.start_runtime(options)
-        loaded, self.config, source = load_phase(options)
-        self.phase = phase or loaded
-        self.signature = signature(options, self.phase, self.config)
-        for pattern in filter(None, (options.input_file, options.eval_input_file)):
-            pretraining_input.check_vocab_size(pattern, self.config.vocab_size, source)
-        phase = self.phase
-        self.micro_batch = phase.train_batch_size // phase.gradient_accumulation_steps
-        if self.micro_batch % self.strategy.num_replicas_in_sync:
-            raise ValueError(
-                f"micro-batch {self.micro_batch} is not divisible by "
-                f"{self.strategy.num_replicas_in_sync} replicas"
-            )
-        step_offset = 0
-        if options.keep_optimizer_state and options.init_checkpoint:
-            step_offset = checkpoints.optimizer_step_in_checkpoint(options.init_checkpoint)
+        loaded, self.config, _ = pretraining_phase.load_phase(options)
+        self.phase = phase = phase or loaded
+        self.signature = signature(options, phase, self.config)
+        self.micro_batch = pretraining_phase.micro_batch_size(phase, self.strategy)
+        step_offset = pretraining_phase.schedule_step_offset(options)
         self.task = pretraining.PretrainingTask()
         with self.strategy.scope():
             self.model = self._initial_model()
@@ -180,11 +154,16 @@ class CellProgram:
             phase.gradient_accumulation_steps,
             options.log_gradient_noise_scale,
         )
-        self._eval_batch = options.eval_batch_size or self.micro_batch
+        eval_file, self._eval_batch, self._eval_batches, heldout = pretraining_phase.eval_input(
+            options, self.micro_batch
+        )
         self.eval_step = step_lib.make_eval_step(
             self.strategy, self.model, self.task, self._eval_batch
         )
-        self._eval_data, self._eval_batches = self._eval_input()
+        self._eval_data = distribute.distribute_datasets(
+            self.strategy,
+            self._dataset_fn(eval_file, False, self._eval_batch, options.seed, heldout),
+        )
         self.trials = 0
 
     # ----------------------------------------------------------------------------------------
@@ -226,49 +205,10 @@ class CellProgram:
     # Inputs
 
     def _dataset_fn(self, pattern, is_training, global_batch, seed, heldout=False):
-        """`run_phase`'s pretraining input (the same call, so the same batches in order)."""
-        options, phase = self.options, self.phase
-
-        def dataset_fn(ctx):
-            return pretraining_input.build_dataset(
-                pattern,
-                batch_size=ctx.get_per_replica_batch_size(global_batch),
-                seq_length=phase.max_seq_length,
-                max_predictions_per_seq=phase.max_predictions_per_seq,
-                is_training=is_training,
-                input_context=ctx,
-                seed=seed,
-                dynamic_masking=options.dynamic_masking,
-                vocab_size=self.config.vocab_size,
-                skip_corrupt_records=options.skip_corrupt_records,
-                heldout_examples=options.heldout_examples if is_training or heldout else 0,
-                heldout=heldout,
-            )
-
-        return dataset_fn
-
-    def _eval_input(self) -> tuple:
-        """(distributed held-out dataset, batches per evaluation), as `run_phase` scores runs."""
-        options = self.options
-        if options.heldout_examples and not options.eval_input_file:
-            batches = options.heldout_examples // self._eval_batch
-            if not batches:
-                raise ValueError(
-                    f"--heldout_examples={options.heldout_examples} is smaller than one "
-                    f"evaluation batch ({self._eval_batch})"
-                )
-            fn = self._dataset_fn(
-                options.input_file, False, self._eval_batch, options.seed, heldout=True
-            )
-        else:
-            batches = options.max_eval_steps
-            fn = self._dataset_fn(
-                options.eval_input_file or options.input_file,
-                False,
-                self._eval_batch,
-                options.seed,
-            )
-        return distribute.distribute_datasets(self.strategy, fn), batches
+        """`run_phase`'s pretraining input (the same function, so the same batches in order)."""
+        return pretraining_phase.make_dataset_fn(
+            self.options, self.phase, self.config, pattern, is_training, global_batch, seed, heldout
+        )
 
     # ----------------------------------------------------------------------------------------
     # Tracing

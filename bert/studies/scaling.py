@@ -17,7 +17,11 @@ Outputs in output_dir: reality_check.{json,md,png} and one search directory per 
 
 import dataclasses
 import os
+import subprocess
+import sys
+import time
 
+import tensorflow as tf
 from absl import app, logging
 
 from bert.studies import analysis, scaling_report
@@ -25,7 +29,7 @@ from bert.studies import search as search_lib
 from bert.tasks.pretraining_phase import PretrainingOptions
 from bert.training import options as opts
 from bert.training.options import option
-from data import config_files, corpus_records, fileio
+from data import cli, config_files, corpus_records, fileio
 
 PRESET_DIR = os.path.join(config_files.CONFIG_DIR, "reality_check")
 
@@ -58,9 +62,13 @@ class Preset:
     # Micro-batches per update. Above 1, every step has two batch sizes (a micro-batch's
     # gradient and the update's), from which the gradient noise scale is measured.
     gradient_accumulation_steps: int = 1
+    # Processes sharing the study on one machine, each with cores / workers threads (on 2
+    # cores, benchmarks/trial_cost.md compares 2 workers x 1 thread with 1 x 2).
+    workers: int = 1
     stop_at_accuracy: float = 0.0  # a trial stops once held-out accuracy reaches it (0: never)
     target_accuracy: float = 0.0  # the headline target (0: the highest every cell reaches)
     ladder: int = 8  # targets read from the curves after the study
+    ladder_spacing: str = "linear"  # or "halving" (analysis.target_ladder)
     seed_repeats: int = 2  # more seeds of the best point in each optimizer's end cells
     substudy_size: int = 4  # trials per AlgoPerf-style sub-study
     level: float = 0.9  # of the intervals
@@ -113,8 +121,21 @@ class RealityCheckOptions(opts.RuntimeOptions):
     stop_at_accuracy: float = option(0.0, "A trial stops once held-out accuracy reaches this.")
     heldout_examples: int = option(0, "Held-out training examples that score the trials.")
     storage: str | None = option(None, "Optuna storage URL shared by several processes.")
+    workers: int = option(
+        0,
+        "Worker processes this command starts on this machine, each with cores / workers "
+        "threads, sharing every cell's trials (0: the preset's).",
+    )
+    worker_index: int = option(
+        -1, "Set by --workers for the processes it starts (-1: the command a user runs)."
+    )
     steps_per_loop: int = option(50, "Updates per host call of the compiled loop.")
     dry_run: bool = option(False, "Print the plan (cells, budgets, cost) and exit.")
+    update_readme: str = option(
+        "",
+        "Put the finished study in output_dir into this README (between its reality-check "
+        "markers) and exit.",
+    )
 
 
 def resolve(options: RealityCheckOptions) -> Preset:
@@ -263,28 +284,114 @@ def cell_options(
     return pretraining, search
 
 
-def run(options: RealityCheckOptions) -> list | None:
-    """Runs (or joins) every cell and writes the comparison; returns its cell rows."""
+def run(options: RealityCheckOptions, command: str = "") -> list | None:
+    """Runs (or joins) every cell and writes the comparison (its run line names `command`);
+    returns its cell rows."""
     preset = resolve(options)
     cells = plan(preset)
     if options.dry_run:
         print(plan_text(preset, cells))
         return None
+    workers = options.workers or preset.workers
+    if options.worker_index >= 0:  # One of the processes --workers started.
+        work(options, preset, cells, study_data(options, preset), options.worker_index, workers)
+        return None
+    clock = study_clock(options.output_dir)
     data = study_data(options, preset)
-    summaries = {}
+    if workers > 1:
+        start_workers(options, data, workers)
+    else:
+        work(options, preset, cells, data, 0, 1)
+    clock = study_clock(options.output_dir, finished=True)
+    # Every trial and seed repeat has run: collect them (nothing is rerun) and report.
+    summaries, seeds = {}, {}
     for cell in cells:
+        summaries[cell.name] = search_lib.run(*cell_options(options, preset, cell, data))
+    for cell in seeded_cells(preset, cells):
         pretraining, search = cell_options(options, preset, cell, data)
-        logging.info("Cell %s: %d trials of %d steps", cell.name, cell.trials, cell.steps)
-        summaries[cell.name] = search_lib.run(pretraining, search)
-    seeds = {}
+        seeds[cell.name] = repeat_best_point(
+            pretraining, search, summaries[cell.name], preset.seed_repeats
+        )
+    wall = clock["finished"] - clock["started"]
+    return scaling_report.write(
+        options.output_dir, options.preset, preset, cells, summaries, seeds, wall, workers, command
+    )
+
+
+def study_clock(output_dir: str, finished: bool = False) -> dict:
+    """When the study was first started and first finished (study_clock.json: a resumed or
+    repeated command keeps them, so the report's wall time is the study's)."""
+    path = os.path.join(output_dir, "study_clock.json")
+    clock = config_files.read_json(path) if tf.io.gfile.exists(path) else {}
+    stamp = "finished" if finished else "started"
+    if stamp not in clock:
+        clock[stamp] = time.time()
+        fileio.write_json_atomic(path, clock)
+    return clock
+
+
+def seeded_cells(preset: Preset, cells: list[CellPlan]) -> list[CellPlan]:
+    """The cells whose best point is run again with other seeds: each optimizer's end cells."""
+    chosen = []
     for optimizer in preset.search_spaces:
         mine = [c for c in cells if c.optimizer == optimizer]
-        for cell in {mine[0].name: mine[0], mine[-1].name: mine[-1]}.values():
+        chosen += [mine[0]] if len(mine) == 1 else [mine[0], mine[-1]]
+    return chosen
+
+
+def work(
+    options: RealityCheckOptions,
+    preset: Preset,
+    cells: list[CellPlan],
+    data: tuple,
+    index: int,
+    count: int,
+) -> None:
+    """One worker's share: trials of every cell (taken from the shared study), then seed repeats.
+
+    A worker that finds no trial of a cell waiting goes on to the next cell instead of waiting
+    for the others' last trials; seed repeat j is worker j % count's, which first waits for its
+    cell's search to finish (the best point must be known).
+    """
+    for cell in cells:
+        logging.info("Cell %s: %d trials of %d steps", cell.name, cell.trials, cell.steps)
+        search_lib.run(*cell_options(options, preset, cell, data), wait=False)
+    for j, cell in enumerate(seeded_cells(preset, cells)):
+        if j % count == index:
             pretraining, search = cell_options(options, preset, cell, data)
-            seeds[cell.name] = repeat_best_point(
-                pretraining, search, summaries[cell.name], preset.seed_repeats
-            )
-    return scaling_report.write(options.output_dir, options.preset, preset, cells, summaries, seeds)
+            summary = search_lib.run(pretraining, search)
+            repeat_best_point(pretraining, search, summary, preset.seed_repeats)
+
+
+def start_workers(options: RealityCheckOptions, data: tuple, workers: int) -> None:
+    """Runs `workers` processes of this study on this machine, each with cores / workers
+    threads, on the data prepared once; a signal to this process stops them (their trials
+    go back to the queue) and is raised here."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    base = dataclasses.replace(
+        options, workers=workers, threads=threads, input_file=data[0], bert_config_file=data[1]
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bert.reality_check"]
+            + cli.to_argv(dataclasses.replace(base, worker_index=i))
+        )
+        for i in range(workers)
+    ]
+    try:
+        codes = [p.wait() for p in processes]
+    except BaseException:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.wait()
+        raise
+    failed = [(i, code) for i, code in enumerate(codes) if code]
+    if failed:
+        raise RuntimeError(
+            f"reality_check workers (index, exit code) {failed} failed; rerun the same command "
+            "to resume (finished trials are kept)"
+        )
 
 
 def repeat_best_point(

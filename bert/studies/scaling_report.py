@@ -9,9 +9,12 @@ bootstrap of the best trial, the sub-study median, edge flags and the critical-b
 import dataclasses
 import math
 import os
+import time
+
+import numpy as np
 
 from bert.studies import analysis, report, space
-from data import fileio, plotting
+from data import config_files, fileio, plotting
 
 # Trial states whose curves count; a diverged trial counts as censored (an empty curve).
 _SCORED = ("complete",)
@@ -36,7 +39,7 @@ def targets(preset, curves_by_cell: dict) -> tuple:
     trials stop at, and the highest rung every cell reaches (or the preset's target)."""
     every = [c for curves in curves_by_cell.values() for c in curves if c]
     try:
-        ladder = analysis.target_ladder(every, preset.ladder)
+        ladder = analysis.target_ladder(every, preset.ladder, spacing=preset.ladder_spacing)
     except ValueError:  # No curve rose above the best first evaluation: no ladder to read.
         ladder = []
     if preset.stop_at_accuracy:
@@ -89,9 +92,13 @@ def _space_of(summary: dict) -> str:
 
 
 def _noise_scale(trials: list):
-    """Mean B_simple of the cell's trials that measured it (None when none could)."""
-    values = [t["gradient_noise_scale"] for t in trials if t.get("gradient_noise_scale")]
-    return sum(values) / len(values) if values else None
+    """B_simple of the cell's best trial (highest held-out accuracy) among those that measured
+    it, None when none could. Not a mean over trials: a trial that stays on the plateau has
+    |G|^2 near 0 and a B_simple orders of magnitude off (McCandlish et al. measure it along a
+    tuned run)."""
+    measured = [t for t in trials if t.get("gradient_noise_scale") and t.get(report.METRIC)]
+    best = max(measured, key=lambda t: t[report.METRIC], default=None)
+    return best["gradient_noise_scale"] if best else None
 
 
 def fits(preset, rows: list, curves_by_cell: dict, target) -> dict:
@@ -101,32 +108,68 @@ def fits(preset, rows: list, curves_by_cell: dict, target) -> dict:
         mine = [r for r in rows if r["optimizer"] == optimizer]
         cells = {r["batch"]: curves_by_cell[(optimizer, r["batch"])] for r in mine}
         budgets = {r["batch"]: r["budget"] for r in mine}
+        # McCandlish et al.'s B_simple predicts the critical batch: the median over the cells.
+        noise = sorted(r["gradient_noise_scale"] for r in mine if r["gradient_noise_scale"])
+        predicted = float(np.median(noise)) if noise else None
         try:
             fit = analysis.critical_batch_interval(cells, target, budgets, preset.level)
         except ValueError as e:  # Fewer than two batch sizes reached the target.
-            out[optimizer] = {"critical_batch": None, "note": str(e)}
+            out[optimizer] = {
+                "critical_batch": None,
+                "note": str(e),
+                "predicted_critical_batch": predicted,
+            }
             continue
-        noise = [r["gradient_noise_scale"] for r in mine if r["gradient_noise_scale"]]
         out[optimizer] = {
             "critical_batch": {"value": fit["b_crit"], "low": fit["low"], "high": fit["high"]},
             "s_min": fit["s_min"],
             "beyond": fit["beyond"],
             "censored": fit["censored"],
-            "predicted_critical_batch": sum(noise) / len(noise) if noise else None,
+            "predicted_critical_batch": predicted,
         }
     return out
 
 
-def write(out: str, preset_name: str, preset, cells: list, summaries: dict, seeds: dict) -> list:
+def run_summary(
+    rows: list, seeds: dict, wall_seconds: float | None, workers: int, command: str = ""
+) -> dict:
+    """What the study cost: wall time, trials, and the trials' compile and total seconds."""
+    trials = [t for r in rows for t in r["trials"]]
+    return {
+        "command": command,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} CPU cores ({_cpu_model()})",
+        "wall_seconds": wall_seconds,
+        "workers": workers,
+        "trials": len(trials),
+        "seed_repeats": sum(len(curves) for curves in seeds.values()),
+        "compile_seconds": sum(t.get("compile_seconds") or 0 for t in trials),
+        "trial_seconds": sum(t.get("seconds") or 0 for t in trials),
+    }
+
+
+def write(
+    out: str,
+    preset_name: str,
+    preset,
+    cells: list,
+    summaries: dict,
+    seeds: dict,
+    wall_seconds: float | None = None,
+    workers: int = 1,
+    command: str = "",
+) -> list:
     """reality_check.{json,md,png} in `out`; returns the cell rows."""
     curves_by_cell = {(c.optimizer, c.batch): _curves(summaries[c.name]) for c in cells}
     ladder, target = targets(preset, curves_by_cell)
     rows = [cell_row(preset, c, summaries[c.name], seeds.get(c.name, []), target) for c in cells]
     optimizers = fits(preset, rows, curves_by_cell, target) if target else {}
+    run = run_summary(rows, seeds, wall_seconds, workers, command)
     fileio.write_json_atomic(
         os.path.join(out, "reality_check.json"),
         {
             "preset": dataclasses.asdict(preset),
+            "run": run,
             "targets": ladder,
             "headline_target": target,
             "cells": rows,
@@ -135,7 +178,7 @@ def write(out: str, preset_name: str, preset, cells: list, summaries: dict, seed
     )
     fileio.write_atomic(
         os.path.join(out, "reality_check.md"),
-        markdown(preset_name, preset, rows, optimizers, ladder, target),
+        markdown(preset_name, preset, rows, optimizers, ladder, target, run),
     )
     plot(rows, optimizers, target, os.path.join(out, "reality_check.png"))
     return rows
@@ -152,13 +195,41 @@ def _interval(entry, budget) -> str:
     return f"{_steps(entry['value'])} [{_steps(entry['low'])}, {high}]"
 
 
-def markdown(preset_name, preset, rows, optimizers, ladder, target) -> str:
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def run_line(run: dict) -> str:
+    """One sentence: the command, when and where it ran, and what it cost."""
+    wall = "-" if run["wall_seconds"] is None else f"{run['wall_seconds'] / 60:.1f} min"
+    command = f"`{run['command']}`, " if run.get("command") else ""
+    return (
+        f"Run: {command}{run.get('date', '')} on {run.get('machine', '?')}: {run['trials']} "
+        f"trials and {run['seed_repeats']} seed repeats in {wall} of wall time with "
+        f"{run['workers']} worker(s); the trials took {run['trial_seconds'] / 60:.1f} min summed "
+        f"over workers, of which compilation {run['compile_seconds'] / 60:.1f} min (one program "
+        "per cell and worker)."
+    )
+
+
+def markdown(preset_name, preset, rows, optimizers, ladder, target, run=None) -> str:
     """The study as a page: what was run, the table per cell, the fits."""
     level = f"{preset.level:.0%}"
     lines = [
         f"# Reality check ({preset_name}): steps to held-out MLM accuracy "
         f"{target if target is None else f'{target:.4f}'}",
         "",
+    ]
+    if run:
+        lines += [run_line(run), ""]
+    lines += [
         f"Targets read from the curves: {', '.join(f'{t:.4f}' for t in ladder)}; the headline "
         "is the highest every cell reaches. Steps to target: the best trial's crossing "
         "(interpolated in log step), then the bootstrap over trials: its upper end bounds the "
@@ -169,8 +240,8 @@ def markdown(preset_name, preset, rows, optimizers, ladder, target) -> str:
         "",
         "| optimizer | batch | budget | trials | diverged | stopped early | steps to target "
         f"[{level} bootstrap] | sub-study median [interval] | seeds | at range edge | "
-        "best acc | trial s (compile s) |",
-        "|---|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|",
+        "best acc | B_simple | trial s (compile s) |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|---:|",
     ]
     for r in rows:
         sub = r["substudy"]
@@ -182,22 +253,27 @@ def markdown(preset_name, preset, rows, optimizers, ladder, target) -> str:
             f"{r['diverged']} | {r['stopped_early']} | "
             f"{_interval(r['steps_to_target'], r['budget'])} | "
             f"{_interval(sub, r['budget'])} | {seeds} | {edge} | {acc} | "
+            f"{_steps(r['gradient_noise_scale'])} | "
             f"{r['seconds']:.0f} ({r['compile_seconds']:.0f}) |"
         )
-    lines += ["", "| optimizer | critical batch B_crit [interval] | S_min | noise scale B_simple |"]
+    lines += [
+        "",
+        "| optimizer | critical batch B_crit [interval] | S_min | B_simple (cells' median) |",
+    ]
     lines.append("|---|---|---:|---:|")
     for name, fit in optimizers.items():
         crit = fit["critical_batch"]
+        noise = fit["predicted_critical_batch"]
+        noise = "-" if noise is None else f"{noise:,.0f}"
         if crit is None:
-            lines.append(f"| {name} | not fitted: {fit['note']} | - | - |")
+            lines.append(f"| {name} | not fitted: {fit['note']} | - | {noise} |")
             continue
         low = _steps(crit["low"]) if crit["low"] else "unbounded"
         high = _steps(crit["high"]) if crit["high"] else "unbounded"
-        noise = fit["predicted_critical_batch"]
         lines.append(
             f"| {name} | {_steps(crit['value'])} [{low}, {high}]"
             f"{' (' + fit['beyond'] + ' the batches)' if fit['beyond'] else ''} | "
-            f"{fit['s_min']:,.0f} | {'-' if noise is None else f'{noise:,.0f}'} |"
+            f"{fit['s_min']:,.0f} | {noise} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -265,3 +341,65 @@ def plot(rows: list, optimizers: dict, target, path: str) -> None:
 
 def finite_or_none(value):
     return value if value is not None and math.isfinite(value) else None
+
+
+# The README's copy of a committed study, replaced by `python -m bert.reality_check
+# --update_readme=README.md --output_dir=...` (never typed by hand).
+README_BEGIN = "<!-- reality-check: by `python -m bert.reality_check --update_readme` -->"
+README_END = "<!-- /reality-check -->"
+
+
+def readme_section(result: dict) -> str:
+    """The study in brief: the run line, steps to the headline target per cell, the fits."""
+    preset, target = result["preset"], result["headline_target"]
+    level = f"{preset['level']:.0%}"
+    lines = [
+        run_line(result["run"]),
+        "",
+        f"Headline target: held-out masked-LM accuracy {target:.4f} (the highest of the ladder "
+        f"{', '.join(f'{t:.4f}' for t in result['targets'])} that every cell reaches)."
+        if target
+        else "No target is reached by every cell.",
+        "",
+        f"| optimizer | batch | budget | steps to target [{level} bootstrap] | sub-study median "
+        "| seeds | best acc | B_simple |",
+        "|---|---:|---:|---|---|---|---:|---:|",
+    ]
+    for r in result["cells"]:
+        seeds = ", ".join(_steps(s) if s else "never" for s in r["seeds"]) or "-"
+        acc = "-" if r["best_accuracy"] is None else f"{r['best_accuracy']:.4f}"
+        lines.append(
+            f"| {r['optimizer']} | {r['batch']:,} | {r['budget']:,} | "
+            f"{_interval(r['steps_to_target'], r['budget'])} | "
+            f"{_interval(r['substudy'], r['budget'])} | {seeds} | {acc} | "
+            f"{_steps(r['gradient_noise_scale'])} |"
+        )
+    lines += [
+        "",
+        "| optimizer | critical batch B_crit [interval] | S_min | B_simple (cells' median) |",
+    ]
+    lines.append("|---|---|---:|---:|")
+    for name, fit in result["optimizers"].items():
+        noise = _steps(fit.get("predicted_critical_batch"))
+        crit = fit["critical_batch"]
+        if crit is None:
+            lines.append(f"| {name} | not fitted: {fit['note']} | - | {noise} |")
+            continue
+        low = _steps(crit["low"]) if crit["low"] else "unbounded"
+        high = _steps(crit["high"]) if crit["high"] else "unbounded"
+        lines.append(
+            f"| {name} | {_steps(crit['value'])} [{low}, {high}] | {fit['s_min']:,.0f} | {noise} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(study_dir: str, readme_file: str) -> None:
+    """Puts the study of `study_dir` (its reality_check.json) between the README's markers."""
+    result = config_files.read_json(os.path.join(study_dir, "reality_check.json"))
+    with open(readme_file, encoding="utf-8") as f:
+        readme = f.read()
+    if README_BEGIN not in readme or README_END not in readme:
+        raise ValueError(f"{readme_file}: no {README_BEGIN!r} ... {README_END!r} markers")
+    start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
+    section = f"{README_BEGIN}\n{readme_section(result)}\n{README_END}"
+    fileio.write_atomic(readme_file, readme[:start] + section + readme[end:])

@@ -36,6 +36,7 @@ from absl import app, logging
 
 from bert.studies import report
 from bert.studies.space import SearchSpace, load_search_space, quasi_random_points
+from bert.tasks import pretraining_phase
 from bert.tasks.pretraining_phase import PretrainingOptions, run_phase
 from bert.training import experiment as experiment_lib
 from data import cli, fileio
@@ -246,6 +247,7 @@ def make_study(pretraining: PretrainingOptions, search: SearchOptions) -> Study:
 
 def _storage(study: Study):
     import optuna
+    import sqlalchemy
 
     search = study.search
     if not search.storage and "://" in study.directory:
@@ -258,15 +260,23 @@ def _storage(study: Study):
     )
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat
-    return optuna.storages.RDBStorage(
-        url,
-        engine_kwargs=engine_kwargs,
-        heartbeat_interval=search.heartbeat_seconds,
-        grace_period=3 * search.heartbeat_seconds,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=3
-        ),
-    )
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=search.heartbeat_seconds,
+                grace_period=3 * search.heartbeat_seconds,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=3
+                ),
+            )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            # Workers started together both create the new database's tables: one of them
+            # wins, the other sees a duplicate (table or row) and finds them on its next try.
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
 
 
 def open_study(study: Study):
@@ -388,7 +398,7 @@ def cell_program(study: Study, phase):
     """The cell program of `phase`'s trials (the current one, or a new one replacing it)."""
     from bert.studies import cell
 
-    _, config, _ = cell.load_phase(study.run)
+    _, config, _ = pretraining_phase.load_phase(study.run)
     key = cell.signature(study.run, phase, config)
     if _PROGRAM.get("key") != key:
         import keras
@@ -507,8 +517,9 @@ def phase_timings(directory: str, seconds: float) -> dict:
 TRIAL_ATTRS = ("path", *report.MEASURES, "diverged")
 
 
-def run_worker(study: Study, optuna_study) -> int:
-    """Runs waiting trials until the study is finished; returns how many this worker ran."""
+def run_worker(study: Study, optuna_study, wait: bool = True) -> int:
+    """Runs waiting trials until the study is finished (or, with `wait` False, until none is
+    waiting: other workers' trials may still run); returns how many this worker ran."""
     import optuna
 
     states = optuna.trial.TrialState
@@ -519,7 +530,7 @@ def run_worker(study: Study, optuna_study) -> int:
         optuna.storages.fail_stale_trials(optuna_study)
         _requeue_dead_local_trials(optuna_study)
         if not optuna_study.get_trials(deepcopy=False, states=(states.WAITING,)):
-            if not optuna_study.get_trials(deepcopy=False, states=(states.RUNNING,)):
+            if not wait or not optuna_study.get_trials(deepcopy=False, states=(states.RUNNING,)):
                 return ran
             # Other workers' trials run; wait: one of them may be lost and come back.
             time.sleep(min(heartbeat, 10))
@@ -561,8 +572,14 @@ def run_worker(study: Study, optuna_study) -> int:
         ran += 1
 
 
-def run(pretraining: PretrainingOptions, search: SearchOptions) -> dict | None:
-    """Dry run (prints the trials) or run/join/report the study; returns the summary."""
+def run(pretraining: PretrainingOptions, search: SearchOptions, wait: bool = True) -> dict | None:
+    """Dry run (prints the trials) or run/join/report the study; returns the summary.
+
+    With `wait` False, returns None without a report as soon as no trial is left waiting while
+    other workers' trials still run (the worker can take up another study meanwhile).
+    """
+    import optuna
+
     search.validate(pretraining)
     study = make_study(pretraining, search)
     if search.dry_run:
@@ -573,6 +590,11 @@ def run(pretraining: PretrainingOptions, search: SearchOptions) -> dict | None:
     tf.io.gfile.makedirs(study.directory)
     optuna_study = open_study(study)
     if not search.report_only:
-        ran = run_worker(study, optuna_study)
+        ran = run_worker(study, optuna_study, wait)
+        states = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)
+        unfinished = [] if wait else optuna_study.get_trials(deepcopy=False, states=states)
+        if unfinished:  # Other workers' trials still run.
+            logging.info("This worker ran %d trial(s); %d run elsewhere.", ran, len(unfinished))
+            return None
         logging.info("This worker ran %d trial(s); the study is finished.", ran)
     return report.write_report(study, optuna_study)

@@ -116,21 +116,92 @@ class PretrainingOptions(opts.RuntimeOptions):
             raise app.UsageError("--input_file is required for training")
 
 
+def load_phase(options: PretrainingOptions) -> tuple:
+    """(phase config with the options' overrides, BertConfig, model source) of a run."""
+    exp = experiment_lib.load_experiment(options.experiment)
+    phase = experiment_lib.apply_overrides(exp.phase(options.phase), **options.phase_overrides())
+    source = options.bert_config_file or exp.model
+    config = (
+        bert.BertConfig.from_json_file(source)
+        if source.endswith(".json")
+        else bert.BertConfig.preset(source)
+    )
+    for pattern in filter(None, (options.input_file, options.eval_input_file)):
+        pretraining_input.check_vocab_size(pattern, config.vocab_size, source)
+    return phase, config, source
+
+
+def schedule_step_offset(options: PretrainingOptions) -> int:
+    """Updates already counted by the optimizer state the run starts from (kept moments)."""
+    if options.keep_optimizer_state and options.init_checkpoint:
+        return checkpoints.optimizer_step_in_checkpoint(options.init_checkpoint)
+    return 0
+
+
+def micro_batch_size(phase, strategy) -> int:
+    """The global batch of one accumulated micro-step (every replica gets an equal share)."""
+    micro_batch = phase.train_batch_size // phase.gradient_accumulation_steps
+    if micro_batch % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"micro-batch {micro_batch} is not divisible by "
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
+    return micro_batch
+
+
+def make_dataset_fn(
+    options: PretrainingOptions,
+    phase,
+    config,
+    file_pattern: str,
+    is_training: bool,
+    global_batch: int,
+    seed: int,
+    heldout: bool = False,
+    corrupt_record_counter=None,
+):
+    """The distributed input of a phase: training records (the held-out slice skipped), the
+    held-out slice (`heldout`) or other evaluation records."""
+
+    def dataset_fn(ctx):
+        return pretraining_input.build_dataset(
+            file_pattern,
+            batch_size=ctx.get_per_replica_batch_size(global_batch),
+            seq_length=phase.max_seq_length,
+            max_predictions_per_seq=phase.max_predictions_per_seq,
+            is_training=is_training,
+            input_context=ctx,
+            seed=seed,
+            dynamic_masking=options.dynamic_masking,
+            vocab_size=config.vocab_size,
+            skip_corrupt_records=options.skip_corrupt_records,
+            corrupt_record_counter=corrupt_record_counter,
+            heldout_examples=options.heldout_examples if is_training or heldout else 0,
+            heldout=heldout,
+        )
+
+    return dataset_fn
+
+
+def eval_input(options: PretrainingOptions, micro_batch: int) -> tuple:
+    """(records, global batch, batches, from the held-out slice) that evaluate a phase."""
+    eval_batch = options.eval_batch_size or micro_batch
+    if options.heldout_examples and not options.eval_input_file:
+        batches = options.heldout_examples // eval_batch
+        if not batches:
+            raise ValueError(
+                f"--heldout_examples={options.heldout_examples} is smaller than one evaluation "
+                f"batch ({eval_batch}); hold out more or lower --eval_batch_size"
+            )
+        return options.input_file, eval_batch, batches, True
+    return options.eval_input_file or options.input_file, eval_batch, options.max_eval_steps, False
+
+
 def run_phase(options: PretrainingOptions) -> dict:
     """Trains (and evaluates) one phase of an experiment; returns {"train": ..., "eval": ...}."""
     options.validate()
     strategy = opts.start_runtime(options)
-
-    exp = experiment_lib.load_experiment(options.experiment)
-    phase = experiment_lib.apply_overrides(exp.phase(options.phase), **options.phase_overrides())
-    model_source = options.bert_config_file or exp.model
-    config = (
-        bert.BertConfig.from_json_file(model_source)
-        if model_source.endswith(".json")
-        else bert.BertConfig.preset(model_source)
-    )
-    for pattern in filter(None, (options.input_file, options.eval_input_file)):
-        pretraining_input.check_vocab_size(pattern, config.vocab_size, model_source)
+    phase, config, _ = load_phase(options)
     tf.io.gfile.makedirs(options.model_dir)
     logging.info(
         "Strategy %s with %d replicas; phase %d: %s",
@@ -140,9 +211,7 @@ def run_phase(options: PretrainingOptions) -> dict:
         phase,
     )
 
-    step_offset = 0
-    if options.keep_optimizer_state and options.init_checkpoint:
-        step_offset = checkpoints.optimizer_step_in_checkpoint(options.init_checkpoint)
+    step_offset = schedule_step_offset(options)
     with strategy.scope():
         model = bert.build_pretraining_model(config)
         optimizer, schedule = optimization.create_optimizer_and_schedule(
@@ -152,35 +221,8 @@ def run_phase(options: PretrainingOptions) -> dict:
             gradient_accumulation_steps=phase.gradient_accumulation_steps,
             skip_nonfinite=precision.skips_nonfinite(options.mixed_precision),
         )
-
-    micro_batch = phase.train_batch_size // phase.gradient_accumulation_steps
-    if micro_batch % strategy.num_replicas_in_sync:
-        raise ValueError(
-            f"micro-batch {micro_batch} is not divisible by "
-            f"{strategy.num_replicas_in_sync} replicas"
-        )
-
+    micro_batch = micro_batch_size(phase, strategy)
     corrupt_records = pretraining_input.CorruptRecordCounter()
-
-    def make_dataset_fn(file_pattern, is_training, global_batch, heldout_examples=0, heldout=False):
-        def dataset_fn(ctx):
-            return pretraining_input.build_dataset(
-                file_pattern,
-                batch_size=ctx.get_per_replica_batch_size(global_batch),
-                seq_length=phase.max_seq_length,
-                max_predictions_per_seq=phase.max_predictions_per_seq,
-                is_training=is_training,
-                input_context=ctx,
-                seed=options.seed,
-                dynamic_masking=options.dynamic_masking,
-                vocab_size=config.vocab_size,
-                skip_corrupt_records=options.skip_corrupt_records,
-                corrupt_record_counter=corrupt_records,
-                heldout_examples=heldout_examples,
-                heldout=heldout,
-            )
-
-        return dataset_fn
 
     trainer = trainer_lib.Trainer(
         strategy,
@@ -219,21 +261,10 @@ def run_phase(options: PretrainingOptions) -> dict:
                 "num_replicas": strategy.num_replicas_in_sync,
             },
         )
-    eval_batch = options.eval_batch_size or micro_batch
-    if options.heldout_examples and not options.eval_input_file:
-        eval_file, eval_steps = options.input_file, options.heldout_examples // eval_batch
-        if not eval_steps:
-            raise ValueError(
-                f"--heldout_examples={options.heldout_examples} is smaller than one evaluation "
-                f"batch ({eval_batch}); hold out more or lower --eval_batch_size"
-            )
-        eval_dataset_fn = make_dataset_fn(
-            eval_file, False, eval_batch, options.heldout_examples, heldout=True
-        )
-    else:
-        eval_file = options.eval_input_file or options.input_file
-        eval_steps = options.max_eval_steps
-        eval_dataset_fn = make_dataset_fn(eval_file, False, eval_batch)
+    eval_file, eval_batch, eval_steps, heldout = eval_input(options, micro_batch)
+    eval_dataset_fn = make_dataset_fn(
+        options, phase, config, eval_file, False, eval_batch, options.seed, heldout, corrupt_records
+    )
 
     def evaluate():
         return _naming_corrupt_files(
@@ -242,10 +273,20 @@ def run_phase(options: PretrainingOptions) -> dict:
 
     results = {}
     if options.do_train:
+        train_dataset_fn = make_dataset_fn(
+            options,
+            phase,
+            config,
+            options.input_file,
+            True,
+            micro_batch,
+            options.seed,
+            corrupt_record_counter=corrupt_records,
+        )
         results["train"] = _naming_corrupt_files(
             options.input_file,
             lambda: trainer.train(
-                make_dataset_fn(options.input_file, True, micro_batch, options.heldout_examples),
+                train_dataset_fn,
                 host_metrics=corrupt_records.metrics if options.skip_corrupt_records else None,
                 evaluate=evaluate if options.do_eval else None,
             ),

@@ -1,0 +1,174 @@
+r"""Benchmark: pretraining-data creation as the corpus grows, memory and throughput.
+
+The real text of ../shared/data/text (1.85 MB) repeated 1, 10 and 100 times is turned into
+records (dupe 5, sequence 128 and 512) by the project (`data.create_pretraining_data`,
+--num_workers workers, default memory budget) and, at the smaller scales, by the pure-Python
+baseline of `benchmarks.pretraining_data` (google-research/bert's algorithm and data flow:
+every instance held in memory until the final shuffle). Each run is its own process; the
+table gives its wall seconds, instances/s, instances/s per core used, and peak RSS (the
+process's own and its largest worker's, from getrusage).
+
+  python -m benchmarks.pretraining_data_scale --scale=1,10,100 --seq_lengths=128,512
+"""
+
+import json
+import os
+import tempfile
+
+from absl import app, flags
+
+from benchmarks import common
+
+FLAGS = flags.FLAGS
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEXT_DIR = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "text"))
+
+
+def define_flags():
+    flags.DEFINE_list("scale", ["1", "10"], "Times the real text is repeated.")
+    flags.DEFINE_list("seq_lengths", ["128"], "max_seq_length of the records.")
+    flags.DEFINE_list("baseline_scales", ["1", "10"], "Scales the baseline also runs at.")
+    flags.DEFINE_integer("num_workers", 2, "Workers of the project's runs.")
+    flags.DEFINE_integer("dupe_factor", 5, "dupe_factor of every run.")
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (default: MiniLM's uncased).")
+    flags.DEFINE_string("output_dir", os.path.join(REPO, "benchmarks"), "Where the table goes.")
+
+
+def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, workers: int):
+    """One run (in a process of its own): statistics, CPU seconds and peak RSS."""
+    import resource
+    import time
+
+    from data import pretraining_instances
+
+    options = pretraining_instances.InstanceOptions(
+        max_seq_length=seq,
+        max_predictions_per_seq={128: 20, 512: 80}.get(seq, round(0.15 * seq)),  # BERT's
+        dupe_factor=dupe,
+    )
+    outputs = [f"{out}-{i}" for i in range(4)]
+    start = time.perf_counter()
+    if kind == "project":
+        from data import pretraining_records, tokenization
+
+        tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
+        stats = pretraining_records.create_pretraining_data(
+            [text], outputs, tokenizer, options, workers
+        )
+        instances = stats["instances"]
+    else:
+        from benchmarks import pretraining_data
+
+        instances = pretraining_data.run_baseline([text], outputs, vocab, options)["instances"]
+    seconds = time.perf_counter() - start
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "seconds": seconds,
+        "instances": instances,
+        "peak_rss_mb": own.ru_maxrss / 1024,
+        "worker_peak_rss_mb": children.ru_maxrss / 1024,
+        "cpu_seconds": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+    }
+
+
+def scaled_text(directory: str, scale: int) -> str:
+    """The real text repeated `scale` times (documents stay separated by a blank line)."""
+    parts = []
+    for name in sorted(os.listdir(TEXT_DIR)):
+        if name.endswith(".txt"):
+            with open(os.path.join(TEXT_DIR, name), encoding="utf-8") as f:
+                parts.append(f.read().rstrip("\n") + "\n\n")
+    path = os.path.join(directory, f"text_x{scale}.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(scale):
+            f.write("".join(parts))
+    return path
+
+
+def to_markdown(rows: list, config: dict) -> str:
+    machine = config["machine"]
+    lines = [
+        f"# Pretraining data as the corpus grows (dupe {config['dupe_factor']}, "
+        f"{config['num_workers']} workers)",
+        "",
+        f"Machine: {machine.get('cpu', '?')}, {machine['cpu_count']} cores. "
+        f"Command: `{config['command']}`.",
+        "",
+        "| implementation | seq | scale | input MB | wall s | instances | instances/s "
+        "| instances/s per CPU s | peak RSS MB | worker peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['implementation']} | {r['seq']} | {r['scale']}x | {r['input_mb']:.1f} | "
+            f"{r['seconds']:.1f} | {r['instances']:,} | {r['instances'] / r['seconds']:,.0f} | "
+            f"{r['instances'] / r['cpu_seconds']:,.0f} | {r['peak_rss_mb']:,.0f} | "
+            f"{r['worker_peak_rss_mb']:,.0f} |"
+        )
+    lines += [
+        "",
+        "Peak RSS is getrusage's ru_maxrss of the run's process and of its largest worker "
+        "process (the project's workers are forked; the baseline has none). Instances/s per CPU "
+        "second divides by user + system time of the process and its workers.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    vocab = FLAGS.vocab_file or os.path.join(common.minilm_model_dir(), "vocab.txt")
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for scale in map(int, FLAGS.scale):
+            text = scaled_text(work, scale)
+            kinds = ["project"] + (["baseline"] if str(scale) in FLAGS.baseline_scales else [])
+            for seq in map(int, FLAGS.seq_lengths):
+                for kind in kinds:
+                    out = os.path.join(work, f"{kind}_{scale}_{seq}", "train")
+                    result = common.run_isolated(
+                        "benchmarks.pretraining_data_scale",
+                        "one_run",
+                        kind=kind,
+                        text=text,
+                        vocab=vocab,
+                        out=out,
+                        seq=seq,
+                        dupe=FLAGS.dupe_factor,
+                        workers=FLAGS.num_workers,
+                    )
+                    name = (
+                        f"project ({FLAGS.num_workers} workers)"
+                        if kind == "project"
+                        else "pure-Python baseline (1 process)"
+                    )
+                    rows.append(
+                        dict(
+                            result,
+                            implementation=name,
+                            seq=seq,
+                            scale=scale,
+                            input_mb=os.path.getsize(text) / 1e6,
+                        )
+                    )
+                    print(json.dumps(rows[-1]), flush=True)
+            os.remove(text)
+    config = {
+        "dupe_factor": FLAGS.dupe_factor,
+        "num_workers": FLAGS.num_workers,
+        "machine": common.machine(),
+        "versions": common.versions(),
+        "command": "python -m benchmarks.pretraining_data_scale "
+        f"--scale={','.join(FLAGS.scale)} --seq_lengths={','.join(FLAGS.seq_lengths)}",
+    }
+    common.write_results(
+        {"config": config, "rows": rows},
+        to_markdown(rows, config),
+        os.path.join(FLAGS.output_dir, "pretraining_data_scale.json"),
+        os.path.join(FLAGS.output_dir, "pretraining_data_scale.md"),
+    )
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

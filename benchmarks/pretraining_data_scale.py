@@ -47,6 +47,7 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
         dupe_factor=dupe,
     )
     outputs = [f"{out}-{i}" for i in range(4)]
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     start = time.perf_counter()
     if kind == "project":
         from data import pretraining_records, tokenization
@@ -56,6 +57,15 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
             [text], outputs, tokenizer, options, workers
         )
         instances = stats["instances"]
+    elif kind == "in-memory":  # the pipeline before buckets: every record held, then shuffled
+        from data import corpus_tokenization, pretraining_records, text_corpus, tokenization
+
+        tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
+        corpus = corpus_tokenization.tokenize_corpus(text_corpus.read_documents([text]), tokenizer)
+        vocabulary = pretraining_records.Vocab.from_tokenizer(tokenizer)
+        records = pretraining_records.generate_records(corpus, options, vocabulary, workers)
+        pretraining_records.write_records(records, outputs, options.random_seed)
+        instances = len(records)
     else:
         from benchmarks import pretraining_data
 
@@ -96,21 +106,23 @@ def to_markdown(rows: list, config: dict) -> str:
         f"Command: `{config['command']}`.",
         "",
         "| implementation | seq | scale | input MB | wall s | instances | instances/s "
-        "| instances/s per CPU s | peak RSS MB | worker peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS MB | worker peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        # The baseline starts no worker (what getrusage counts there is not one of its own).
+        workers = "-" if "baseline" in r["implementation"] else f"{r['worker_peak_rss_mb']:,.0f}"
         lines.append(
             f"| {r['implementation']} | {r['seq']} | {r['scale']}x | {r['input_mb']:.1f} | "
             f"{r['seconds']:.1f} | {r['instances']:,} | {r['instances'] / r['seconds']:,.0f} | "
-            f"{r['instances'] / r['cpu_seconds']:,.0f} | {r['peak_rss_mb']:,.0f} | "
-            f"{r['worker_peak_rss_mb']:,.0f} |"
+            f"{r['peak_rss_mb']:,.0f} | {workers} |"
         )
     lines += [
         "",
-        "Peak RSS is getrusage's ru_maxrss of the run's process and of its largest worker "
-        "process (the project's workers are forked; the baseline has none). Instances/s per CPU "
-        "second divides by user + system time of the process and its workers.",
+        "Peak RSS is getrusage's ru_maxrss of the run's process and of its largest child process "
+        "(the in-memory path's forked workers; the project's workers come from a fork server "
+        "and may not all be counted; the baseline has none). Wall "
+        "seconds include starting the workers (the project's fork server imports TensorFlow).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -122,7 +134,9 @@ def main(argv):
     with tempfile.TemporaryDirectory() as work:
         for scale in map(int, FLAGS.scale):
             text = scaled_text(work, scale)
-            kinds = ["project"] + (["baseline"] if str(scale) in FLAGS.baseline_scales else [])
+            kinds = ["project"] + (
+                ["in-memory", "baseline"] if str(scale) in FLAGS.baseline_scales else []
+            )
             for seq in map(int, FLAGS.seq_lengths):
                 for kind in kinds:
                     out = os.path.join(work, f"{kind}_{scale}_{seq}", "train")
@@ -137,11 +151,11 @@ def main(argv):
                         dupe=FLAGS.dupe_factor,
                         workers=FLAGS.num_workers,
                     )
-                    name = (
-                        f"project ({FLAGS.num_workers} workers)"
-                        if kind == "project"
-                        else "pure-Python baseline (1 process)"
-                    )
+                    name = {
+                        "project": f"project ({FLAGS.num_workers} workers)",
+                        "in-memory": f"in memory, before buckets ({FLAGS.num_workers} workers)",
+                        "baseline": "pure-Python baseline (1 process)",
+                    }[kind]
                     rows.append(
                         dict(
                             result,
@@ -159,7 +173,8 @@ def main(argv):
         "machine": common.machine(),
         "versions": common.versions(),
         "command": "python -m benchmarks.pretraining_data_scale "
-        f"--scale={','.join(FLAGS.scale)} --seq_lengths={','.join(FLAGS.seq_lengths)}",
+        f"--scale={','.join(FLAGS.scale)} --seq_lengths={','.join(FLAGS.seq_lengths)} "
+        f"--baseline_scales={','.join(FLAGS.baseline_scales)}",
     }
     common.write_results(
         {"config": config, "rows": rows},

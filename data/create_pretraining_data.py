@@ -125,7 +125,7 @@ class CreatePretrainingDataOptions:
         0, "If > 0, read at most this many documents from each Hugging Face dataset."
     )
     memory_megabytes: float = option(
-        512.0, "Records held in memory at once while shuffling (larger buckets spill to disk)."
+        128.0, "Records held in memory at once while shuffling (larger buckets spill to disk)."
     )
 
     def instance_options(self) -> InstanceOptions:

@@ -536,7 +536,7 @@ def create_pretraining_data(
     num_workers: int = 1,
     hf_datasets: Sequence[str] = (),
     hf_max_documents: int = 0,
-    memory_megabytes: float = 512,
+    memory_megabytes: float = 128,
 ) -> dict:
     """Runs the whole pipeline; returns statistics (counts, seconds, rates).
 

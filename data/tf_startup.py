@@ -70,6 +70,9 @@ def quiet_start() -> None:
         return
     # A project program, or a process one of them started (a multiprocessing fork server or
     # spawned worker: it inherits MARKER) that imports TensorFlow itself.
+    argv = getattr(sys, "orig_argv", [])
+    if len(argv) >= 3 and argv[1] == "-m" and argv[2] in NO_TENSORFLOW:
+        return
     if not _is_project_program() and MARKER not in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ[MARKER] = QUIET_LEVEL

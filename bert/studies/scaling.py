@@ -296,7 +296,7 @@ def run(options: RealityCheckOptions, command: str = "") -> list | None:
     if options.worker_index >= 0:  # One of the processes --workers started.
         work(options, preset, cells, study_data(options, preset), options.worker_index, workers)
         return None
-    clock = study_clock(options.output_dir)
+    study_clock(options.output_dir)  # the first start, kept by reruns
     data = study_data(options, preset)
     if workers > 1:
         start_workers(options, data, workers)

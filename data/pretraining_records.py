@@ -281,6 +281,7 @@ def store_corpus(documents, tokenizer, directory: str, total_bytes: float = 0) -
     progress = Progress(
         "read + tokenize", total=total_bytes / 1e6, unit="MB", total_bytes=total_bytes
     )
+    read_bytes = 0.0
     with corpus_store.CorpusWriter(directory) as writer:
         chunk, chunk_bytes = [], 0
         for document in itertools.chain(documents, [None]):
@@ -291,10 +292,16 @@ def store_corpus(documents, tokenizer, directory: str, total_bytes: float = 0) -
                 tokenized = tokenize_corpus(chunk, tokenizer, progress=False)
                 writer.append(tokenized)
                 read = float(tokenized.document_bytes.sum())
+                read_bytes += read
                 progress.update(read / 1e6, read)
                 chunk, chunk_bytes = [], 0
     progress.done()
-    return {"documents": writer.documents, "sentences": writer.sentences, "tokens": writer.tokens}
+    return {
+        "documents": writer.documents,
+        "sentences": writer.sentences,
+        "tokens": writer.tokens,
+        "bytes": read_bytes,
+    }
 
 
 def _tasks(num_documents: int, dupe_factor: int) -> list[tuple[int, int, int]]:
@@ -595,7 +602,7 @@ def create_pretraining_data(
         counts = write_outputs(
             bucket_dir, output_files, num_buckets, options.random_seed, budget, state, info
         )
-    input_bytes = float(corpus_store.StoredCorpus(corpus_dir).document_bytes.sum())
+    input_bytes = corpus["bytes"]
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - start
     stats = dict(

@@ -111,7 +111,8 @@ class CellProgram:
     def __init__(self, options: PretrainingOptions, phase=None):
         self.options = options
         self.strategy = opts.start_runtime(options)
-        loaded, self.config, _ = pretraining_phase.load_phase(options)
+        loaded, self.config, source = pretraining_phase.load_phase(options)
+        pretraining_phase.check_inputs(options, self.config, source)
         self.phase = phase = phase or loaded
         self.signature = signature(options, phase, self.config)
         self.micro_batch = pretraining_phase.micro_batch_size(phase, self.strategy)

@@ -256,15 +256,18 @@ def markdown(preset_name, preset, rows, optimizers, ladder, target, run=None) ->
             f"{_steps(r['gradient_noise_scale'])} | "
             f"{r['seconds']:.0f} ({r['compile_seconds']:.0f}) |"
         )
-    lines += [
-        "",
+    return "\n".join(lines + ["", *fits_table(optimizers)]) + "\n"
+
+
+def fits_table(optimizers: dict) -> list[str]:
+    """Per optimizer: the fitted critical batch with its interval, S_min and B_simple."""
+    lines = [
         "| optimizer | critical batch B_crit [interval] | S_min | B_simple (cells' median) |",
+        "|---|---|---:|---:|",
     ]
-    lines.append("|---|---|---:|---:|")
     for name, fit in optimizers.items():
+        noise = _steps(fit.get("predicted_critical_batch"))
         crit = fit["critical_batch"]
-        noise = fit["predicted_critical_batch"]
-        noise = "-" if noise is None else f"{noise:,.0f}"
         if crit is None:
             lines.append(f"| {name} | not fitted: {fit['note']} | - | {noise} |")
             continue
@@ -275,7 +278,7 @@ def markdown(preset_name, preset, rows, optimizers, ladder, target, run=None) ->
             f"{' (' + fit['beyond'] + ' the batches)' if fit['beyond'] else ''} | "
             f"{fit['s_min']:,.0f} | {noise} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def plot(rows: list, optimizers: dict, target, path: str) -> None:
@@ -374,23 +377,7 @@ def readme_section(result: dict) -> str:
             f"{_interval(r['substudy'], r['budget'])} | {seeds} | {acc} | "
             f"{_steps(r['gradient_noise_scale'])} |"
         )
-    lines += [
-        "",
-        "| optimizer | critical batch B_crit [interval] | S_min | B_simple (cells' median) |",
-    ]
-    lines.append("|---|---|---:|---:|")
-    for name, fit in result["optimizers"].items():
-        noise = _steps(fit.get("predicted_critical_batch"))
-        crit = fit["critical_batch"]
-        if crit is None:
-            lines.append(f"| {name} | not fitted: {fit['note']} | - | {noise} |")
-            continue
-        low = _steps(crit["low"]) if crit["low"] else "unbounded"
-        high = _steps(crit["high"]) if crit["high"] else "unbounded"
-        lines.append(
-            f"| {name} | {_steps(crit['value'])} [{low}, {high}] | {fit['s_min']:,.0f} | {noise} |"
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + ["", *fits_table(result["optimizers"])])
 
 
 def update_readme(study_dir: str, readme_file: str) -> None:

@@ -126,9 +126,13 @@ def load_phase(options: PretrainingOptions) -> tuple:
         if source.endswith(".json")
         else bert.BertConfig.preset(source)
     )
-    for pattern in filter(None, (options.input_file, options.eval_input_file)):
-        pretraining_input.check_vocab_size(pattern, config.vocab_size, source)
     return phase, config, source
+
+
+def check_inputs(options: PretrainingOptions, config, model_source: str) -> None:
+    """Refuses training or evaluation records made with another vocabulary than the model's."""
+    for pattern in filter(None, (options.input_file, options.eval_input_file)):
+        pretraining_input.check_vocab_size(pattern, config.vocab_size, model_source)
 
 
 def schedule_step_offset(options: PretrainingOptions) -> int:
@@ -201,7 +205,8 @@ def run_phase(options: PretrainingOptions) -> dict:
     """Trains (and evaluates) one phase of an experiment; returns {"train": ..., "eval": ...}."""
     options.validate()
     strategy = opts.start_runtime(options)
-    phase, config, _ = load_phase(options)
+    phase, config, source = load_phase(options)
+    check_inputs(options, config, source)
     tf.io.gfile.makedirs(options.model_dir)
     logging.info(
         "Strategy %s with %d replicas; phase %d: %s",

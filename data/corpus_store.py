@@ -13,7 +13,9 @@ drawn from the WHOLE corpus. So the corpus is four flat little-endian files in a
 positioned reads (no memory map: pages read stay in the page cache, not in this process)
 and keeps only the document index (8 bytes per document) in memory. It has the three
 methods instance creation calls on an in-memory `TokenizedCorpus` (`num_documents`,
-`sentence_offsets`, `gather`), so both give the same instances.
+`sentence_offsets`, `gather`), so both give the same instances. `ConcatenatedCorpus` has them
+too: stored parts (one per input file, tokenized on different machines) read as the one
+corpus their concatenation is.
 """
 
 import os
@@ -131,3 +133,44 @@ class StoredCorpus:
             document_starts=self.document_starts.copy(),
             document_bytes=self.document_bytes.copy(),
         )
+
+
+class ConcatenatedCorpus:
+    """Stored corpora read as their concatenation, in order (documents and tokens renumbered).
+
+    A corpus tokenized one input file per part, in parallel, is then the corpus the files
+    make when read one after another (a document never spans two files), and gives the same
+    instances.
+    """
+
+    def __init__(self, parts: list[StoredCorpus]):
+        self.parts = parts
+        self._document_base = np.cumsum([0] + [p.num_documents for p in parts])
+        self._token_base = np.cumsum([0] + [p.num_tokens for p in parts])
+        self.document_bytes = np.concatenate([p.document_bytes for p in parts] or [[]])
+        self.num_tokens = int(self._token_base[-1])
+
+    @property
+    def num_documents(self) -> int:
+        return int(self._document_base[-1])
+
+    def sentence_offsets(self, document: int) -> list[int]:
+        # side="right": the last part starting at or before the document (empty parts skipped).
+        part = int(np.searchsorted(self._document_base, document, side="right")) - 1
+        base = int(self._token_base[part])
+        local = self.parts[part].sentence_offsets(document - int(self._document_base[part]))
+        return [offset + base for offset in local]
+
+    def gather(self, offsets: np.ndarray, max_gap: int = 512) -> np.ndarray:
+        offsets = np.asarray(offsets)
+        parts = np.searchsorted(self._token_base, offsets, side="right") - 1
+        tokens = np.zeros(offsets.shape, np.int32)
+        for part in np.unique(parts).tolist():
+            mine = parts == part
+            local = offsets[mine] - self._token_base[part]
+            tokens[mine] = self.parts[part].gather(local, max_gap)
+        return tokens
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()

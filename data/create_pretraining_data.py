@@ -31,6 +31,10 @@ Example:
     --num_output_shards=8 --vocab_file=vocab.txt --do_lower_case \
     --max_seq_length=128 --max_predictions_per_seq=20 --num_workers=8
 
+With `--runner=DirectRunner|DataflowRunner|SparkRunner|FlinkRunner` the same records are
+made by an Apache Beam pipeline on many machines (`data.pretraining_beam`, the extra
+`pip install -e ".[beam]"`); Beam's own options (--project, --temp_location, ...) follow.
+
 With `--no_masking` (or --masked_lm_prob=0) records are written unmasked for
 dynamic masking in `data.pretraining_input`; each output file then gets a
 `<file>.info.json` describing how it was made (vocab size, special ids, ...).
@@ -127,6 +131,12 @@ class CreatePretrainingDataOptions:
     memory_megabytes: float = option(
         128.0, "Records held in memory at once while shuffling (larger buckets spill to disk)."
     )
+    runner: str = option(
+        "",
+        "An Apache Beam runner (DirectRunner, DataflowRunner, SparkRunner, FlinkRunner, ...): "
+        "the same records made by a Beam pipeline (data.pretraining_beam; pip install "
+        "'.[beam]'), Beam's own pipeline options passed after the flags. Empty: this machine.",
+    )
 
     def instance_options(self) -> InstanceOptions:
         return InstanceOptions(
@@ -141,8 +151,11 @@ class CreatePretrainingDataOptions:
         )
 
 
-def main(_):
+def main(argv):
+    beam_args = argv[1:]  # Flags this program does not define: Beam's pipeline options.
     options = cli.from_flags(CreatePretrainingDataOptions)
+    if beam_args and not options.runner:
+        raise app.UsageError(f"Unknown flags {beam_args} (Beam's options need --runner).")
     if not options.input_file and not options.hf_dataset:
         raise app.UsageError("Give --input_file and/or --hf_dataset.")
     input_files = text_corpus.expand_file_patterns(options.input_file) if options.input_file else []
@@ -155,6 +168,29 @@ def main(_):
         spm_model_file=options.spm_model_file or None,
         do_lower_case=options.do_lower_case,
     )
+    if options.runner:
+        from data import pretraining_beam  # The optional extra [beam].
+
+        if options.hf_dataset:
+            raise app.UsageError(
+                "A Beam run reads --input_file text files; stream --hf_dataset on this "
+                "machine (no --runner) or export it to text files first."
+            )
+        tokenizer_spec = dict(
+            vocab_file=options.vocab_file or None,
+            spm_model_file=options.spm_model_file or None,
+            do_lower_case=options.do_lower_case,
+        )
+        pretraining_beam.run(
+            input_files,
+            options.output_file,
+            options.num_output_shards,
+            tokenizer_spec,
+            options.instance_options(),
+            options.runner,
+            beam_args,
+        )
+        return
     outputs = output_paths(options.output_file, options.num_output_shards)
     logging.info(
         "Reading %d file(s) and %d dataset(s); writing %d file(s).",
@@ -177,4 +213,5 @@ def main(_):
 if __name__ == "__main__":
     cli.define_flags(CreatePretrainingDataOptions, module_name=sys.argv[0])
     flags.mark_flags_as_required(["output_file"])
-    app.run(main)
+    # Unknown flags are left for Beam (`--project`, `--temp_location`, ...), not refused.
+    app.run(main, flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))

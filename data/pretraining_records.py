@@ -60,11 +60,7 @@ def generate_records(
     corpus: TokenizedCorpus, options: InstanceOptions, vocab: Vocab, num_workers: int = 1
 ) -> list[bytes]:
     """Serialized records of all dupes and documents, in (dupe, document) order."""
-    tasks = [
-        (dupe, start, min(start + DOCUMENTS_PER_TASK, corpus.num_documents))
-        for dupe in range(options.dupe_factor)
-        for start in range(0, corpus.num_documents, DOCUMENTS_PER_TASK)
-    ]
+    tasks = instance_tasks(corpus.num_documents, options.dupe_factor)
     total_bytes = float(corpus.document_bytes.sum()) * options.dupe_factor
     progress = Progress(
         "create instances",
@@ -304,7 +300,9 @@ def store_corpus(documents, tokenizer, directory: str, total_bytes: float = 0) -
     }
 
 
-def _tasks(num_documents: int, dupe_factor: int) -> list[tuple[int, int, int]]:
+def instance_tasks(num_documents: int, dupe_factor: int) -> list[tuple[int, int, int]]:
+    """The fixed tasks (dupe, first document, end document), in the order records are
+    numbered."""
     return [
         (dupe, start, min(start + DOCUMENTS_PER_TASK, num_documents))
         for dupe in range(dupe_factor)
@@ -364,7 +362,7 @@ def write_buckets(
     Resumes after the last task recorded in `state` (bucket files cut back to its sizes).
     """
     corpus = corpus_store.StoredCorpus(corpus_dir)
-    tasks = _tasks(corpus.num_documents, options.dupe_factor)
+    tasks = instance_tasks(corpus.num_documents, options.dupe_factor)
     done = state["tasks_done"] or 0
     sizes = state["bucket_sizes"] or [0] * num_buckets
     records = state["records"] or 0
@@ -535,6 +533,23 @@ def write_outputs(
     return counts
 
 
+def record_info(options: InstanceOptions, vocab: Vocab, tokenizer) -> dict | None:
+    """What an output file of unmasked records says about itself (its `.info.json`, without
+    `num_instances`), or None for masked records (they carry their masks)."""
+    if options.is_masked:
+        return None
+    return dict(
+        dataclasses.asdict(options),
+        masked=options.is_masked,
+        vocab_size=vocab.size,
+        cls_id=vocab.cls_id,
+        sep_id=vocab.sep_id,
+        mask_id=vocab.mask_id,
+        pad_id=vocab.pad_id,
+        do_lower_case=getattr(tokenizer, "do_lower_case", None),
+    )
+
+
 def create_pretraining_data(
     input_files: Sequence[str],
     output_files: Sequence[str],
@@ -575,21 +590,11 @@ def create_pretraining_data(
     num_buckets = min(len(output_files), MAX_BUCKETS)
     bucket_dir = os.path.join(work, "buckets")
     if state["records"] is None or state["tasks_done"] != len(
-        _tasks(state["corpus"]["documents"], options.dupe_factor)
+        instance_tasks(state["corpus"]["documents"], options.dupe_factor)
     ):
         write_buckets(corpus_dir, options, vocab, bucket_dir, num_buckets, num_workers, state)
     instances_seconds = time.perf_counter() - start - tokenize_seconds
-    info = dict(
-        dataclasses.asdict(options),
-        masked=options.is_masked,
-        vocab_size=vocab.size,
-        cls_id=vocab.cls_id,
-        sep_id=vocab.sep_id,
-        mask_id=vocab.mask_id,
-        pad_id=vocab.pad_id,
-        do_lower_case=getattr(tokenizer, "do_lower_case", None),
-    )
-    info = None if options.is_masked else info
+    info = record_info(options, vocab, tokenizer)
     budget = max(1, int(memory_megabytes * 2**20))
     records, corpus = state["records"], state["corpus"]
     if sum(state["bucket_sizes"]) <= budget and not state["buckets_written"]:

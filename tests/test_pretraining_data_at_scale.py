@@ -200,7 +200,7 @@ def test_a_run_killed_while_making_instances_resumes_from_its_last_task(
     )
     pretraining_records.create_pretraining_data([text_file], outputs, tokenizer, OPTIONS)
     assert not set(made) & set(first_five) and len(first_five) + len(made) == len(
-        pretraining_records._tasks(60, OPTIONS.dupe_factor)
+        pretraining_records.instance_tasks(60, OPTIONS.dupe_factor)
     )
     assert collections.Counter(read(outputs)) == collections.Counter(reference)
 

@@ -4,11 +4,13 @@ The real text of ../shared/data/text (1.85 MB) repeated 1, 10 and 100 times is t
 records (dupe 5, sequence 128 and 512) by the project (`data.create_pretraining_data`,
 --num_workers workers, default memory budget) and, at the smaller scales, by the pure-Python
 baseline of `benchmarks.pretraining_data` (google-research/bert's algorithm and data flow:
-every instance held in memory until the final shuffle). Each run is its own process; the
-table gives its wall seconds, instances/s, instances/s per core used, and peak RSS (the
-process's own and its largest worker's, from getrusage).
+every instance held in memory until the final shuffle), and by the Beam pipeline on the
+DirectRunner (`data.pretraining_beam`, the text split into 8 files at document boundaries,
+2 worker processes). Each run is its own process; the table gives its wall seconds,
+instances/s, and peak RSS (the process's own and its largest worker's, from getrusage).
 
-  python -m benchmarks.pretraining_data_scale --scale=1,10,100 --seq_lengths=128,512
+  python -m benchmarks.pretraining_data_scale --scale=1,10,100 --seq_lengths=128,512 \
+      --baseline_scales=1,10 --beam_scales=1,10
 """
 
 import json
@@ -28,6 +30,7 @@ def define_flags():
     flags.DEFINE_list("scale", ["1", "10"], "Times the real text is repeated.")
     flags.DEFINE_list("seq_lengths", ["128"], "max_seq_length of the records.")
     flags.DEFINE_list("baseline_scales", ["1", "10"], "Scales the baseline also runs at.")
+    flags.DEFINE_list("beam_scales", [], "Scales the Beam pipeline (DirectRunner) runs at.")
     flags.DEFINE_integer("num_workers", 2, "Workers of the project's runs.")
     flags.DEFINE_integer("dupe_factor", 5, "dupe_factor of every run.")
     flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (default: MiniLM's uncased).")
@@ -66,11 +69,29 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
         records = pretraining_records.generate_records(corpus, options, vocabulary, workers)
         pretraining_records.write_records(records, outputs, options.random_seed)
         instances = len(records)
+    elif kind == "beam":
+        from data import pretraining_beam
+
+        pretraining_beam.run(
+            split_text(text, BEAM_FILES),
+            out,
+            len(outputs),
+            dict(vocab_file=vocab, do_lower_case=True),
+            options,
+            "DirectRunner",
+            [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"],
+        )
+        instances = None  # counted below, after the clock
     else:
         from benchmarks import pretraining_data
 
         instances = pretraining_data.run_baseline([text], outputs, vocab, options)["instances"]
     seconds = time.perf_counter() - start
+    if instances is None:
+        import tensorflow as tf
+
+        shards = [f"{out}-{i:05d}-of-{len(outputs):05d}" for i in range(len(outputs))]
+        instances = sum(1 for _ in tf.data.TFRecordDataset(shards))
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
@@ -80,6 +101,23 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
         "worker_peak_rss_mb": children.ru_maxrss / 1024,
         "cpu_seconds": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
     }
+
+
+BEAM_FILES = 8  # the Beam pipeline tokenizes one file per element: a corpus of several files
+
+
+def split_text(path: str, parts: int) -> list[str]:
+    """The text file cut at document boundaries into `parts` files of about equal size."""
+    with open(path, encoding="utf-8") as f:
+        documents = f.read().rstrip("\n").split("\n\n")
+    bounds = [round(i * len(documents) / parts) for i in range(parts + 1)]
+    paths = []
+    for i in range(parts):
+        part = f"{path}.part{i}"
+        with open(part, "w", encoding="utf-8") as f:
+            f.write("\n\n".join(documents[bounds[i] : bounds[i + 1]]) + "\n")
+        paths.append(part)
+    return paths
 
 
 def scaled_text(directory: str, scale: int) -> str:
@@ -121,8 +159,9 @@ def to_markdown(rows: list, config: dict) -> str:
         "",
         "Peak RSS is getrusage's ru_maxrss of the run's process and of its largest child process "
         "(the in-memory path's forked workers; the project's workers come from a fork server "
-        "and may not all be counted; the baseline has none). Wall "
-        "seconds include starting the workers (the project's fork server imports TensorFlow).",
+        "and may not all be counted; the baseline has none; Beam's are its SDK worker "
+        "processes, while its runner process holds the data between stages, as the "
+        "DirectRunner does). Wall seconds include starting the workers.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -137,6 +176,7 @@ def main(argv):
             kinds = ["project"] + (
                 ["in-memory", "baseline"] if str(scale) in FLAGS.baseline_scales else []
             )
+            kinds += ["beam"] if str(scale) in FLAGS.beam_scales else []
             for seq in map(int, FLAGS.seq_lengths):
                 for kind in kinds:
                     out = os.path.join(work, f"{kind}_{scale}_{seq}", "train")
@@ -155,6 +195,7 @@ def main(argv):
                         "project": f"project ({FLAGS.num_workers} workers)",
                         "in-memory": f"in memory, before buckets ({FLAGS.num_workers} workers)",
                         "baseline": "pure-Python baseline (1 process)",
+                        "beam": f"Beam, DirectRunner ({FLAGS.num_workers} processes)",
                     }[kind]
                     rows.append(
                         dict(
@@ -174,7 +215,8 @@ def main(argv):
         "versions": common.versions(),
         "command": "python -m benchmarks.pretraining_data_scale "
         f"--scale={','.join(FLAGS.scale)} --seq_lengths={','.join(FLAGS.seq_lengths)} "
-        f"--baseline_scales={','.join(FLAGS.baseline_scales)}",
+        f"--baseline_scales={','.join(FLAGS.baseline_scales)}"
+        + (f" --beam_scales={','.join(FLAGS.beam_scales)}" if FLAGS.beam_scales else ""),
     }
     common.write_results(
         {"config": config, "rows": rows},

@@ -41,35 +41,45 @@ dynamic masking in `data.pretraining_input`; each output file then gets a
 """
 
 import dataclasses
+import importlib
 import os
 import sys
 
 from absl import app, flags, logging
 
-from data import cli, text_corpus, tokenization
+from data import cli, text_corpus
+from data.pretraining_instances import InstanceOptions
 
-# Re-exported: the library's names under this module's old paths.
-from data.corpus_tokenization import tokenize_corpus, tokenize_sentences  # noqa: F401
-from data.pretraining_input import FEATURE_NAMES, INFO_SUFFIX  # noqa: F401
-from data.pretraining_instances import (  # noqa: F401
-    InstanceOptions,
-    Instances,
-    TokenizedCorpus,
-    Vocab,
-    create_document_pairs,
-    create_instances,
-    mask_instances,
-    serialize_instances,
-    truncate_seq_pairs,
-)
-from data.pretraining_records import (  # noqa: F401
-    DOCUMENTS_PER_TASK,
-    create_pretraining_data,
-    generate_records,
-    output_paths,
-    write_records,
-)
-from data.progress import Progress  # noqa: F401
+# Worker processes import this module as their __main__ (multiprocessing does), so it imports
+# no TensorFlow: the tokenizer and the pipeline are imported in `main`, and the library's
+# names under this module's old paths only when asked for.
+_MOVED = {
+    "tokenize_corpus": "data.corpus_tokenization",
+    "tokenize_sentences": "data.corpus_tokenization",
+    "FEATURE_NAMES": "data.pretraining_instances",
+    "INFO_SUFFIX": "data.tfrecord_files",
+    "Instances": "data.pretraining_instances",
+    "TokenizedCorpus": "data.pretraining_instances",
+    "Vocab": "data.pretraining_instances",
+    "create_document_pairs": "data.pretraining_instances",
+    "create_instances": "data.pretraining_instances",
+    "mask_instances": "data.pretraining_instances",
+    "serialize_instances": "data.pretraining_instances",
+    "truncate_seq_pairs": "data.pretraining_instances",
+    "DOCUMENTS_PER_TASK": "data.instance_workers",
+    "create_pretraining_data": "data.pretraining_records",
+    "generate_records": "data.pretraining_records",
+    "output_paths": "data.pretraining_records",
+    "write_records": "data.pretraining_records",
+    "Progress": "data.progress",
+}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 option = cli.option
 _DEFAULT = InstanceOptions()  # The instance flags' defaults are InstanceOptions' own.
@@ -163,24 +173,19 @@ def main(argv):
         raise app.UsageError(
             "Give exactly one of --vocab_file (WordPiece) and --spm_model_file (SentencePiece)."
         )
-    tokenizer = tokenization.create_tokenizer(
+    tokenizer_spec = dict(
         vocab_file=options.vocab_file or None,
         spm_model_file=options.spm_model_file or None,
         do_lower_case=options.do_lower_case,
     )
     if options.runner:
-        from data import pretraining_beam  # The optional extra [beam].
-
         if options.hf_dataset:
             raise app.UsageError(
                 "A Beam run reads --input_file text files; stream --hf_dataset on this "
                 "machine (no --runner) or export it to text files first."
             )
-        tokenizer_spec = dict(
-            vocab_file=options.vocab_file or None,
-            spm_model_file=options.spm_model_file or None,
-            do_lower_case=options.do_lower_case,
-        )
+        from data import pretraining_beam  # The optional extra [beam].
+
         pretraining_beam.run(
             input_files,
             options.output_file,
@@ -191,6 +196,10 @@ def main(argv):
             beam_args,
         )
         return
+    from data import tokenization
+    from data.pretraining_records import create_pretraining_data, output_paths
+
+    tokenizer = tokenization.create_tokenizer(**tokenizer_spec)
     outputs = output_paths(options.output_file, options.num_output_shards)
     logging.info(
         "Reading %d file(s) and %d dataset(s); writing %d file(s).",

@@ -25,8 +25,9 @@ The output is the local path's multiset of records for the same inputs, flags an
 differs: which shard a record lands in and its position there (the runner's bundles decide;
 the input pipeline shuffles files and records when it reads them).
 
-A worker reading remote parts (gs://) copies them to its local disk once (4 bytes per token:
-about 14 GB for Wikipedia + BooksCorpus), since instance creation reads random documents.
+A machine whose workers read remote parts (gs://) copies them to its local disk once (4 bytes
+per token: about 18 GB for Wikipedia + BooksCorpus), since instance creation reads random
+documents; the copy stays there for the job's other tasks.
 """
 
 import os
@@ -37,9 +38,10 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from data import corpus_store, text_corpus, tokenization
+from data.instance_workers import instance_tasks
 from data.pretraining_input import INFO_SUFFIX
 from data.pretraining_instances import InstanceOptions, Vocab, create_instances, serialize_instances
-from data.pretraining_records import instance_tasks, record_info, store_corpus
+from data.pretraining_records import record_info, store_corpus
 
 
 def work_directory(output_prefix: str) -> str:
@@ -88,29 +90,46 @@ class _TokenizeFile(beam.DoFn):
         yield index, sizes["documents"]
 
 
+def _local_copy_directory(work_dir: str, run_id: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha1(f"{work_dir} {run_id}".encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"pretraining-corpus-{digest}")
+
+
+def _local_copy(work_dir: str, num_parts: int, run_id: str) -> list[str]:
+    """The parts on this machine's disk: copied once per machine and run (a lock file makes
+    the other worker processes of the machine wait for it, then read the same copy)."""
+    import fcntl
+
+    local = _local_copy_directory(work_dir, run_id)
+    with open(local + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(local):
+            partial = f"{local}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            for i in range(num_parts):
+                _copy_directory(_part(work_dir, i), os.path.join(partial, f"part-{i:05d}"))
+            os.rename(partial, local)
+    return [os.path.join(local, f"part-{i:05d}") for i in range(num_parts)]
+
+
 class _MakeRecords(beam.DoFn):
     """A task (dupe, start, end) -> its serialized records, reading every part as one corpus."""
 
-    def __init__(self, work_dir: str, num_parts: int, options: InstanceOptions, vocab: Vocab):
-        self.work_dir, self.num_parts = work_dir, num_parts
+    def __init__(self, work_dir, num_parts, run_id, options: InstanceOptions, vocab: Vocab):
+        self.work_dir, self.num_parts, self.run_id = work_dir, num_parts, run_id
         self.options, self.vocab = options, vocab
-        self.corpus = self.local_copy = None
-
-    def _open(self):
-        directories = [_part(self.work_dir, i) for i in range(self.num_parts)]
-        if text_corpus.is_remote(self.work_dir):
-            self.local_copy = tempfile.mkdtemp(prefix="corpus-")
-            for i, directory in enumerate(directories):
-                _copy_directory(directory, os.path.join(self.local_copy, f"part-{i:05d}"))
-            directories = [
-                os.path.join(self.local_copy, f"part-{i:05d}") for i in range(self.num_parts)
-            ]
-        parts = [corpus_store.StoredCorpus(d) for d in directories]
-        self.corpus = corpus_store.ConcatenatedCorpus(parts)
+        self.corpus = None
 
     def process(self, task):
-        if self.corpus is None:
-            self._open()
+        if self.corpus is None:  # Opened on the first task: every part is written by then.
+            if text_corpus.is_remote(self.work_dir):
+                directories = _local_copy(self.work_dir, self.num_parts, self.run_id)
+            else:
+                directories = [_part(self.work_dir, i) for i in range(self.num_parts)]
+            parts = [corpus_store.StoredCorpus(d) for d in directories]
+            self.corpus = corpus_store.ConcatenatedCorpus(parts)
         dupe, start, end = task
         instances = create_instances(self.corpus, dupe, start, end, self.options, self.vocab)
         yield from serialize_instances(instances)
@@ -118,8 +137,6 @@ class _MakeRecords(beam.DoFn):
     def teardown(self):
         if self.corpus is not None:
             self.corpus.close()
-        if self.local_copy:
-            shutil.rmtree(self.local_copy, ignore_errors=True)
 
 
 def _tasks(part_documents: list, dupe_factor: int):
@@ -148,8 +165,10 @@ def build(
     num_shards: int,
     tokenizer_spec: dict,
     options: InstanceOptions,
+    run_id: str = "",
 ) -> None:
-    """Adds the four stages to `pipeline` (module docstring)."""
+    """Adds the four stages to `pipeline` (module docstring); `run_id` names this run's local
+    copies of remote parts."""
     tokenizer = _tokenizer(tokenizer_spec)
     vocab = Vocab.from_tokenizer(tokenizer)
     info = record_info(options, vocab, tokenizer)
@@ -165,7 +184,7 @@ def build(
         | "AllParts" >> beam.combiners.ToList()
         | "Tasks" >> beam.FlatMap(_tasks, options.dupe_factor)
         | "SpreadTasks" >> beam.Reshuffle()
-        | "Records" >> beam.ParDo(_MakeRecords(work_dir, len(input_files), options, vocab))
+        | "Records" >> beam.ParDo(_MakeRecords(work_dir, len(input_files), run_id, options, vocab))
         | "SpreadRecords" >> beam.Reshuffle()
     )
     written = records | "Write" >> beam.io.WriteToTFRecord(
@@ -194,14 +213,22 @@ def run(
         )
     if not input_files:
         raise ValueError("A Beam run reads --input_file text files (none matched).")
+    import uuid
+
     num_shards = max(1, num_output_shards)
+    run_id = uuid.uuid4().hex
     pipeline_options = PipelineOptions([*beam_args, f"--runner={runner}"])
     with beam.Pipeline(options=pipeline_options) as pipeline:
-        build(pipeline, input_files, output_file, num_shards, tokenizer_spec, options)
+        build(pipeline, input_files, output_file, num_shards, tokenizer_spec, options, run_id)
     work_dir = work_directory(output_file)
     if text_corpus.is_remote(work_dir):
         import tensorflow as tf
 
         tf.io.gfile.rmtree(work_dir)
+        # A local runner's copy (remote runners' machines go away with the job).
+        copy = _local_copy_directory(work_dir, run_id)
+        shutil.rmtree(copy, ignore_errors=True)
+        if os.path.exists(copy + ".lock"):
+            os.remove(copy + ".lock")
     else:
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from data.pretraining_instances import FEATURE_NAMES  # noqa: F401 (re-exported)
+
 # Re-exported: file listing and checked reading live in data.tfrecord_files.
 from data.tfrecord_files import (  # noqa: F401
     DEFAULT_CORRUPT_RECORD_COUNTER,
@@ -38,15 +40,6 @@ from data.tfrecord_files import (  # noqa: F401
 AUTOTUNE = tf.data.AUTOTUNE
 BERT_MASK_ID = 103  # [MASK] of the original BERT vocabularies.
 BERT_SPECIAL_IDS = (0, 101, 102)  # [PAD], [CLS], [SEP] of the original BERT vocabularies.
-FEATURE_NAMES = (
-    "input_ids",
-    "input_mask",
-    "segment_ids",
-    "masked_lm_positions",
-    "masked_lm_ids",
-    "masked_lm_weights",
-    "next_sentence_labels",
-)
 
 
 def _feature_lengths(seq_length: int, max_predictions_per_seq: int) -> dict[str, int]:

@@ -12,8 +12,19 @@ import random
 
 import numpy as np
 
-from data import example_encoding, tokenization
-from data.pretraining_input import FEATURE_NAMES
+from data import example_encoding
+
+# The features of a pretraining record (google-research/bert's names); the input pipeline
+# (`data.pretraining_input`, which imports them from here) parses exactly these.
+FEATURE_NAMES = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "masked_lm_weights",
+    "next_sentence_labels",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +82,7 @@ class Vocab:
                 f"{source}: the vocabulary has no {', '.join(missing)}; pretraining data "
                 "needs [CLS], [SEP], [MASK] and [PAD] (data.learn_vocab adds them)."
             )
-        if isinstance(tokenizer, tokenization.SentencePieceTokenizer):
+        if hasattr(tokenizer, "is_word_start"):  # SentencePiece (no TensorFlow import here)
             is_continuation = [not tokenizer.is_word_start(t) for t in tokens]
         else:
             is_continuation = [t.startswith("##") for t in tokens]

@@ -26,34 +26,22 @@ from absl import logging
 
 from data import corpus_store, fileio, text_corpus
 from data.corpus_tokenization import tokenize_corpus
+from data.instance_workers import (  # noqa: F401 (DOCUMENTS_PER_TASK, instance_tasks: re-exported)
+    BUCKET_SALT,
+    DOCUMENTS_PER_TASK,
+    STATE,
+    instance_tasks,
+    process_chunk,
+    start_worker,
+)
+from data.instance_workers import process_task as _process_task  # tests replace it here
 from data.pretraining_input import INFO_SUFFIX
 from data.pretraining_instances import (
     InstanceOptions,
     TokenizedCorpus,
     Vocab,
-    create_instances,
-    serialize_instances,
 )
 from data.progress import Progress
-
-# Set in the parent before forking; worker processes inherit them.
-_WORKER_STATE: dict[str, object] = {}
-
-
-def _process_chunk(task: tuple[int, int, int]):
-    """Worker: serialized records of documents [start, end) for one dupe."""
-    dupe, start, end = task
-    instances = create_instances(
-        _WORKER_STATE["corpus"], dupe, start, end, _WORKER_STATE["options"], _WORKER_STATE["vocab"]
-    )
-    records = serialize_instances(instances)
-    # One blob and its lengths pickle far faster than many small bytes objects.
-    return task, b"".join(records), np.array([len(r) for r in records], np.int64)
-
-
-# Documents per task. Masks are drawn per task, so this is part of the
-# algorithm's definition (fixed, never derived from the number of workers).
-DOCUMENTS_PER_TASK = 16
 
 
 def generate_records(
@@ -68,7 +56,7 @@ def generate_records(
         unit="docs",
         total_bytes=total_bytes,
     )
-    _WORKER_STATE.update(corpus=corpus, options=options, vocab=vocab)
+    STATE.update(corpus=corpus, options=options, vocab=vocab)
     records: list[bytes] = []
 
     def consume(results):
@@ -79,7 +67,7 @@ def generate_records(
 
     try:
         if num_workers <= 1:
-            consume(map(_process_chunk, tasks))
+            consume(map(process_chunk, tasks))
         else:
             # fork: workers share the tokenized corpus without copying it.
             # gc.freeze keeps the children's garbage collector from touching
@@ -88,11 +76,11 @@ def generate_records(
             try:
                 with multiprocessing.get_context("fork").Pool(num_workers) as pool:
                     # Batches of tasks per message: fewer round trips to this process.
-                    consume(pool.imap(_process_chunk, tasks, chunksize=8))
+                    consume(pool.imap(process_chunk, tasks, chunksize=8))
             finally:
                 gc.unfreeze()
     finally:
-        _WORKER_STATE.clear()
+        STATE.clear()
     progress.done()
     return records
 
@@ -152,9 +140,10 @@ def write_records(
 #
 # 1. The text is read and tokenized in chunks of CHUNK_BYTES into a stored corpus on disk
 #    (`data.corpus_store`); only the document index stays in memory.
-# 2. Workers create the instances of fixed tasks (`_process_chunk`), each record going to one
-#    of the buckets at random (seeded per task); this process appends them, in task order, to
-#    the bucket files, so their contents do not depend on the number of workers.
+# 2. Workers create the instances of fixed tasks (`instance_workers.process_task`), each
+#    record going to one of the buckets at random (seeded per task); this process appends
+#    them, in task order, to the bucket files, so their contents do not depend on the number
+#    of workers.
 # 3. If all records fit in the memory budget, they are put back in (dupe, document) order,
 #    shuffled at once and dealt round-robin (`write_records`: the files of the in-memory path).
 #    Otherwise each bucket is shuffled on its own (a two-pass shuffle: records dealt to piles at
@@ -169,43 +158,6 @@ def write_records(
 CHUNK_BYTES = 4 << 20  # of text tokenized at once (larger chunks are no faster)
 SAVE_SECONDS = 10.0  # between resumable points of the bucket stage
 MAX_BUCKETS = 256  # open bucket files (an output file of bucket b is one with index % B == b)
-_BUCKET_SALT = 0x6275636B  # "buck": bucket choices are a stream apart from the instances'
-
-
-def _bucket_order(options: InstanceOptions, task: tuple, count: int, num_buckets: int):
-    """(bucket of each record of a task, permutation grouping them by bucket)."""
-    dupe, start, _ = task
-    rng = np.random.default_rng([options.random_seed, dupe, start, _BUCKET_SALT])
-    buckets = rng.integers(num_buckets, size=count)
-    return buckets, np.argsort(buckets, kind="stable")
-
-
-def _start_worker(corpus_dir: str, options: InstanceOptions, vocab: Vocab, num_buckets: int):
-    """Pool initializer: a worker reads the stored corpus itself (nothing is inherited)."""
-    _WORKER_STATE.update(
-        corpus=corpus_store.StoredCorpus(corpus_dir),
-        options=options,
-        vocab=vocab,
-        num_buckets=num_buckets,
-    )
-
-
-def _process_task(task: tuple[int, int, int]):
-    """Worker: a task's serialized records grouped by bucket (one blob, lengths, buckets)."""
-    dupe, start, end = task
-    state = _WORKER_STATE
-    options = state["options"]
-    records = serialize_instances(
-        create_instances(state["corpus"], dupe, start, end, options, state["vocab"])
-    )
-    buckets, order = _bucket_order(options, task, len(records), state["num_buckets"])
-    return (
-        task,
-        b"".join(records[i] for i in order),
-        np.array([len(records[i]) for i in order], np.int64),
-        buckets[order],
-        order,
-    )
 
 
 def _fingerprint(input_files, hf_datasets, hf_max_documents, tokenizer, options, outputs):
@@ -298,16 +250,6 @@ def store_corpus(documents, tokenizer, directory: str, total_bytes: float = 0) -
         "tokens": writer.tokens,
         "bytes": read_bytes,
     }
-
-
-def instance_tasks(num_documents: int, dupe_factor: int) -> list[tuple[int, int, int]]:
-    """The fixed tasks (dupe, first document, end document), in the order records are
-    numbered."""
-    return [
-        (dupe, start, min(start + DOCUMENTS_PER_TASK, num_documents))
-        for dupe in range(dupe_factor)
-        for start in range(0, num_documents, DOCUMENTS_PER_TASK)
-    ]
 
 
 def _bucket_path(directory: str, bucket: int) -> str:
@@ -417,17 +359,15 @@ def write_buckets(
 
     try:
         if num_workers <= 1:
-            _WORKER_STATE.update(
-                corpus=corpus, options=options, vocab=vocab, num_buckets=num_buckets
-            )
+            STATE.update(corpus=corpus, options=options, vocab=vocab, num_buckets=num_buckets)
             consume(map(_process_task, feed()))
         else:
             # Workers come from a fork server, a fresh process: never forked from this one,
             # whose TensorFlow threads (tokenization) may hold locks a child would inherit.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["data.pretraining_records"])
+            context.set_forkserver_preload(["data.instance_workers"])
             args = (corpus_dir, options, vocab, num_buckets)
-            with context.Pool(num_workers, _start_worker, args) as pool:
+            with context.Pool(num_workers, start_worker, args) as pool:
                 try:
                     consume(pool.imap(_process_task, feed(), chunksize=2))
                 finally:  # Unblocks the pool's feeding thread, so the pool can close.
@@ -435,7 +375,7 @@ def write_buckets(
                     slots.release()
         save()
     finally:
-        _WORKER_STATE.clear()
+        STATE.clear()
         for f in files:
             f.close()
         corpus.close()
@@ -497,7 +437,7 @@ def write_outputs(
             continue
         paths = list(output_files[bucket::num_buckets])
         temporaries = [f"{p}.tmp-{uuid.uuid4().hex[:12]}" for p in paths]
-        rng = np.random.default_rng([random_seed, bucket, _BUCKET_SALT])
+        rng = np.random.default_rng([random_seed, bucket, BUCKET_SALT])
         spill = os.path.join(directory, f"spill-{bucket:05d}")
         mine = [0] * len(paths)
         try:

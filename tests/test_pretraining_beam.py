@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import apache_beam  # noqa: F401 (the [beam] extra: CI installs it; missing, this file fails)
 import numpy as np
@@ -137,3 +138,23 @@ def test_beam_options_need_a_runner(tmp_path, text_files, minilm_vocab):
     )
     assert result.returncode != 0
     assert "--temp_location" in result.stderr and "--runner" in result.stderr
+
+
+def test_remote_parts_are_copied_once_per_machine(tmp_path, text_files, minilm_vocab, monkeypatch):
+    tokenizer = tokenization.FullTokenizer(minilm_vocab, do_lower_case=True)
+    work = "ram://beam-test/work"
+    for i, path in enumerate(text_files):
+        local = str(tmp_path / f"written-{i}")
+        pretraining_records.store_corpus(text_corpus.read_text_file(path), tokenizer, local)
+        pretraining_beam._copy_directory(local, pretraining_beam._part(work, i))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "machine"))
+    os.makedirs(tempfile.tempdir)
+    first = pretraining_beam._local_copy(work, len(text_files), "run-1")
+    stamps = [os.stat(os.path.join(d, "tokens.bin")).st_mtime_ns for d in first]
+    again = pretraining_beam._local_copy(work, len(text_files), "run-1")  # another worker process
+    assert again == first
+    assert [os.stat(os.path.join(d, "tokens.bin")).st_mtime_ns for d in again] == stamps
+    whole = corpus_tokenization.tokenize_corpus(text_corpus.read_documents(text_files), tokenizer)
+    joined = corpus_store.ConcatenatedCorpus([corpus_store.StoredCorpus(d) for d in first])
+    np.testing.assert_array_equal(joined.gather(np.arange(len(whole.token_ids))), whole.token_ids)
+    joined.close()

@@ -322,3 +322,17 @@ def test_a_failing_worker_stops_the_run_with_its_error(tmp_path, text_file, toke
             )
     finally:
         signal.alarm(0)
+
+
+def test_worker_processes_import_no_tensorflow():
+    """A worker imports `data.instance_workers` and, as its __main__ (multiprocessing does),
+    the program: if either pulled in TensorFlow, every worker would pay its import."""
+    code = (
+        "import sys, data.instance_workers, data.create_pretraining_data; "
+        "tf = sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'); "
+        "sys.exit(f'imported {tf[:3]}' if tf else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

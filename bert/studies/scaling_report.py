@@ -332,7 +332,7 @@ def plot(rows: list, optimizers: dict, target, path: str) -> None:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("global batch size")
-        ax.set_ylabel(f"{label} to held-out MLM accuracy {target}")
+        ax.set_ylabel(f"{label} to held-out MLM accuracy {target:.4f}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     left.set_title("dotted: budget, dashed: perfect scaling, thin: S(B) fit", fontsize=8)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import logging
 
-from data import corpus_store, fileio, text_corpus
+from data import corpus_store, fileio, text_corpus, tf_startup
 from data.corpus_tokenization import tokenize_corpus
 from data.instance_workers import (  # noqa: F401 (DOCUMENTS_PER_TASK, instance_tasks: re-exported)
     BUCKET_SALT,
@@ -290,6 +290,17 @@ def _records_in_order(paths: Sequence[str], count: int) -> list[bytes]:
     return records
 
 
+def worker_pool(num_workers: int, initargs: tuple):
+    """Processes for `instance_workers.process_task`, from a fork server: a fresh process
+    (never a fork of this one, whose TensorFlow threads may hold locks a child would inherit)
+    that imports neither TensorFlow nor the tokenizers (`tf_startup.processes_without_tensorflow`),
+    so workers start in a fraction of a second."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["data.instance_workers"])
+    with tf_startup.processes_without_tensorflow():  # The fork server starts with the pool.
+        return context.Pool(num_workers, start_worker, initargs)
+
+
 def write_buckets(
     corpus_dir: str,
     options: InstanceOptions,
@@ -362,12 +373,8 @@ def write_buckets(
             STATE.update(corpus=corpus, options=options, vocab=vocab, num_buckets=num_buckets)
             consume(map(_process_task, feed()))
         else:
-            # Workers come from a fork server, a fresh process: never forked from this one,
-            # whose TensorFlow threads (tokenization) may hold locks a child would inherit.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["data.instance_workers"])
             args = (corpus_dir, options, vocab, num_buckets)
-            with context.Pool(num_workers, start_worker, args) as pool:
+            with worker_pool(num_workers, args) as pool:
                 try:
                     consume(pool.imap(_process_task, feed(), chunksize=2))
                 finally:  # Unblocks the pool's feeding thread, so the pool can close.

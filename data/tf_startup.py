@@ -16,6 +16,7 @@ project set it, so a child quiets its own start-up too instead of taking the inh
 for the user's choice.
 """
 
+import contextlib
 import os
 import re
 import sys
@@ -25,6 +26,9 @@ MARKER = "BERT_QUIET_START_SET_TF_CPP_MIN_LOG_LEVEL"  # its value: the level the
 QUIET_LEVEL = "2"
 PACKAGES = ("bert", "data", "optimization", "benchmarks")
 NO_TENSORFLOW = ("data.squad_metric", "data.synthetic")  # programs that never import TensorFlow
+# Set in the environment of worker processes that never use TensorFlow (the pretraining-data
+# workers): their start-up imports nothing, though they inherit MARKER.
+WITHOUT_TENSORFLOW = "BERT_PROCESS_WITHOUT_TENSORFLOW"
 NOISE = re.compile(
     r"All log messages before absl::InitializeLog|cudart_stub\.cc|cuda_platform\.cc|"
     r"failed call to cuInit|cuda_executor|cpu_feature_guard\.cc|"
@@ -66,7 +70,7 @@ def _without_repeats(lines):
 
 def quiet_start() -> None:
     """Imports TensorFlow and finds its devices with the start-up noise filtered out."""
-    if "tensorflow" in sys.modules or user_chose_log_level():
+    if "tensorflow" in sys.modules or user_chose_log_level() or WITHOUT_TENSORFLOW in os.environ:
         return
     # A project program, or a process one of them started (a multiprocessing fork server or
     # spawned worker: it inherits MARKER) that imports TensorFlow itself.
@@ -92,6 +96,18 @@ def quiet_start() -> None:
             for line in _without_repeats(line for line in lines if not NOISE.search(line)):
                 sys.stderr.write(line)
             sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def processes_without_tensorflow():
+    """Processes started inside (e.g. a multiprocessing fork server) skip `quiet_start`."""
+    previous = os.environ.get(WITHOUT_TENSORFLOW)
+    os.environ[WITHOUT_TENSORFLOW] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[WITHOUT_TENSORFLOW]
 
 
 quiet_start()

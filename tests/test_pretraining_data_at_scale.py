@@ -24,6 +24,7 @@ from data import (
     pretraining_instances,
     pretraining_records,
     text_corpus,
+    tf_startup,
     tokenization,
 )
 
@@ -324,15 +325,15 @@ def test_a_failing_worker_stops_the_run_with_its_error(tmp_path, text_file, toke
         signal.alarm(0)
 
 
-def test_worker_processes_import_no_tensorflow():
-    """A worker imports `data.instance_workers` and, as its __main__ (multiprocessing does),
-    the program: if either pulled in TensorFlow, every worker would pay its import."""
-    code = (
-        "import sys, data.instance_workers, data.create_pretraining_data; "
-        "tf = sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'); "
-        "sys.exit(f'imported {tf[:3]}' if tf else 0)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_worker_processes_import_no_tensorflow(tmp_path, text_file, tokenizer, monkeypatch):
+    """The pool's workers import neither TensorFlow nor the tokenizers (or every worker would
+    pay TensorFlow's import), even when started by a project program whose quiet start-up
+    (MARKER, inherited) would otherwise import it in every child."""
+    monkeypatch.setenv(tf_startup.MARKER, tf_startup.QUIET_LEVEL)
+    corpus_dir = str(tmp_path / "corpus")
+    pretraining_records.store_corpus(text_corpus.read_text_file(text_file), tokenizer, corpus_dir)
+    vocab = pretraining_instances.Vocab.from_tokenizer(tokenizer)
+    with pretraining_records.worker_pool(2, (corpus_dir, OPTIONS, vocab, 2)) as pool:
+        check = "sorted(m for m in __import__('sys').modules if m.startswith('tensorflow'))[:3]"
+        assert [pool.apply(eval, (check,)) for _ in range(4)] == [[]] * 4
+        assert pool.apply(pretraining_records._process_task, ((0, 0, 16),))[0] == (0, 0, 16)

@@ -70,7 +70,11 @@ def _without_repeats(lines):
 
 def quiet_start() -> None:
     """Imports TensorFlow and finds its devices with the start-up noise filtered out."""
-    if "tensorflow" in sys.modules or user_chose_log_level() or WITHOUT_TENSORFLOW in os.environ:
+    if "tensorflow" in sys.modules or user_chose_log_level():
+        return
+    if WITHOUT_TENSORFLOW in os.environ:  # Not now; quietly if something imports it later.
+        if not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+            sys.meta_path.insert(0, _QuietImport())
         return
     # A project program, or a process one of them started (a multiprocessing fork server or
     # spawned worker: it inherits MARKER) that imports TensorFlow itself.
@@ -80,14 +84,21 @@ def quiet_start() -> None:
     if not _is_project_program() and MARKER not in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ[MARKER] = QUIET_LEVEL
+    with _stderr_filtered():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+
+
+@contextlib.contextmanager
+def _stderr_filtered():
+    """C++ start-up noise written to stderr (fd 2) inside is dropped; other lines are kept."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
+            yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -98,9 +109,37 @@ def quiet_start() -> None:
             sys.stderr.flush()
 
 
+class _QuietImport:
+    """A meta path finder: the first `import tensorflow` runs with its noise filtered out (a
+    worker process that should not need TensorFlow, but whose __main__ may import it)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            loader = spec.loader
+
+            class _Loader:
+                def create_module(self, spec):
+                    return loader.create_module(spec)
+
+                def exec_module(self, module):
+                    with _stderr_filtered():
+                        loader.exec_module(module)
+                        module.config.list_physical_devices()  # as quiet_start does
+
+            spec.loader = _Loader()
+        return spec
+
+
 @contextlib.contextmanager
 def processes_without_tensorflow():
-    """Processes started inside (e.g. a multiprocessing fork server) skip `quiet_start`."""
+    """Processes started inside (e.g. a multiprocessing fork server) do not import TensorFlow
+    when they start; if they import it later, its start-up noise is filtered as here."""
     previous = os.environ.get(WITHOUT_TENSORFLOW)
     os.environ[WITHOUT_TENSORFLOW] = "1"
     try:

@@ -120,3 +120,24 @@ def test_a_worker_process_of_a_quiet_program_starts_quietly():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not [line for line in proc.stderr.splitlines() if tf_startup.NOISE.search(line)]
+
+
+@pytest.mark.slow
+def test_a_process_started_without_tensorflow_imports_it_quietly_if_it_must():
+    """A worker started under processes_without_tensorflow does not import TensorFlow when it
+    starts; if its __main__ (e.g. the demo) imports it anyway, the start-up noise is filtered."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "2", tf_startup.MARKER: "2"})
+    env[tf_startup.WITHOUT_TENSORFLOW] = "1"
+    code = (
+        "import sys, data\n"
+        "print('at start:', 'tensorflow' in sys.modules, flush=True)\n"
+        "import tensorflow as tf\n"
+        "tf.constant(1)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "at start: False" in proc.stdout
+    assert not [line for line in proc.stderr.splitlines() if tf_startup.NOISE.search(line)]

@@ -147,6 +147,8 @@ def processes_without_tensorflow():
     finally:
         if previous is None:
             del os.environ[WITHOUT_TENSORFLOW]
+        else:
+            os.environ[WITHOUT_TENSORFLOW] = previous
 
 
 quiet_start()

@@ -53,10 +53,17 @@ def bucket_order(options: InstanceOptions, task: tuple, count: int, num_buckets:
     return buckets, np.argsort(buckets, kind="stable")
 
 
-def start_worker(corpus_dir: str, options: InstanceOptions, vocab: Vocab, num_buckets: int):
-    """Pool initializer: a worker reads the stored corpus itself (nothing is inherited)."""
+def start_worker(
+    corpus_dir: str,
+    options: InstanceOptions,
+    vocab: Vocab,
+    num_buckets: int,
+    corpus_memory_bytes: float = 0,
+):
+    """Pool initializer: a worker opens the stored corpus itself (nothing is inherited),
+    holding it in memory if that takes at most `corpus_memory_bytes`."""
     STATE.update(
-        corpus=corpus_store.StoredCorpus(corpus_dir),
+        corpus=corpus_store.open_corpus(corpus_dir, corpus_memory_bytes),
         options=options,
         vocab=vocab,
         num_buckets=num_buckets,

@@ -7,10 +7,12 @@ created by worker processes over fixed tasks of DOCUMENTS_PER_TASK documents.
 (for small corpora and as the reference of the tests).
 """
 
+import collections
+import concurrent.futures
 import dataclasses
+import functools
 import gc
 import hashlib
-import itertools
 import json
 import multiprocessing
 import os
@@ -24,8 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import logging
 
-from data import corpus_store, fileio, text_corpus, tf_startup
-from data.corpus_tokenization import tokenize_corpus
+from data import corpus_store, corpus_tokenization, fileio, text_corpus, tf_startup
 from data.instance_workers import (  # noqa: F401 (DOCUMENTS_PER_TASK, instance_tasks: re-exported)
     BUCKET_SALT,
     DOCUMENTS_PER_TASK,
@@ -230,19 +231,42 @@ def store_corpus(documents, tokenizer, directory: str, total_bytes: float = 0) -
         "read + tokenize", total=total_bytes / 1e6, unit="MB", total_bytes=total_bytes
     )
     read_bytes = 0.0
-    with corpus_store.CorpusWriter(directory) as writer:
+
+    def chunks():
         chunk, chunk_bytes = [], 0
-        for document in itertools.chain(documents, [None]):
-            if document is not None:
-                chunk.append(document)
-                chunk_bytes += sum(len(s) + 1 for s in document)
-            if chunk and (document is None or chunk_bytes >= CHUNK_BYTES):
-                tokenized = tokenize_corpus(chunk, tokenizer, progress=False)
-                writer.append(tokenized)
-                read = float(tokenized.document_bytes.sum())
-                read_bytes += read
-                progress.update(read / 1e6, read)
+        for document in documents:
+            chunk.append(document)
+            chunk_bytes += sum(len(s) + 1 for s in document)
+            if chunk_bytes >= CHUNK_BYTES:
+                yield chunk
                 chunk, chunk_bytes = [], 0
+        if chunk:
+            yield chunk
+
+    def store(tokenized) -> None:
+        nonlocal read_bytes
+        writer.append(tokenized)
+        read = float(tokenized.document_bytes.sum())
+        read_bytes += read
+        progress.update(read / 1e6, read)
+
+    # Chunks tokenized on threads (the tokenizers run outside the GIL), stored in order;
+    # at most threads + 1 chunks are held at once.
+    threads = corpus_tokenization.THREADS
+    tokenize = functools.partial(
+        corpus_tokenization.tokenize_corpus, tokenizer=tokenizer, progress=False
+    )
+    with (
+        corpus_store.CorpusWriter(directory) as writer,
+        concurrent.futures.ThreadPoolExecutor(threads) as pool,
+    ):
+        pending = collections.deque()
+        for chunk in chunks():
+            pending.append(pool.submit(tokenize, chunk))
+            if len(pending) > threads:
+                store(pending.popleft().result())
+        while pending:
+            store(pending.popleft().result())
     progress.done()
     return {
         "documents": writer.documents,
@@ -309,10 +333,13 @@ def write_buckets(
     num_buckets: int,
     num_workers: int,
     state: _State,
+    corpus_memory_bytes: float = 0,
 ) -> int:
     """Stage 2: every task's records appended to the bucket files; returns the record count.
 
-    Resumes after the last task recorded in `state` (bucket files cut back to its sizes).
+    Each worker (or this process, with one worker) holds the corpus in memory if that takes at
+    most `corpus_memory_bytes`, else reads it from disk. Resumes after the last task recorded
+    in `state` (bucket files cut back to its sizes).
     """
     corpus = corpus_store.StoredCorpus(corpus_dir)
     tasks = instance_tasks(corpus.num_documents, options.dupe_factor)
@@ -368,12 +395,12 @@ def write_buckets(
         sizes = [os.fstat(f.fileno()).st_size for f in files]
         state.update(tasks_done=done, records=records, bucket_sizes=sizes)
 
+    args = (corpus_dir, options, vocab, num_buckets, corpus_memory_bytes)
     try:
         if num_workers <= 1:
-            STATE.update(corpus=corpus, options=options, vocab=vocab, num_buckets=num_buckets)
+            start_worker(*args)
             consume(map(_process_task, feed()))
         else:
-            args = (corpus_dir, options, vocab, num_buckets)
             with worker_pool(num_workers, args) as pool:
                 try:
                     consume(pool.imap(_process_task, feed(), chunksize=2))
@@ -382,6 +409,8 @@ def write_buckets(
                     slots.release()
         save()
     finally:
+        if isinstance(STATE.get("corpus"), corpus_store.StoredCorpus):
+            STATE["corpus"].close()
         STATE.clear()
         for f in files:
             f.close()
@@ -511,6 +540,9 @@ def create_pretraining_data(
 
     Memory stays bounded whatever the corpus size: about `memory_megabytes` of records are
     held at once (plus the document index, 16 bytes per document), see the stages above.
+    While instances are made, the workers hold the tokenized corpus in memory if it fits
+    their share of the same budget (`memory_megabytes / num_workers` each), else read it
+    from disk.
     """
     start = time.perf_counter()
     total = float(sum(text_corpus.file_size(p) for p in input_files))  # Before any writing.
@@ -536,13 +568,16 @@ def create_pretraining_data(
     vocab = Vocab.from_tokenizer(tokenizer)
     num_buckets = min(len(output_files), MAX_BUCKETS)
     bucket_dir = os.path.join(work, "buckets")
+    budget = max(1, int(memory_megabytes * 2**20))
     if state["records"] is None or state["tasks_done"] != len(
         instance_tasks(state["corpus"]["documents"], options.dupe_factor)
     ):
-        write_buckets(corpus_dir, options, vocab, bucket_dir, num_buckets, num_workers, state)
+        corpus_memory = budget / max(1, num_workers)  # Records are not held in this stage.
+        write_buckets(
+            corpus_dir, options, vocab, bucket_dir, num_buckets, num_workers, state, corpus_memory
+        )
     instances_seconds = time.perf_counter() - start - tokenize_seconds
     info = record_info(options, vocab, tokenizer)
-    budget = max(1, int(memory_megabytes * 2**20))
     records, corpus = state["records"], state["corpus"]
     if sum(state["bucket_sizes"]) <= budget and not state["buckets_written"]:
         # Everything fits: the whole set shuffled at once, exactly as the in-memory path does

@@ -122,6 +122,34 @@ def test_records_that_fit_in_memory_give_the_in_memory_paths_files(
         assert pathlib.Path(got).read_bytes() == pathlib.Path(want).read_bytes()
 
 
+@pytest.mark.parametrize("corpus_in_memory", [True, False], ids=["held", "read-from-disk"])
+def test_a_corpus_tokenized_in_many_chunks_gives_the_in_memory_paths_files(
+    tmp_path, text_file, tokenizer, in_memory, monkeypatch, corpus_in_memory
+):
+    """Chunks tokenized on threads are stored in order, and instances made from the stored
+    corpus held in memory or read from disk are the same: the in-memory path's files."""
+    _, reference = in_memory
+    expected = pretraining_records.output_paths(str(tmp_path / "expected" / "train"), 2)
+    pretraining_records.write_records(reference, expected, OPTIONS.random_seed)
+    monkeypatch.setattr(pretraining_records, "CHUNK_BYTES", 8_000)  # ~25 chunks
+    opened = []
+
+    def open_corpus(directory, max_bytes):
+        assert max_bytes == 128 * 2**20  # the whole budget: one worker
+        corpus = real_open(directory, max_bytes if corpus_in_memory else 0)
+        opened.append(corpus)
+        return corpus
+
+    real_open = corpus_store.open_corpus
+    monkeypatch.setattr(corpus_store, "open_corpus", open_corpus)
+    outputs = pretraining_records.output_paths(str(tmp_path / "out" / "train"), 2)
+    pretraining_records.create_pretraining_data([text_file], outputs, tokenizer, OPTIONS, 1)
+    assert len(opened) == 1
+    assert isinstance(opened[0], corpus_store.StoredCorpus) != corpus_in_memory
+    for got, want in zip(outputs, expected):
+        assert pathlib.Path(got).read_bytes() == pathlib.Path(want).read_bytes()
+
+
 def test_output_does_not_depend_on_the_number_of_workers(tmp_path, text_file, tokenizer):
     contents = []
     for workers in (1, 2):  # buckets shuffled on their own (a 0.25 MB budget)

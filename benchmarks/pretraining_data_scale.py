@@ -2,19 +2,24 @@ r"""Benchmark: pretraining-data creation as the corpus grows, memory and through
 
 The real text of ../shared/data/text (1.85 MB) repeated 1, 10 and 100 times is turned into
 records (dupe 5, sequence 128 and 512) by the project (`data.create_pretraining_data`,
---num_workers workers, default memory budget) and, at the smaller scales, by the pure-Python
+--num_workers workers, default memory budget) and, at the smaller scales, by the pipeline
+before buckets (every record held in memory, then shuffled: with today's tokenization, and
+as it was when issue 25 was filed, tokenizing on one thread), by the pure-Python
 baseline of `benchmarks.pretraining_data` (google-research/bert's algorithm and data flow:
 every instance held in memory until the final shuffle), and by the Beam pipeline on the
 DirectRunner (`data.pretraining_beam`, the text split into 8 files at document boundaries,
 2 worker processes). Each run is its own process; the table gives its wall seconds,
 instances/s, and peak RSS (the process's own and its largest worker's, from getrusage).
+With --repeats, the project and the in-memory paths run that many times, interleaved, at
+the baseline scales (the median is given: this machine's speed varies by tens of percent).
 
   python -m benchmarks.pretraining_data_scale --scale=1,10,100 --seq_lengths=128,512 \
-      --baseline_scales=1,10 --beam_scales=1,10
+      --baseline_scales=1,10 --beam_scales=1,10 --repeats=3
 """
 
 import json
 import os
+import shutil
 import tempfile
 
 from absl import app, flags
@@ -32,6 +37,12 @@ def define_flags():
     flags.DEFINE_list("baseline_scales", ["1", "10"], "Scales the baseline also runs at.")
     flags.DEFINE_list("beam_scales", [], "Scales the Beam pipeline (DirectRunner) runs at.")
     flags.DEFINE_integer("num_workers", 2, "Workers of the project's runs.")
+    flags.DEFINE_integer(
+        "repeats",
+        1,
+        "Runs of the project and the in-memory paths at the baseline scales, interleaved "
+        "(the table gives the median; this machine's speed varies from minute to minute).",
+    )
     flags.DEFINE_integer("dupe_factor", 5, "dupe_factor of every run.")
     flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (default: MiniLM's uncased).")
     flags.DEFINE_string("output_dir", os.path.join(REPO, "benchmarks"), "Where the table goes.")
@@ -60,8 +71,11 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
             [text], outputs, tokenizer, options, workers
         )
         instances = stats["instances"]
-    elif kind == "in-memory":  # the pipeline before buckets: every record held, then shuffled
+    elif kind in ("in-memory", "as-filed"):  # before buckets: every record held, then shuffled
         from data import corpus_tokenization, pretraining_records, text_corpus, tokenization
+
+        if kind == "as-filed":
+            corpus_tokenization.THREADS = 1  # the tokenization of that time: one thread
 
         tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
         corpus = corpus_tokenization.tokenize_corpus(text_corpus.read_documents([text]), tokenizer)
@@ -103,6 +117,15 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
     }
 
 
+NAMES = {
+    "project": "project ({workers} workers)",
+    "in-memory": "in memory, before buckets ({workers} workers)",
+    "as-filed": "in memory, tokenized on 1 thread, as filed ({workers} workers)",
+    "baseline": "pure-Python baseline (1 process)",
+    "beam": "Beam, DirectRunner ({workers} processes)",
+}
+REPEATED = ("project", "in-memory", "as-filed")  # compared side by side: --repeats runs each
+
 BEAM_FILES = 8  # the Beam pipeline tokenizes one file per element: a corpus of several files
 
 
@@ -143,16 +166,19 @@ def to_markdown(rows: list, config: dict) -> str:
         f"Machine: {machine.get('cpu', '?')}, {machine['cpu_count']} cores. "
         f"Command: `{config['command']}`.",
         "",
-        "| implementation | seq | scale | input MB | wall s | instances | instances/s "
+        "| implementation | seq | scale | input MB | wall s | runs s | instances | instances/s "
         "| peak RSS MB | worker peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         # The baseline starts no worker (what getrusage counts there is not one of its own).
         workers = "-" if "baseline" in r["implementation"] else f"{r['worker_peak_rss_mb']:,.0f}"
+        runs = r.get("runs_seconds", [r["seconds"]])
+        runs = ", ".join(f"{x:.1f}" for x in runs) if len(runs) > 1 else "-"
         lines.append(
             f"| {r['implementation']} | {r['seq']} | {r['scale']}x | {r['input_mb']:.1f} | "
-            f"{r['seconds']:.1f} | {r['instances']:,} | {r['instances'] / r['seconds']:,.0f} | "
+            f"{r['seconds']:.1f} | {runs} | {r['instances']:,} | "
+            f"{r['instances'] / r['seconds']:,.0f} | "
             f"{r['peak_rss_mb']:,.0f} | {workers} |"
         )
     lines += [
@@ -161,7 +187,8 @@ def to_markdown(rows: list, config: dict) -> str:
         "(the in-memory path's forked workers; the project's workers come from a fork server "
         "and may not all be counted; the baseline has none; Beam's are its SDK worker "
         "processes, while its runner process holds the data between stages, as the "
-        "DirectRunner does). Wall seconds include starting the workers.",
+        "DirectRunner does), the highest of its runs. Wall seconds include starting the "
+        "workers; with several runs (runs s, interleaved), the median's.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -174,39 +201,45 @@ def main(argv):
         for scale in map(int, FLAGS.scale):
             text = scaled_text(work, scale)
             kinds = ["project"] + (
-                ["in-memory", "baseline"] if str(scale) in FLAGS.baseline_scales else []
+                ["in-memory", "as-filed", "baseline"] if str(scale) in FLAGS.baseline_scales else []
             )
             kinds += ["beam"] if str(scale) in FLAGS.beam_scales else []
             for seq in map(int, FLAGS.seq_lengths):
+                runs = {kind: [] for kind in kinds}
+                for repeat in range(FLAGS.repeats):
+                    for kind in kinds:  # Interleaved: a slow spell of the machine hits all.
+                        if repeat and not (
+                            kind in REPEATED and str(scale) in FLAGS.baseline_scales
+                        ):
+                            continue
+                        out = os.path.join(work, f"{kind}_{scale}_{seq}_{repeat}", "train")
+                        result = common.run_isolated(
+                            "benchmarks.pretraining_data_scale",
+                            "one_run",
+                            kind=kind,
+                            text=text,
+                            vocab=vocab,
+                            out=out,
+                            seq=seq,
+                            dupe=FLAGS.dupe_factor,
+                            workers=FLAGS.num_workers,
+                        )
+                        shutil.rmtree(os.path.dirname(out))
+                        runs[kind].append(result)
+                        print(kind, json.dumps(result), flush=True)
                 for kind in kinds:
-                    out = os.path.join(work, f"{kind}_{scale}_{seq}", "train")
-                    result = common.run_isolated(
-                        "benchmarks.pretraining_data_scale",
-                        "one_run",
-                        kind=kind,
-                        text=text,
-                        vocab=vocab,
-                        out=out,
-                        seq=seq,
-                        dupe=FLAGS.dupe_factor,
-                        workers=FLAGS.num_workers,
-                    )
-                    name = {
-                        "project": f"project ({FLAGS.num_workers} workers)",
-                        "in-memory": f"in memory, before buckets ({FLAGS.num_workers} workers)",
-                        "baseline": "pure-Python baseline (1 process)",
-                        "beam": f"Beam, DirectRunner ({FLAGS.num_workers} processes)",
-                    }[kind]
                     rows.append(
                         dict(
-                            result,
-                            implementation=name,
+                            # The median run by wall time, the highest peak RSS of all.
+                            sorted(runs[kind], key=lambda r: r["seconds"])[len(runs[kind]) // 2],
+                            peak_rss_mb=max(r["peak_rss_mb"] for r in runs[kind]),
+                            runs_seconds=[r["seconds"] for r in runs[kind]],
+                            implementation=NAMES[kind].format(workers=FLAGS.num_workers),
                             seq=seq,
                             scale=scale,
                             input_mb=os.path.getsize(text) / 1e6,
                         )
                     )
-                    print(json.dumps(rows[-1]), flush=True)
             os.remove(text)
     config = {
         "dupe_factor": FLAGS.dupe_factor,
@@ -216,7 +249,8 @@ def main(argv):
         "command": "python -m benchmarks.pretraining_data_scale "
         f"--scale={','.join(FLAGS.scale)} --seq_lengths={','.join(FLAGS.seq_lengths)} "
         f"--baseline_scales={','.join(FLAGS.baseline_scales)}"
-        + (f" --beam_scales={','.join(FLAGS.beam_scales)}" if FLAGS.beam_scales else ""),
+        + (f" --beam_scales={','.join(FLAGS.beam_scales)}" if FLAGS.beam_scales else "")
+        + (f" --repeats={FLAGS.repeats}" if FLAGS.repeats > 1 else ""),
     }
     common.write_results(
         {"config": config, "rows": rows},

@@ -21,7 +21,8 @@ with random_seed and dealt round-robin to its output files.
 Memory does not grow with the corpus: the text is tokenized in chunks into a
 corpus on disk (only its document index stays in memory, so the random next
 sentence still comes from the whole corpus), records go to bucket files on
-disk, and each bucket is shuffled on its own within --memory_megabytes. The
+disk, and each bucket is shuffled on its own within --memory_megabytes (the
+workers hold the tokenized corpus in memory only if it fits the same budget). The
 stages live in a work directory beside the first output file: a killed run
 started again with the same command resumes where it stopped.
 
@@ -139,7 +140,10 @@ class CreatePretrainingDataOptions:
         0, "If > 0, read at most this many documents from each Hugging Face dataset."
     )
     memory_megabytes: float = option(
-        128.0, "Records held in memory at once while shuffling (larger buckets spill to disk)."
+        128.0,
+        "Records held in memory at once while shuffling (larger buckets spill to disk); while "
+        "instances are made, each worker holds the tokenized corpus (4 bytes per token) in "
+        "memory if it fits memory_megabytes / num_workers, else reads it from disk.",
     )
     runner: str = option(
         "",

@@ -19,8 +19,8 @@ from data.pretraining_instances import InstanceOptions, Vocab, create_instances,
 DOCUMENTS_PER_TASK = 16
 BUCKET_SALT = 0x6275636B  # "buck": bucket choices are a stream apart from the instances'
 
-# A worker's corpus, options and vocabulary: inherited from the parent (fork) or set by the
-# pool's initializer (`start_worker`).
+# A worker's corpus, options and vocabulary: inherited from the parent (fork: the in-memory
+# path) or set by the pool's initializer (`start_worker`).
 STATE: dict[str, object] = {}
 
 
@@ -60,14 +60,25 @@ def start_worker(
     num_buckets: int,
     corpus_memory_bytes: float = 0,
 ):
-    """Pool initializer: a worker opens the stored corpus itself (nothing is inherited),
-    holding it in memory if that takes at most `corpus_memory_bytes`."""
+    """Pool initializer (nothing is inherited). The worker opens the stored corpus itself at
+    its first task, so it may start while the corpus is still being written; it holds the
+    corpus in memory if that takes at most `corpus_memory_bytes`."""
+    STATE.clear()
     STATE.update(
-        corpus=corpus_store.open_corpus(corpus_dir, corpus_memory_bytes),
+        corpus_dir=corpus_dir,
+        corpus_memory_bytes=corpus_memory_bytes,
         options=options,
         vocab=vocab,
         num_buckets=num_buckets,
     )
+
+
+def _corpus():
+    if "corpus" not in STATE:
+        STATE["corpus"] = corpus_store.open_corpus(
+            STATE["corpus_dir"], STATE["corpus_memory_bytes"]
+        )
+    return STATE["corpus"]
 
 
 def process_task(task: tuple[int, int, int]):
@@ -75,7 +86,7 @@ def process_task(task: tuple[int, int, int]):
     dupe, start, end = task
     options = STATE["options"]
     records = serialize_instances(
-        create_instances(STATE["corpus"], dupe, start, end, options, STATE["vocab"])
+        create_instances(_corpus(), dupe, start, end, options, STATE["vocab"])
     )
     buckets, order = bucket_order(options, task, len(records), STATE["num_buckets"])
     return (

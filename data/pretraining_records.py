@@ -9,6 +9,7 @@ created by worker processes over fixed tasks of DOCUMENTS_PER_TASK documents.
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -331,15 +332,17 @@ def write_buckets(
     vocab: Vocab,
     directory: str,
     num_buckets: int,
-    num_workers: int,
     state: _State,
+    pool=None,
+    num_workers: int = 1,
     corpus_memory_bytes: float = 0,
 ) -> int:
     """Stage 2: every task's records appended to the bucket files; returns the record count.
 
-    Each worker (or this process, with one worker) holds the corpus in memory if that takes at
-    most `corpus_memory_bytes`, else reads it from disk. Resumes after the last task recorded
-    in `state` (bucket files cut back to its sizes).
+    Tasks run on `pool` (`worker_pool` of `num_workers` started with the same arguments) or,
+    without one, in this process, which then holds the corpus in memory if that takes at most
+    `corpus_memory_bytes`. Resumes after the last task recorded in `state` (bucket files
+    cut back to its sizes).
     """
     corpus = corpus_store.StoredCorpus(corpus_dir)
     tasks = instance_tasks(corpus.num_documents, options.dupe_factor)
@@ -395,18 +398,16 @@ def write_buckets(
         sizes = [os.fstat(f.fileno()).st_size for f in files]
         state.update(tasks_done=done, records=records, bucket_sizes=sizes)
 
-    args = (corpus_dir, options, vocab, num_buckets, corpus_memory_bytes)
     try:
-        if num_workers <= 1:
-            start_worker(*args)
+        if pool is None:
+            start_worker(corpus_dir, options, vocab, num_buckets, corpus_memory_bytes)
             consume(map(_process_task, feed()))
         else:
-            with worker_pool(num_workers, args) as pool:
-                try:
-                    consume(pool.imap(_process_task, feed(), chunksize=2))
-                finally:  # Unblocks the pool's feeding thread, so the pool can close.
-                    stopped.set()
-                    slots.release()
+            try:
+                consume(pool.imap(_process_task, feed(), chunksize=2))
+            finally:  # Unblocks the pool's feeding thread, so the pool can close.
+                stopped.set()
+                slots.release()
         save()
     finally:
         if isinstance(STATE.get("corpus"), corpus_store.StoredCorpus):
@@ -552,30 +553,44 @@ def create_pretraining_data(
     )
     state = _State(work, fingerprint)
     corpus_dir = os.path.join(work, "corpus")
-    try:
-        if not state["corpus"]:
-            documents = text_corpus.iter_documents(
-                input_files, hf_datasets, hf_max_documents=hf_max_documents
-            )
-            state.update(corpus=store_corpus(documents, tokenizer, corpus_dir, total))
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)  # Bad input: nothing worth resuming.
-        raise
-    if not state["corpus"]["documents"]:
-        shutil.rmtree(work, ignore_errors=True)
-        raise ValueError(f"No documents found in {list(input_files) + list(hf_datasets)}.")
-    tokenize_seconds = time.perf_counter() - start
     vocab = Vocab.from_tokenizer(tokenizer)
     num_buckets = min(len(output_files), MAX_BUCKETS)
     bucket_dir = os.path.join(work, "buckets")
     budget = max(1, int(memory_megabytes * 2**20))
-    if state["records"] is None or state["tasks_done"] != len(
+    corpus_memory = budget / max(1, num_workers)  # Records are not held while tasks run.
+    instances_done = state["corpus"] is not None and state["tasks_done"] == len(
         instance_tasks(state["corpus"]["documents"], options.dupe_factor)
-    ):
-        corpus_memory = budget / max(1, num_workers)  # Records are not held in this stage.
-        write_buckets(
-            corpus_dir, options, vocab, bucket_dir, num_buckets, num_workers, state, corpus_memory
-        )
+    )
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if num_workers > 1 and not instances_done:  # Workers start while the text is tokenized.
+            args = (corpus_dir, options, vocab, num_buckets, corpus_memory)
+            pool = stack.enter_context(worker_pool(num_workers, args))
+        try:
+            if not state["corpus"]:
+                documents = text_corpus.iter_documents(
+                    input_files, hf_datasets, hf_max_documents=hf_max_documents
+                )
+                state.update(corpus=store_corpus(documents, tokenizer, corpus_dir, total))
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)  # Bad input: nothing worth resuming.
+            raise
+        if not state["corpus"]["documents"]:
+            shutil.rmtree(work, ignore_errors=True)
+            raise ValueError(f"No documents found in {list(input_files) + list(hf_datasets)}.")
+        tokenize_seconds = time.perf_counter() - start
+        if not instances_done:
+            write_buckets(
+                corpus_dir,
+                options,
+                vocab,
+                bucket_dir,
+                num_buckets,
+                state,
+                pool,
+                num_workers,
+                corpus_memory,
+            )
     instances_seconds = time.perf_counter() - start - tokenize_seconds
     info = record_info(options, vocab, tokenizer)
     records, corpus = state["records"], state["corpus"]

@@ -30,6 +30,11 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SEQ1, PRED1, SEQ2, PRED2 = 64, 10, 128, 20
 
 
+def read_records(paths) -> list[bytes]:
+    """Every record of TFRecord files, in file order."""
+    return [r.numpy() for r in tf.data.TFRecordDataset(list(paths))]
+
+
 def tiny_config(dropout=0.1, vocab_size=30522, **overrides):
     """A 2-layer BERT 32 wide (2 heads, feed-forward 64); `overrides` set any other field."""
     fields = dict(

@@ -15,8 +15,7 @@ import tempfile
 import apache_beam  # noqa: F401 (the [beam] extra: CI installs it; missing, this file fails)
 import numpy as np
 import pytest
-import tensorflow as tf
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, read_records
 
 from data import (
     corpus_store,
@@ -51,10 +50,6 @@ def text_files(documents, tmp_path_factory):
         str(empty),
         _write(directory / "c.txt", documents[20:]),
     ]
-
-
-def _records(paths):
-    return [r.numpy() for r in tf.data.TFRecordDataset(list(paths))]
 
 
 def test_parts_read_as_one_corpus_equal_the_corpus_of_all_files(tmp_path, text_files, minilm_vocab):
@@ -107,7 +102,7 @@ def test_direct_runner_writes_the_local_paths_records(tmp_path, text_files, mini
     subprocess.run(argv, cwd=REPO_ROOT, check=True, capture_output=True)
 
     shards = [f"{prefix}-{i:05d}-of-00003" for i in range(3)]
-    got = _records(shards)
+    got = read_records(shards)
     assert collections.Counter(got) == collections.Counter(expected)
     assert not os.path.exists(pretraining_beam.work_directory(prefix))  # removed when done
     for shard in shards:
@@ -117,7 +112,7 @@ def test_direct_runner_writes_the_local_paths_records(tmp_path, text_files, mini
         else:
             with open(info_path) as f:
                 info = json.load(f)
-            assert info["num_instances"] == len(_records([shard]))
+            assert info["num_instances"] == len(read_records([shard]))
             assert info["vocab_size"] == vocab.size and info["masked"] is False
 
 

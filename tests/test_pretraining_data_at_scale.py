@@ -16,7 +16,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, read_records
 
 from data import (
     corpus_store,
@@ -52,10 +52,6 @@ def in_memory(text_file, tokenizer):
     corpus = corpus_tokenization.tokenize_corpus(text_corpus.read_documents([text_file]), tokenizer)
     vocab = pretraining_instances.Vocab.from_tokenizer(tokenizer)
     return corpus, pretraining_records.generate_records(corpus, OPTIONS, vocab)
-
-
-def read(paths):
-    return [r.numpy() for r in tf.data.TFRecordDataset(list(paths))]
 
 
 def test_the_stored_corpus_gives_the_same_documents_and_instances(
@@ -99,10 +95,10 @@ def test_bounded_memory_output_equals_the_in_memory_records(
     stats = pretraining_records.create_pretraining_data(
         [text_file], outputs, tokenizer, OPTIONS, workers, memory_megabytes=memory_megabytes
     )
-    records = read(outputs)
+    records = read_records(outputs)
     assert collections.Counter(records) == collections.Counter(reference)
     assert stats["instances"] == len(reference) == sum(stats["records_per_file"])
-    assert [len(read([p])) for p in outputs] == stats["records_per_file"]
+    assert [len(read_records([p])) for p in outputs] == stats["records_per_file"]
     assert sorted(os.listdir(tmp_path / "out")) == sorted(os.path.basename(p) for p in outputs)
     # Shuffled: not in the order the instances were made.
     assert records != reference
@@ -200,7 +196,7 @@ def test_a_killed_run_resumes_without_redoing_finished_buckets(
     run()
     assert made == []  # No instance made again,
     assert {p: os.stat(p).st_mtime_ns for p in outputs[:2]} == finished  # no bucket rewritten,
-    assert collections.Counter(read(outputs)) == collections.Counter(reference)
+    assert collections.Counter(read_records(outputs)) == collections.Counter(reference)
     assert not os.path.exists(work)
 
 
@@ -231,7 +227,7 @@ def test_a_run_killed_while_making_instances_resumes_from_its_last_task(
     assert not set(made) & set(first_five) and len(first_five) + len(made) == len(
         pretraining_records.instance_tasks(60, OPTIONS.dupe_factor)
     )
-    assert collections.Counter(read(outputs)) == collections.Counter(reference)
+    assert collections.Counter(read_records(outputs)) == collections.Counter(reference)
 
 
 def test_other_flags_start_over_instead_of_resuming(tmp_path, text_file, tokenizer, monkeypatch):
@@ -252,7 +248,7 @@ def test_other_flags_start_over_instead_of_resuming(tmp_path, text_file, tokeniz
     vocab = pretraining_instances.Vocab.from_tokenizer(tokenizer)
     expected = pretraining_records.generate_records(corpus, other, vocab)
     assert stats["instances"] == len(expected)
-    assert collections.Counter(read(outputs)) == collections.Counter(expected)
+    assert collections.Counter(read_records(outputs)) == collections.Counter(expected)
 
 
 PEAK_RSS = textwrap.dedent(
@@ -320,7 +316,7 @@ def test_inputs_and_outputs_on_a_tensorflow_file_system(text_file, tokenizer, in
     assert text_corpus.expand_file_patterns("ram://corpus/*.txt") == [remote_text]
     outputs = pretraining_records.output_paths("ram://records/train", 2)
     pretraining_records.create_pretraining_data([remote_text], outputs, tokenizer, OPTIONS)
-    assert collections.Counter(read(outputs)) == collections.Counter(reference)
+    assert collections.Counter(read_records(outputs)) == collections.Counter(reference)
     assert not os.path.exists(pretraining_records.work_directory(outputs))
     with pytest.raises(FileNotFoundError, match="ram://corpus/missing.txt"):
         pretraining_records.create_pretraining_data(

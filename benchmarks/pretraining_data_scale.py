@@ -63,6 +63,7 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
     outputs = [f"{out}-{i}" for i in range(4)]
     os.makedirs(os.path.dirname(out), exist_ok=True)
     start = time.perf_counter()
+    stages = {}  # the project's seconds per stage (in the JSON: where the time goes)
     if kind == "project":
         from data import pretraining_records, tokenization
 
@@ -71,6 +72,7 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
             [text], outputs, tokenizer, options, workers
         )
         instances = stats["instances"]
+        stages = {k: stats[k] for k in ("tokenize_seconds", "instances_seconds", "write_seconds")}
     elif kind in ("in-memory", "as-filed"):  # before buckets: every record held, then shuffled
         from data import corpus_tokenization, pretraining_records, text_corpus, tokenization
 
@@ -114,6 +116,7 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
         "peak_rss_mb": own.ru_maxrss / 1024,
         "worker_peak_rss_mb": children.ru_maxrss / 1024,
         "cpu_seconds": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+        **stages,
     }
 
 

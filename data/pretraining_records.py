@@ -399,9 +399,9 @@ def write_buckets(
                 last_saved = time.perf_counter()
 
     def save():
-        # Flushed, not synced (syncing cost more than a second per 100 MB here): a killed
-        # process loses nothing the kernel holds, and what a crashed machine lost is made
-        # again (above).
+        # Flushed, not synced (a sync would write to disk files that are read back from the
+        # page cache and removed soon after): a killed process loses nothing the kernel
+        # holds, and what a crashed machine lost is made again (above).
         for f in files:
             f.flush()
         sizes = [os.fstat(f.fileno()).st_size for f in files]

@@ -21,6 +21,7 @@ from conftest import REPO_ROOT, read_records
 from data import (
     corpus_store,
     corpus_tokenization,
+    instance_workers,
     pretraining_instances,
     pretraining_records,
     text_corpus,
@@ -52,6 +53,19 @@ def in_memory(text_file, tokenizer):
     corpus = corpus_tokenization.tokenize_corpus(text_corpus.read_documents([text_file]), tokenizer)
     vocab = pretraining_instances.Vocab.from_tokenizer(tokenizer)
     return corpus, pretraining_records.generate_records(corpus, OPTIONS, vocab)
+
+
+def recording_tasks(made: list, killed_after: int | None = None):
+    """`process_task` that appends each task to `made`, and raises KeyboardInterrupt (a kill)
+    at task `killed_after` if given."""
+
+    def process(task):
+        if killed_after is not None and len(made) == killed_after:
+            raise KeyboardInterrupt("killed")
+        made.append(task)
+        return instance_workers.process_task(task)
+
+    return process
 
 
 def test_the_stored_corpus_gives_the_same_documents_and_instances(
@@ -189,10 +203,7 @@ def test_a_killed_run_resumes_without_redoing_finished_buckets(
 
     monkeypatch.setattr(pretraining_records, "_shuffled_records", real_shuffle)
     made = []
-    real_process = pretraining_records._process_task
-    monkeypatch.setattr(
-        pretraining_records, "_process_task", lambda task: made.append(task) or real_process(task)
-    )
+    monkeypatch.setattr(pretraining_records, "_process_task", recording_tasks(made))
     run()
     assert made == []  # No instance made again,
     assert {p: os.stat(p).st_mtime_ns for p in outputs[:2]} == finished  # no bucket rewritten,
@@ -206,23 +217,13 @@ def test_a_run_killed_while_making_instances_resumes_from_its_last_task(
     _, reference = in_memory
     outputs = [str(tmp_path / "train")]
     monkeypatch.setattr(pretraining_records, "SAVE_SECONDS", 0.0)  # a resumable point per task
-    real_process = pretraining_records._process_task
     made = []
-
-    def killed_after_5_tasks(task):
-        if len(made) == 5:
-            raise KeyboardInterrupt("killed")
-        made.append(task)
-        return real_process(task)
-
-    monkeypatch.setattr(pretraining_records, "_process_task", killed_after_5_tasks)
+    monkeypatch.setattr(pretraining_records, "_process_task", recording_tasks(made, 5))
     with pytest.raises(KeyboardInterrupt):
         pretraining_records.create_pretraining_data([text_file], outputs, tokenizer, OPTIONS)
     first_five = list(made)
     made.clear()
-    monkeypatch.setattr(
-        pretraining_records, "_process_task", lambda task: made.append(task) or real_process(task)
-    )
+    monkeypatch.setattr(pretraining_records, "_process_task", recording_tasks(made))
     pretraining_records.create_pretraining_data([text_file], outputs, tokenizer, OPTIONS)
     assert not set(made) & set(first_five) and len(first_five) + len(made) == len(
         pretraining_records.instance_tasks(60, OPTIONS.dupe_factor)
@@ -238,24 +239,14 @@ def test_bucket_records_lost_in_a_machine_crash_are_made_again(
     _, reference = in_memory
     outputs = [str(tmp_path / "train")]
     monkeypatch.setattr(pretraining_records, "SAVE_SECONDS", 0.0)
-    real_process = pretraining_records._process_task
     made = []
-
-    def killed_after_5_tasks(task):
-        if len(made) == 5:
-            raise KeyboardInterrupt("killed")
-        made.append(task)
-        return real_process(task)
-
-    monkeypatch.setattr(pretraining_records, "_process_task", killed_after_5_tasks)
+    monkeypatch.setattr(pretraining_records, "_process_task", recording_tasks(made, 5))
     with pytest.raises(KeyboardInterrupt):
         pretraining_records.create_pretraining_data([text_file], outputs, tokenizer, OPTIONS)
     bucket = pathlib.Path(pretraining_records.work_directory(outputs), "buckets", "bucket-00000")
     bucket.write_bytes(bucket.read_bytes()[:-100])  # the last 100 bytes never reached disk
     made.clear()
-    monkeypatch.setattr(
-        pretraining_records, "_process_task", lambda task: made.append(task) or real_process(task)
-    )
+    monkeypatch.setattr(pretraining_records, "_process_task", recording_tasks(made))
     pretraining_records.create_pretraining_data([text_file], outputs, tokenizer, OPTIONS)
     assert len(made) == len(pretraining_records.instance_tasks(60, OPTIONS.dupe_factor))
     assert collections.Counter(read_records(outputs)) == collections.Counter(reference)

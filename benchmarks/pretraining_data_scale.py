@@ -3,12 +3,12 @@ r"""Benchmark: pretraining-data creation as the corpus grows, memory and through
 The real text of ../shared/data/text (1.85 MB) repeated 1, 10 and 100 times is turned into
 records (dupe 5, sequence 128 and 512) by the project (`data.create_pretraining_data`,
 --num_workers workers, default memory budget) and, at the smaller scales, by the pipeline
-before buckets (every record held in memory, then shuffled: with today's tokenization, and
-as it was when issue 25 was filed, tokenizing on one thread), by the pure-Python
-baseline of `benchmarks.pretraining_data` (google-research/bert's algorithm and data flow:
-every instance held in memory until the final shuffle), and by the Beam pipeline on the
-DirectRunner (`data.pretraining_beam`, the text split into 8 files at document boundaries,
-2 worker processes). Each run is its own process; the table gives its wall seconds,
+before buckets (every record held in memory, then shuffled: `generate_records` of today, and
+the program issue 25 was filed against, commit AS_FILED run from a git work tree), by the
+pure-Python baseline of `benchmarks.pretraining_data` (google-research/bert's algorithm and
+data flow: every instance held in memory until the final shuffle), and by the Beam pipeline on
+the DirectRunner (`data.pretraining_beam`, the text split into 8 files at document
+boundaries, 2 worker processes). Each run is its own process; the table gives its wall seconds,
 instances/s, and peak RSS (the process's own and its largest worker's, from getrusage).
 With --repeats, the project and the in-memory paths run that many times, interleaved, at
 the baseline scales (the median is given: this machine's speed varies by tens of percent).
@@ -20,6 +20,8 @@ the baseline scales (the median is given: this machine's speed varies by tens of
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 from absl import app, flags
@@ -73,11 +75,29 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
         )
         instances = stats["instances"]
         stages = {k: stats[k] for k in ("tokenize_seconds", "instances_seconds", "write_seconds")}
-    elif kind in ("in-memory", "as-filed"):  # before buckets: every record held, then shuffled
+    elif kind == "as-filed":  # the program issue 25 was filed against, as a user runs it
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "data.create_pretraining_data",
+                f"--input_file={text}",
+                f"--output_file={','.join(outputs)}",
+                f"--vocab_file={vocab}",
+                "--do_lower_case",
+                f"--max_seq_length={seq}",
+                f"--max_predictions_per_seq={options.max_predictions_per_seq}",
+                f"--dupe_factor={dupe}",
+                f"--num_workers={workers}",
+            ],
+            cwd=as_filed_tree(os.path.dirname(os.path.dirname(out))),
+            check=True,
+            capture_output=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
+        instances = None  # counted below, after the clock
+    elif kind == "in-memory":  # before buckets: every record held, then shuffled
         from data import corpus_tokenization, pretraining_records, text_corpus, tokenization
-
-        if kind == "as-filed":
-            corpus_tokenization.THREADS = 1  # the tokenization of that time: one thread
 
         tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
         corpus = corpus_tokenization.tokenize_corpus(text_corpus.read_documents([text]), tokenizer)
@@ -107,27 +127,49 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
         import tensorflow as tf
 
         shards = [f"{out}-{i:05d}-of-{len(outputs):05d}" for i in range(len(outputs))]
+        shards = outputs if kind == "as-filed" else shards
         instances = sum(1 for _ in tf.data.TFRecordDataset(shards))
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "seconds": seconds,
         "instances": instances,
-        "peak_rss_mb": own.ru_maxrss / 1024,
-        "worker_peak_rss_mb": children.ru_maxrss / 1024,
+        # The as-filed program is a child process: its peak is the children's (this process
+        # only counted its records, after the clock); its own workers are not told apart.
+        "peak_rss_mb": (children if kind == "as-filed" else own).ru_maxrss / 1024,
+        "worker_peak_rss_mb": None if kind == "as-filed" else children.ru_maxrss / 1024,
         "cpu_seconds": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
         **stages,
     }
 
 
+AS_FILED = "7314b4b"  # The commit issue 25 was filed against (every record held in memory).
 NAMES = {
     "project": "project ({workers} workers)",
     "in-memory": "in memory, before buckets ({workers} workers)",
-    "as-filed": "in memory, tokenized on 1 thread, as filed ({workers} workers)",
+    "as-filed": f"as filed: commit {AS_FILED}'s program, in memory ({{workers}} workers)",
     "baseline": "pure-Python baseline (1 process)",
     "beam": "Beam, DirectRunner ({workers} processes)",
 }
 REPEATED = ("project", "in-memory", "as-filed")  # compared side by side: --repeats runs each
+
+
+def as_filed_tree(directory: str) -> str:
+    """A work tree of this repository at AS_FILED in `directory` (made once)."""
+    tree = os.path.join(directory, "as_filed")
+    if not os.path.exists(tree):
+        result = subprocess.run(
+            ["git", "-C", REPO, "worktree", "add", "--detach", tree, AS_FILED],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            raise RuntimeError(
+                f"The as-filed rows need commit {AS_FILED} of this repository's history "
+                f"(a full clone): git worktree add failed: {result.stderr.strip()}"
+            )
+    return tree
+
 
 BEAM_FILES = 8  # the Beam pipeline tokenizes one file per element: a corpus of several files
 
@@ -175,7 +217,8 @@ def to_markdown(rows: list, config: dict) -> str:
     ]
     for r in rows:
         # The baseline starts no worker (what getrusage counts there is not one of its own).
-        workers = "-" if "baseline" in r["implementation"] else f"{r['worker_peak_rss_mb']:,.0f}"
+        workers = r["worker_peak_rss_mb"]
+        workers = "-" if workers is None or "baseline" in r["implementation"] else f"{workers:,.0f}"
         runs = r.get("runs_seconds", [r["seconds"]])
         runs = ", ".join(f"{x:.1f}" for x in runs) if len(runs) > 1 else "-"
         lines.append(
@@ -187,7 +230,8 @@ def to_markdown(rows: list, config: dict) -> str:
     lines += [
         "",
         "Peak RSS is getrusage's ru_maxrss of the run's process and of its largest child process "
-        "(the in-memory path's forked workers; the project's workers come from a fork server "
+        "(the in-memory path's forked workers; the as-filed program's largest process, its "
+        "workers included; the project's workers come from a fork server "
         "and may not all be counted; the baseline has none; Beam's are its SDK worker "
         "processes, while its runner process holds the data between stages, as the "
         "DirectRunner does), the highest of its runs. Wall seconds include starting the "
@@ -244,6 +288,9 @@ def main(argv):
                         )
                     )
             os.remove(text)
+        if os.path.exists(os.path.join(work, "as_filed")):
+            tree = os.path.join(work, "as_filed")
+            subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", tree], check=True)
     config = {
         "dupe_factor": FLAGS.dupe_factor,
         "num_workers": FLAGS.num_workers,

@@ -126,8 +126,12 @@ def one_run(kind: str, text: str, vocab: str, out: str, seq: int, dupe: int, wor
     if instances is None:
         import tensorflow as tf
 
-        shards = [f"{out}-{i:05d}-of-{len(outputs):05d}" for i in range(len(outputs))]
-        shards = outputs if kind == "as-filed" else shards
+        # Beam names its shards; the as-filed program writes the files it was given.
+        shards = (
+            outputs
+            if kind == "as-filed"
+            else [f"{out}-{i:05d}-of-{len(outputs):05d}" for i in range(len(outputs))]
+        )
         instances = sum(1 for _ in tf.data.TFRecordDataset(shards))
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -288,8 +292,8 @@ def main(argv):
                         )
                     )
             os.remove(text)
-        if os.path.exists(os.path.join(work, "as_filed")):
-            tree = os.path.join(work, "as_filed")
+        tree = os.path.join(work, "as_filed")  # as_filed_tree's, if a run made it
+        if os.path.exists(tree):
             subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", tree], check=True)
     config = {
         "dupe_factor": FLAGS.dupe_factor,
